@@ -1,0 +1,55 @@
+# Outbox Hub. `make dev` runs the hub; `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+TOOLS      := $(CURDIR)/.tools
+FERRETDB_VERSION := v1.24.2
+FERRETDB   := $(TOOLS)/bin/ferretdb
+NODE_DEPS  := node_modules/.installed
+JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
+export GOTOOLCHAIN := local
+export GOFLAGS := -mod=mod
+
+.PHONY: help deps tools build typecheck test dev bench clean
+
+help:
+	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
+	@echo "make test   - type-check and run the whole suite against a real MongoDB-wire server"
+	@echo "make bench  - drain throughput and latency benchmark (numbers in README)"
+
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(NODE_DEPS)
+
+# FerretDB from the Go module proxy. Its version check wants build/version/version.txt,
+# which only its release tooling writes, so we build from a writable copy of the module.
+$(FERRETDB):
+	@mkdir -p $(TOOLS)/bin $(TOOLS)/src
+	@dir=$$(go mod download -json github.com/FerretDB/FerretDB@$(FERRETDB_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",\?$$/\1/p'); \
+	  test -n "$$dir" || { echo "cannot download FerretDB $(FERRETDB_VERSION)"; exit 1; }; \
+	  rm -rf $(TOOLS)/src/ferretdb && cp -r "$$dir" $(TOOLS)/src/ferretdb && chmod -R u+w $(TOOLS)/src/ferretdb && \
+	  echo $(FERRETDB_VERSION) > $(TOOLS)/src/ferretdb/build/version/version.txt && \
+	  cd $(TOOLS)/src/ferretdb && go build -trimpath -o $(FERRETDB) ./cmd/ferretdb
+	@$(FERRETDB) --version | head -1
+
+tools: $(FERRETDB)
+
+build: $(NODE_DEPS)
+	npx tsc -p tsconfig.build.json
+
+typecheck: $(NODE_DEPS)
+	npx tsc -p tsconfig.json --noEmit
+
+test: $(NODE_DEPS) tools build typecheck
+	$(JEST) --ci
+
+dev: $(NODE_DEPS) tools build
+	node dist/test/harness/dev.js
+
+bench: $(NODE_DEPS) tools build
+	node dist/bench/drain.js
+
+clean:
+	rm -rf dist .tools/src

@@ -1,0 +1,9 @@
+/** Drainer binary: moves outbox messages into the event log. Configuration: see loadDrainerConfig. */
+import { DrainerApp, loadDrainerConfig } from '../../internal/drainer/index.js';
+import { loadConfigOrExit, runService } from '../../internal/lifecycle/index.js';
+import { createLogger } from '../../internal/log/index.js';
+import { createRegistry } from '../../internal/telemetry/index.js';
+
+const config = loadConfigOrExit(() => loadDrainerConfig(process.env));
+const log = createLogger({ level: config.logLevel, fields: { binary: 'drainer', member: config.member } });
+await runService(new DrainerApp(config, { log, registry: createRegistry('drainer') }), { log, stopTimeoutMs: config.stopTimeoutMs });

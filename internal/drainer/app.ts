@@ -1,0 +1,65 @@
+import { Drainer } from './drainer.js';
+import type { DrainerConfig } from './config.js';
+import { createDrainerMetrics } from './metrics.js';
+import { MongoEventLog, migrateEventLog } from '../eventlog/index.js';
+import { MongoLeaseStore, migrateLeases } from '../lease/index.js';
+import type { Service } from '../lifecycle/index.js';
+import type { Logger } from '../log/index.js';
+import { connectMongo, detectCapabilities, type MongoClient } from '../mongo/index.js';
+import { MongoOutboxStore, migrateOutbox } from '../outbox/index.js';
+import { startTelemetryServer, type Registry, type TelemetryServer } from '../telemetry/index.js';
+
+/**
+ * The drainer process: telemetry server, MongoDB connection, start-up
+ * migrations and the {@link Drainer}. Stops in reverse order and closes only
+ * what it opened.
+ */
+export class DrainerApp implements Service {
+  readonly #config: DrainerConfig;
+  readonly #log: Logger;
+  readonly #registry: Registry;
+  readonly #abort = new AbortController();
+  #telemetry: TelemetryServer | undefined;
+  #client: MongoClient | undefined;
+  #drainer: Drainer | undefined;
+
+  constructor(config: DrainerConfig, deps: { log: Logger; registry: Registry }) {
+    this.#config = config;
+    this.#log = deps.log;
+    this.#registry = deps.registry;
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.#config;
+    this.#telemetry = await startTelemetryServer({
+      host: cfg.metricsHost,
+      port: cfg.metricsPort,
+      registry: this.#registry,
+      ready: () => this.#drainer?.ready ?? false,
+    });
+    this.#log.info('telemetry listening', { port: this.#telemetry.port });
+    this.#client = await connectMongo(cfg.mongoUrl, { appName: 'outbox-hub-drainer', signal: this.#abort.signal });
+    const db = this.#client.db(cfg.mongoDb);
+    const caps = await detectCapabilities(this.#client, db);
+    this.#log.info('connected', { db: cfg.mongoDb, ...caps });
+    await migrateOutbox(db);
+    await migrateEventLog(db);
+    await migrateLeases(db);
+    this.#drainer = new Drainer({
+      outbox: new MongoOutboxStore(db, { changeStreams: caps.changeStreams }),
+      eventLog: new MongoEventLog(db),
+      leases: new MongoLeaseStore(db),
+      log: this.#log,
+      metrics: createDrainerMetrics(this.#registry),
+      config: cfg,
+    });
+    await this.#drainer.start();
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#drainer?.stop();
+    await this.#telemetry?.close();
+    await this.#client?.close();
+  }
+}

@@ -1,0 +1,83 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { envReader } from '../config/index.js';
+import { LOG_LEVELS, type LogLevel } from '../log/index.js';
+
+/** Validated drainer configuration. Frozen; built once by {@link loadDrainerConfig}. */
+export interface DrainerConfig {
+  readonly mongoUrl: string;
+  readonly mongoDb: string;
+  readonly partitions: number;
+  readonly batchSize: number;
+  readonly leaseTtlMs: number;
+  readonly leaseRenewMs: number;
+  readonly pollMinMs: number;
+  readonly pollMaxMs: number;
+  readonly maxAttempts: number;
+  readonly retryBaseMs: number;
+  readonly retentionMs: number;
+  readonly retentionSweepMs: number;
+  readonly statsIntervalMs: number;
+  readonly metricsHost: string;
+  readonly metricsPort: number;
+  readonly logLevel: LogLevel;
+  readonly member: string;
+  readonly stopTimeoutMs: number;
+}
+
+/** Default values, named so docs and tests can refer to them. */
+export const DRAINER_DEFAULTS = Object.freeze({
+  partitions: 16,
+  batchSize: 500,
+  leaseTtlMs: 10_000,
+  pollMinMs: 10,
+  pollMaxMs: 1_000,
+  maxAttempts: 5,
+  retryBaseMs: 100,
+  retentionMs: 7 * 86_400_000,
+  retentionSweepMs: 60_000,
+  statsIntervalMs: 5_000,
+  metricsPort: 9464,
+  stopTimeoutMs: 25_000,
+});
+
+/** The database named in a MongoDB URL's path, if any. */
+export function databaseFromUrl(url: string): string | undefined {
+  const m = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]+)/.exec(url);
+  return m?.[1] ? decodeURIComponent(m[1]) : undefined;
+}
+
+/**
+ * Reads the drainer's environment. Throws a `ConfigError` naming every bad
+ * variable. Variables: MONGO_URL, MONGO_DB, OUTBOX_PARTITIONS, DRAINER_BATCH_SIZE,
+ * LEASE_TTL, LEASE_RENEW_INTERVAL, POLL_MIN, POLL_MAX, DRAINER_MAX_ATTEMPTS,
+ * RETRY_BASE, OUTBOX_RETENTION, RETENTION_SWEEP_INTERVAL, STATS_INTERVAL,
+ * METRICS_HOST, METRICS_PORT, LOG_LEVEL, MEMBER_ID, STOP_TIMEOUT.
+ */
+export function loadDrainerConfig(env: Readonly<Record<string, string | undefined>>): DrainerConfig {
+  const r = envReader(env);
+  const mongoUrl = r.string('MONGO_URL', { pattern: /^mongodb(\+srv)?:\/\// });
+  const leaseTtlMs = r.duration('LEASE_TTL', { default: DRAINER_DEFAULTS.leaseTtlMs, min: 1_000, max: 300_000 });
+  const cfg: DrainerConfig = {
+    mongoUrl,
+    mongoDb: r.string('MONGO_DB', { default: databaseFromUrl(mongoUrl) ?? 'outbox_hub', pattern: /^[A-Za-z0-9_-]{1,60}$/ }),
+    partitions: r.int('OUTBOX_PARTITIONS', { default: DRAINER_DEFAULTS.partitions, min: 1, max: 4096 }),
+    batchSize: r.int('DRAINER_BATCH_SIZE', { default: DRAINER_DEFAULTS.batchSize, min: 1, max: 5_000 }),
+    leaseTtlMs,
+    leaseRenewMs: r.duration('LEASE_RENEW_INTERVAL', { default: Math.floor(leaseTtlMs / 3), min: 50, max: leaseTtlMs - 1 }),
+    pollMinMs: r.duration('POLL_MIN', { default: DRAINER_DEFAULTS.pollMinMs, min: 1, max: 10_000 }),
+    pollMaxMs: r.duration('POLL_MAX', { default: DRAINER_DEFAULTS.pollMaxMs, min: 1, max: 60_000 }),
+    maxAttempts: r.int('DRAINER_MAX_ATTEMPTS', { default: DRAINER_DEFAULTS.maxAttempts, min: 1, max: 1_000 }),
+    retryBaseMs: r.duration('RETRY_BASE', { default: DRAINER_DEFAULTS.retryBaseMs, min: 1, max: 60_000 }),
+    retentionMs: r.duration('OUTBOX_RETENTION', { default: DRAINER_DEFAULTS.retentionMs, min: 1_000 }),
+    retentionSweepMs: r.duration('RETENTION_SWEEP_INTERVAL', { default: DRAINER_DEFAULTS.retentionSweepMs, min: 100 }),
+    statsIntervalMs: r.duration('STATS_INTERVAL', { default: DRAINER_DEFAULTS.statsIntervalMs, min: 100 }),
+    metricsHost: r.string('METRICS_HOST', { default: '0.0.0.0' }),
+    metricsPort: r.int('METRICS_PORT', { default: DRAINER_DEFAULTS.metricsPort, min: 0, max: 65_535 }),
+    logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
+    member: r.string('MEMBER_ID', { default: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`, pattern: /^[A-Za-z0-9_.:-]{1,120}$/ }),
+    stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: DRAINER_DEFAULTS.stopTimeoutMs, min: 100 }),
+  };
+  r.done();
+  return Object.freeze(cfg);
+}

@@ -1,0 +1,174 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describeError, isHubError } from '../errors/index.js';
+import { EventLogError, type EventLog, type EventInput } from '../eventlog/index.js';
+import type { Logger } from '../log/index.js';
+import { isTransientError } from '../mongo/index.js';
+import type { OutboxStore, PendingMessage } from '../outbox/index.js';
+import { topicProblem } from '../topic/index.js';
+import type { DrainerConfig } from './config.js';
+import type { DrainerMetrics } from './metrics.js';
+
+/** What a worker needs from its drainer. */
+export interface WorkerDeps {
+  outbox: OutboxStore;
+  eventLog: EventLog;
+  log: Logger;
+  metrics: DrainerMetrics;
+  config: Pick<DrainerConfig, 'batchSize' | 'pollMinMs' | 'pollMaxMs' | 'maxAttempts' | 'retryBaseMs'>;
+  /** Called once when the worker finds itself fenced. */
+  onFenced(partition: number): void;
+}
+
+type WorkerState = 'running' | 'finishing' | 'stopped';
+
+/**
+ * Drains one partition under one lease epoch.
+ *
+ * Per batch: one read of pending messages in order, one append, one status
+ * update. Idle partitions poll with doubling backoff (pollMin..pollMax) unless
+ * woken. Lifecycle: running -> finishing (finish the batch, then stop) or
+ * stopped (lease lost: stop at once; the epoch is fenced anyway).
+ */
+export class PartitionWorker {
+  readonly partition: number;
+  readonly epoch: number;
+  readonly #d: WorkerDeps;
+  #state: WorkerState = 'running';
+  #waitAbort: AbortController | undefined;
+  #done: Promise<void> | undefined;
+  #woken = false;
+
+  constructor(partition: number, epoch: number, deps: WorkerDeps) {
+    this.partition = partition;
+    this.epoch = epoch;
+    this.#d = deps;
+  }
+
+  start(): void {
+    this.#done ??= this.#run().catch((err: unknown) => {
+      this.#d.log.error('worker crashed', { partition: this.partition, err });
+    });
+  }
+
+  /** New messages may be pending: cut the idle wait short. */
+  wake(): void {
+    this.#woken = true;
+    this.#waitAbort?.abort();
+  }
+
+  /** Finishes the current batch, then stops. */
+  async finish(): Promise<void> {
+    if (this.#state === 'running') this.#state = 'finishing';
+    this.#waitAbort?.abort();
+    await this.#done;
+    this.#state = 'stopped';
+  }
+
+  /** Stops at once (lease lost); an in-flight append is fenced by the new epoch. */
+  kill(): void {
+    this.#state = 'stopped';
+    this.#waitAbort?.abort();
+  }
+
+  async #run(): Promise<void> {
+    const { config, log } = this.#d;
+    let idleMs = config.pollMinMs;
+    let failures = 0;
+    let single = false;
+    while (this.#state === 'running') {
+      let batch: PendingMessage[] = [];
+      try {
+        batch = await this.#d.outbox.pending(this.partition, single ? 1 : config.batchSize);
+        if (batch.length === 0) {
+          single = false;
+          await this.#wait(idleMs);
+          idleMs = this.#woken ? config.pollMinMs : Math.min(idleMs * 2, config.pollMaxMs);
+          this.#woken = false;
+          continue;
+        }
+        idleMs = config.pollMinMs;
+        await this.#drain(batch);
+        failures = 0;
+        single = false;
+      } catch (err) {
+        if (isHubError(err, 'FENCED')) {
+          this.#d.metrics.fenced.inc();
+          log.warn('fenced: a newer lease epoch holds this partition', { partition: this.partition, epoch: this.epoch });
+          this.#state = 'stopped';
+          this.#d.onFenced(this.partition);
+          return;
+        }
+        const transient = isTransientError(err);
+        this.#d.metrics.batchErrors.inc({ kind: transient ? 'transient' : 'permanent' });
+        log.warn('drain batch failed', { partition: this.partition, size: batch.length, transient, err: describeError(err) });
+        if (!transient && batch.length > 0) {
+          failures++;
+          ({ failures, single } = await this.#onPermanentFailure(batch, err, failures, single));
+        }
+        await this.#wait(Math.min(config.retryBaseMs * 2 ** Math.min(failures, 10), 30_000));
+      }
+    }
+  }
+
+  /**
+   * A batch that keeps failing is retried one message at a time to find the
+   * culprit; a single message that keeps failing is moved to `dead` so its
+   * partition goes on (later messages of its key overtake it).
+   */
+  async #onPermanentFailure(batch: PendingMessage[], err: unknown, failures: number, single: boolean): Promise<{ failures: number; single: boolean }> {
+    const { maxAttempts } = this.#d.config;
+    if (batch.length > 1) return failures >= maxAttempts ? { failures: 0, single: true } : { failures, single };
+    const message = batch[0] as PendingMessage;
+    const dead = message.attempts + 1 >= maxAttempts;
+    await this.#assertHolder();
+    await this.#d.outbox.recordFailure(message.id, describeError(err), dead);
+    if (dead) {
+      this.#d.metrics.deadLettered.inc();
+      this.#d.log.error('message moved to dead', { partition: this.partition, id: message.id, err: describeError(err) });
+      return { failures: 0, single: false };
+    }
+    return { failures, single };
+  }
+
+  async #drain(batch: PendingMessage[]): Promise<void> {
+    const { eventLog, outbox, metrics } = this.#d;
+    const events: EventInput[] = [];
+    const invalid: Array<{ id: string; problem: string }> = [];
+    for (const m of batch) {
+      const problem = topicProblem(m.topic);
+      if (problem === undefined) events.push({ id: m.id, topic: m.topic, key: m.key, payload: m.payload, headers: m.headers, createdAt: m.createdAt });
+      else invalid.push({ id: m.id, problem });
+    }
+    if (invalid.length > 0) {
+      // Written around the library (e.g. by hand): no retry can fix these.
+      await this.#assertHolder();
+      for (const bad of invalid) {
+        await outbox.recordFailure(bad.id, `invalid message: ${bad.problem}`, true);
+        metrics.deadLettered.inc();
+      }
+    }
+    if (events.length === 0) return;
+    const result = await eventLog.append(this.partition, this.epoch, events);
+    await outbox.markSent([...result.appended.map((e) => e.id), ...result.duplicates], new Date());
+    metrics.published.inc(result.appended.length);
+    if (result.duplicates.length > 0) metrics.duplicates.inc(result.duplicates.length);
+    for (const e of result.appended) metrics.commitToPublish.observe((e.publishedAt.getTime() - e.createdAt.getTime()) / 1000);
+  }
+
+  async #assertHolder(): Promise<void> {
+    const head = await this.#d.eventLog.head(this.partition);
+    if (head.epoch !== this.epoch) throw new EventLogError('FENCED', `partition ${this.partition} moved to epoch ${head.epoch}`);
+  }
+
+  async #wait(ms: number): Promise<void> {
+    if (this.#state !== 'running' || this.#woken) return;
+    this.#waitAbort = new AbortController();
+    try {
+      await sleep(ms, undefined, { signal: this.#waitAbort.signal });
+    } catch {
+      // woken or stopping
+    } finally {
+      this.#waitAbort = undefined;
+    }
+  }
+}

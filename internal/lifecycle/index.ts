@@ -1,0 +1,108 @@
+/**
+ * Process lifecycle for the binaries.
+ *
+ * Invariants: the first SIGTERM/SIGINT starts an orderly stop and the process
+ * exits when it completes; a second signal exits at once with code 130; a stop
+ * that outlives `stopTimeoutMs` exits with code 1. Nothing here is module state:
+ * handlers are installed on the `proc` passed in and removed on exit.
+ */
+import { isHubError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Anything with an orderly start and stop. `stop` must be idempotent. */
+export interface Service {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Options for {@link runService}. */
+export interface RunOptions {
+  log: Logger;
+  /** Upper bound for an orderly stop before the process exits anyway. */
+  stopTimeoutMs?: number;
+  signals?: readonly NodeJS.Signals[];
+  proc?: NodeJS.Process;
+}
+
+/** Starts `service`, then stops it on the first signal and exits the process. */
+export async function runService(service: Service, options: RunOptions): Promise<void> {
+  const proc = options.proc ?? process;
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+  const { log } = options;
+  let stopping = false;
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn('second signal, exiting now', { signal });
+      proc.exit(130);
+      return;
+    }
+    stopping = true;
+    log.info('signal received, stopping', { signal });
+    const ac = new AbortController();
+    const deadline = sleep(options.stopTimeoutMs ?? 30_000, undefined, { signal: ac.signal }).then(
+      () => {
+        log.error('orderly stop timed out, exiting');
+        proc.exit(1);
+      },
+      () => undefined,
+    );
+    service.stop().then(
+      () => {
+        ac.abort();
+        log.info('stopped');
+        for (const s of signals) proc.off(s, onSignal);
+        proc.exitCode = 0;
+        proc.exit(0);
+      },
+      (err: unknown) => {
+        ac.abort();
+        log.error('stop failed', { err });
+        proc.exit(1);
+      },
+    );
+  };
+  for (const s of signals) proc.on(s, onSignal);
+
+  try {
+    await service.start();
+  } catch (err) {
+    log.error('start failed', { err });
+    for (const s of signals) proc.off(s, onSignal);
+    await service.stop().catch(() => undefined);
+    proc.exit(1);
+  }
+}
+
+/**
+ * Calls `fn` every `intervalMs` until `signal` aborts; never overlaps calls.
+ * Resolves once stopped. `fn` errors go to `onError` and do not stop the loop.
+ */
+export async function repeat(intervalMs: number, signal: AbortSignal, fn: () => Promise<void>, onError: (err: unknown) => void): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      await sleep(intervalMs, undefined, { signal });
+    } catch {
+      return;
+    }
+    try {
+      await fn();
+    } catch (err) {
+      onError(err);
+    }
+  }
+}
+
+/** Runs a config loader; on a configuration error prints it as a JSON log line and exits 2. */
+export function loadConfigOrExit<T>(load: () => T, proc: NodeJS.Process = process): T {
+  try {
+    return load();
+  } catch (err) {
+    if (isHubError(err, 'CONFIG_INVALID')) {
+      proc.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level: 'error', msg: err.message, code: err.code })}\n`);
+      proc.exit(2);
+    }
+    throw err;
+  }
+}

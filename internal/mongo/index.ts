@@ -1,0 +1,139 @@
+/**
+ * MongoDB adapter helpers shared by the outbox, event log and lease adapters.
+ *
+ * Invariants: capabilities are probed once per process against the real server
+ * (never assumed from the URL); indexes are created by {@link ensureIndexes}
+ * during start-up migrations, never from request paths.
+ */
+import { MongoClient, MongoError, type Db, type IndexDescription } from 'mongodb';
+import { HubError } from '../errors/index.js';
+
+/** What the connected server can do. */
+export interface ServerCapabilities {
+  /** Multi-document transactions (replica set or sharded cluster). */
+  readonly transactions: boolean;
+  /** `watch()` change streams. */
+  readonly changeStreams: boolean;
+  /** `mongodb` or `ferretdb`. */
+  readonly flavor: 'mongodb' | 'ferretdb';
+  readonly version: string;
+}
+
+/** Why a MongoDB helper failed. */
+export type MongoHelperErrorCode = 'CONNECT_FAILED';
+
+/** Raised by {@link connectMongo}. */
+export class MongoHelperError extends HubError<MongoHelperErrorCode> {}
+
+/** Connects and verifies the server answers. Honours `signal` while connecting. */
+export async function connectMongo(
+  url: string,
+  options: { appName: string; signal?: AbortSignal; serverSelectionTimeoutMS?: number },
+): Promise<MongoClient> {
+  const client = new MongoClient(url, {
+    appName: options.appName,
+    serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 10_000,
+  });
+  const onAbort = (): void => void client.close();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await client.connect();
+    await client.db('admin').command({ ping: 1 });
+    return client;
+  } catch (err) {
+    await client.close().catch(() => undefined);
+    throw new MongoHelperError('CONNECT_FAILED', `cannot connect to MongoDB: ${(err as Error).message}`, { cause: err });
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Probes the server for transactions and change streams by trying them. */
+export async function detectCapabilities(client: MongoClient, db: Db): Promise<ServerCapabilities> {
+  const info = await db.admin().command({ buildInfo: 1 });
+  const flavor = 'ferretdbVersion' in info || 'ferretdb' in info ? 'ferretdb' : 'mongodb';
+  const version = String(info['version'] ?? 'unknown');
+  const probe = db.collection('_hub_capability_probe');
+
+  let transactions = false;
+  const session = client.startSession();
+  try {
+    session.startTransaction();
+    await probe.insertOne({ probe: 'transaction' }, { session });
+    await session.abortTransaction();
+    transactions = true;
+  } catch {
+    transactions = false;
+  } finally {
+    await session.endSession().catch(() => undefined);
+  }
+
+  let changeStreams = false;
+  const stream = probe.watch([], { maxAwaitTimeMS: 1 });
+  try {
+    await stream.tryNext();
+    changeStreams = true;
+  } catch {
+    changeStreams = false;
+  } finally {
+    await stream.close().catch(() => undefined);
+  }
+  return Object.freeze({ transactions, changeStreams, flavor, version });
+}
+
+/** Idempotently creates `indexes` on `collection` (the start-up migration step). */
+export async function ensureIndexes(db: Db, collection: string, indexes: IndexDescription[]): Promise<void> {
+  const existing = await db.listCollections({ name: collection }, { nameOnly: true }).toArray();
+  if (existing.length === 0) {
+    try {
+      await db.createCollection(collection);
+    } catch (err) {
+      // Another replica may have created it between our check and our call.
+      if (!(err instanceof MongoError && (err.code === 48))) throw err;
+    }
+  }
+  // Create only what is missing: cheaper, and FerretDB 1.x drops the connection when
+  // asked to re-create several existing indexes at once.
+  const c = db.collection(collection);
+  const missing = async (): Promise<IndexDescription[]> => {
+    const names = new Set((await c.listIndexes().toArray()).map((i) => String(i['name'])));
+    return indexes.filter((i) => i.name === undefined || !names.has(i.name));
+  };
+  const todo = await missing();
+  if (todo.length === 0) return;
+  try {
+    await c.createIndexes(todo);
+  } catch (err) {
+    // A concurrent replica may have won the race; fine if everything now exists.
+    if ((await missing()).length > 0) throw err;
+  }
+}
+
+/** True for a duplicate-key write error (E11000), including inside a bulk write. */
+export function isDuplicateKeyError(err: unknown): boolean {
+  if (!(err instanceof MongoError)) return false;
+  if (err.code === 11000) return true;
+  const writeErrors = (err as { writeErrors?: unknown }).writeErrors;
+  if (Array.isArray(writeErrors)) return writeErrors.some((w: { code?: number }) => w.code === 11000);
+  return false;
+}
+
+/**
+ * True for failures worth retrying unchanged: network errors, server selection
+ * timeouts, primary step-downs and errors the driver labels retryable.
+ */
+export function isTransientError(err: unknown): boolean {
+  if (!(err instanceof MongoError)) return false;
+  if (err.hasErrorLabel('TransientTransactionError') || err.hasErrorLabel('RetryableWriteError')) return true;
+  const name = err.name;
+  return (
+    name === 'MongoNetworkError' ||
+    name === 'MongoNetworkTimeoutError' ||
+    name === 'MongoServerSelectionError' ||
+    name === 'MongoNotConnectedError' ||
+    name === 'MongoTopologyClosedError' ||
+    name === 'MongoPoolClearedError'
+  );
+}
+
+export type { ClientSession, Db, MongoClient } from 'mongodb';

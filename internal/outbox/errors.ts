@@ -1,0 +1,25 @@
+import { HubError } from '../errors/index.js';
+
+/** Why the outbox refused or failed an operation. */
+export type OutboxErrorCode =
+  | 'INVALID_TOPIC'
+  | 'INVALID_KEY'
+  | 'INVALID_ID'
+  | 'INVALID_PAYLOAD'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'INVALID_HEADERS'
+  | 'INVALID_OPTIONS'
+  | 'DUPLICATE_ID'
+  | 'ABORTED'
+  | 'WRITE_FAILED';
+
+/** Error raised by the outbox; `index` names the offending message in a batch. */
+export class OutboxError extends HubError<OutboxErrorCode> {
+  /** Position of the offending message when a batch was refused. */
+  readonly index: number | undefined;
+
+  constructor(code: OutboxErrorCode, message: string, options?: { cause?: unknown; index?: number }) {
+    super(code, message, options);
+    this.index = options?.index;
+  }
+}

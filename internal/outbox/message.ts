@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import { BSON } from 'mongodb';
+import { topicProblem } from '../topic/index.js';
+import { OutboxError } from './errors.js';
+
+/** Default number of partitions. */
+export const DEFAULT_PARTITIONS = 16;
+/** Largest partition count accepted. */
+export const MAX_PARTITIONS = 4096;
+/** Default payload bound, in BSON bytes. */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
+/** Longest key, in characters. */
+export const MAX_KEY_LENGTH = 512;
+/** Longest caller-supplied id, in characters. */
+export const MAX_ID_LENGTH = 128;
+/** Most header entries per message. */
+export const MAX_HEADERS = 64;
+/** Bound on all header names and values together, in characters. */
+export const MAX_HEADERS_CHARS = 16 * 1024;
+
+const ID_PATTERN = /^[A-Za-z0-9_.:-]+$/;
+
+/** What an application hands to {@link Outbox.add}. */
+export interface OutboxMessageInput<P = unknown> {
+  /** Stable id; becomes the event id. Generated (UUIDv7) when absent. Supply it to make retries idempotent. */
+  id?: string;
+  topic: string;
+  /** Ordering key: messages with the same key are published in order. */
+  key?: string | null;
+  payload: P;
+  headers?: Readonly<Record<string, string>>;
+}
+
+/** Lifecycle of an outbox message. */
+export type OutboxStatus = 'pending' | 'sent' | 'dead';
+
+/** The stored form of an outbox message. */
+export interface OutboxDocument {
+  _id: string;
+  topic: string;
+  key: string | null;
+  partition: number;
+  payload: unknown;
+  headers: Record<string, string>;
+  status: OutboxStatus;
+  /** Per-writer monotonic sort key (microseconds since epoch); orders a partition's pending messages. */
+  ts: number;
+  createdAt: Date;
+  attempts: number;
+  lastError?: string;
+  sentAt?: Date;
+}
+
+/**
+ * Stable 32-bit FNV-1a hash of the UTF-8 bytes of `key`, modulo `partitions`.
+ * Other languages reproduce it exactly; it never changes for a given P.
+ */
+export function partitionOf(key: string, partitions: number): number {
+  let h = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(key)) {
+    h ^= byte;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % partitions;
+}
+
+/** Checks that `partitions` is a usable partition count. */
+export function assertPartitions(partitions: number): void {
+  if (!Number.isSafeInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
+    throw new OutboxError('INVALID_OPTIONS', `partitions must be a whole number from 1 to ${MAX_PARTITIONS}, got ${partitions}`);
+  }
+}
+
+/** A UUIDv7 string: millisecond time prefix then random bits, so ids sort roughly by creation. */
+export function newMessageId(now = Date.now()): string {
+  const b = randomBytes(16);
+  b.writeUIntBE(now, 0, 6);
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x70;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function fail(index: number, code: ConstructorParameters<typeof OutboxError>[0], message: string, cause?: unknown): never {
+  throw new OutboxError(code, message, { index, cause });
+}
+
+/** Validated, normalised message fields (everything but status and timing). */
+export interface ValidMessage {
+  id: string;
+  topic: string;
+  key: string | null;
+  payload: unknown;
+  headers: Record<string, string>;
+}
+
+/** Validates one input; throws an {@link OutboxError} naming the field and the batch `index`. */
+export function validateMessage(input: unknown, index: number, maxPayloadBytes: number, now: number): ValidMessage {
+  if (typeof input !== 'object' || input === null) fail(index, 'INVALID_PAYLOAD', 'message must be an object');
+  const m = input as Partial<OutboxMessageInput>;
+  const problem = topicProblem(m.topic);
+  if (problem !== undefined) fail(index, 'INVALID_TOPIC', problem);
+
+  let id: string;
+  if (m.id === undefined) id = newMessageId(now);
+  else if (typeof m.id !== 'string' || m.id.length === 0 || m.id.length > MAX_ID_LENGTH || !ID_PATTERN.test(m.id)) {
+    fail(index, 'INVALID_ID', `id must be 1-${MAX_ID_LENGTH} characters of [A-Za-z0-9_.:-]`);
+  } else id = m.id;
+
+  const key = m.key ?? null;
+  if (key !== null && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH)) {
+    fail(index, 'INVALID_KEY', `key must be a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
+  }
+
+  const headers: Record<string, string> = {};
+  if (m.headers !== undefined) {
+    if (typeof m.headers !== 'object' || m.headers === null || Array.isArray(m.headers)) {
+      fail(index, 'INVALID_HEADERS', 'headers must be an object of strings');
+    }
+    const entries = Object.entries(m.headers);
+    if (entries.length > MAX_HEADERS) fail(index, 'INVALID_HEADERS', `at most ${MAX_HEADERS} headers`);
+    let chars = 0;
+    for (const [k, v] of entries) {
+      if (typeof v !== 'string' || k.length === 0 || k.startsWith('$') || k.includes('.')) {
+        fail(index, 'INVALID_HEADERS', `header ${JSON.stringify(k)} must have a plain name and a string value`);
+      }
+      chars += k.length + v.length;
+      headers[k] = v;
+    }
+    if (chars > MAX_HEADERS_CHARS) fail(index, 'INVALID_HEADERS', `headers exceed ${MAX_HEADERS_CHARS} characters`);
+  }
+
+  if (m.payload === undefined || typeof m.payload === 'function' || typeof m.payload === 'symbol') {
+    fail(index, 'INVALID_PAYLOAD', 'payload is required and must be serialisable');
+  }
+  let size: number;
+  try {
+    size = BSON.calculateObjectSize({ p: m.payload });
+  } catch (err) {
+    fail(index, 'INVALID_PAYLOAD', `payload cannot be serialised: ${(err as Error).message}`, err);
+  }
+  if (size > maxPayloadBytes) fail(index, 'PAYLOAD_TOO_LARGE', `payload is ${size} bytes, the limit is ${maxPayloadBytes}`);
+
+  return { id, topic: m.topic as string, key, payload: m.payload, headers };
+}

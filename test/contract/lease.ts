@@ -1,0 +1,58 @@
+/**
+ * Contract suite for the LeaseStore port. Every adapter (MongoDB now,
+ * Kubernetes later) runs it through `leaseStoreContract(name, factory)`.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LeaseStore } from '../../internal/lease/index.js';
+
+/** Registers the LeaseStore contract tests; `factory` returns a store over fresh state. */
+export function leaseStoreContract(name: string, factory: () => Promise<LeaseStore>): void {
+  describe(`LeaseStore contract: ${name}`, () => {
+    it('gives a free lease to one holder and bumps the epoch on every change of holder', async () => {
+      const s = await factory();
+      const a = await s.acquire('g1', 0, 'alice', 10_000);
+      expect(a).toMatchObject({ group: 'g1', partition: 0, holder: 'alice', epoch: 1 });
+      expect(await s.acquire('g1', 0, 'bob', 10_000)).toBeNull();
+      const renewed = await s.renew(a!, 10_000);
+      expect(renewed?.epoch).toBe(1);
+      expect(renewed!.expiresAt.getTime()).toBeGreaterThanOrEqual(a!.expiresAt.getTime());
+      await s.release(renewed!);
+      const b = await s.acquire('g1', 0, 'bob', 10_000);
+      expect(b).toMatchObject({ holder: 'bob', epoch: 2 });
+      // The former holder is fenced: neither renew nor release touches bob's lease.
+      expect(await s.renew(renewed!, 10_000)).toBeNull();
+      await s.release(renewed!);
+      expect(await s.acquire('g1', 0, 'carol', 10_000)).toBeNull();
+    });
+
+    it('lets another holder take an expired lease, fencing the old one', async () => {
+      const s = await factory();
+      const a = await s.acquire('g2', 5, 'alice', 200);
+      await sleep(300);
+      const b = await s.acquire('g2', 5, 'bob', 10_000);
+      expect(b).toMatchObject({ holder: 'bob', epoch: (a?.epoch ?? 0) + 1 });
+      expect(await s.renew(a!, 10_000)).toBeNull();
+    });
+
+    it('lists a group and keeps groups apart', async () => {
+      const s = await factory();
+      await s.acquire('g3', 1, 'alice', 10_000);
+      await s.acquire('g3', 0, 'bob', 10_000);
+      await s.acquire('other', 0, 'alice', 10_000);
+      const list = await s.list('g3');
+      expect(list.map((l) => [l.partition, l.holder])).toEqual([[0, 'bob'], [1, 'alice']]);
+    });
+
+    it('tracks live members by heartbeat, expiry and leave', async () => {
+      const s = await factory();
+      await s.heartbeat('g4', 'alice', 10_000);
+      await s.heartbeat('g4', 'bob', 150);
+      await s.heartbeat('g5', 'carol', 10_000);
+      expect((await s.members('g4')).map((m) => m.member)).toEqual(['alice', 'bob']);
+      await sleep(250);
+      expect((await s.members('g4')).map((m) => m.member)).toEqual(['alice']);
+      await s.leave('g4', 'alice');
+      expect(await s.members('g4')).toEqual([]);
+    });
+  });
+}

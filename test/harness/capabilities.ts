@@ -1,0 +1,31 @@
+/**
+ * Server capabilities as detected once by the global setup, for choosing which
+ * tests can run. A test that needs a missing capability is skipped with a
+ * message naming it; it is never passed silently.
+ */
+import type { ServerCapabilities } from '../../internal/mongo/index.js';
+
+const ENV_KEY = 'OUTBOX_HUB_TEST_CAPS';
+
+/** Serialises capabilities into the environment for the test workers. */
+export function exportCapabilities(caps: ServerCapabilities, env: NodeJS.ProcessEnv = process.env): void {
+  env[ENV_KEY] = JSON.stringify(caps);
+}
+
+/** The capabilities the global setup detected. */
+export function testCapabilities(env: NodeJS.ProcessEnv = process.env): ServerCapabilities {
+  const raw = env[ENV_KEY];
+  if (!raw) throw new Error(`${ENV_KEY} is not set: run tests through jest (globalSetup) or 'make test'`);
+  return JSON.parse(raw) as ServerCapabilities;
+}
+
+/** `it`, or `it.skip` with a loud message when the server lacks `capability`. */
+export function itWith(capability: 'transactions' | 'changeStreams'): jest.It {
+  const caps = testCapabilities();
+  if (caps[capability]) return it;
+  const skip = ((name: string, ...rest: unknown[]) => {
+    process.stderr.write(`\n  SKIPPED (server lacks ${capability}, ${caps.flavor} ${caps.version}): ${name}\n`);
+    return (it.skip as (n: string, ...r: unknown[]) => void)(`[needs ${capability}] ${name}`, ...rest);
+  }) as unknown as jest.It;
+  return skip;
+}
