@@ -75,9 +75,16 @@ export class PartitionWorker {
     let idleMs = config.pollMinMs;
     let failures = 0;
     let single = false;
+    let claimed = false;
     while (this.#state === 'running') {
       let batch: PendingMessage[] = [];
       try {
+        if (!claimed) {
+          // Raise the log's fence before reading: from here on the previous holder cannot commit.
+          const head = await this.#d.eventLog.claim(this.partition, this.epoch);
+          claimed = true;
+          log.info('partition claimed', { partition: this.partition, epoch: this.epoch, head });
+        }
         batch = await this.#d.outbox.pending(this.partition, single ? 1 : config.batchSize);
         if (batch.length === 0) {
           single = false;
@@ -149,7 +156,8 @@ export class PartitionWorker {
     }
     if (events.length === 0) return;
     const result = await eventLog.append(this.partition, this.epoch, events);
-    await outbox.markSent([...result.appended.map((e) => e.id), ...result.duplicates], new Date());
+    const done = new Set([...result.appended.map((e) => e.id), ...result.duplicates]);
+    await outbox.markSent(batch.filter((m) => done.has(m.id)), new Date());
     metrics.published.inc(result.appended.length);
     if (result.duplicates.length > 0) metrics.duplicates.inc(result.duplicates.length);
     for (const e of result.appended) metrics.commitToPublish.observe((e.publishedAt.getTime() - e.createdAt.getTime()) / 1000);

@@ -9,6 +9,9 @@
  * - partition = FNV-1a(key ?? id) mod P; messages of one key share a partition
  *   and are drained in the order one writer added them (the `ts` sort key).
  * - Status only moves pending -> sent, pending -> dead and dead -> pending.
+ * - The outbox holds only unpublished (pending and dead) messages, so it stays
+ *   small and its pending index hot; published ones move to `<outbox>_sent`
+ *   for the retention period (the event log is the durable record).
  */
 export { OutboxError, type OutboxErrorCode } from './errors.js';
 export {
@@ -32,6 +35,7 @@ export {
   Outbox,
   createOutbox,
   migrateOutbox,
+  sentCollectionName,
   type AddOptions,
   type OutboxOptions,
   type OutboxReceipt,

@@ -42,14 +42,17 @@ export interface OutboxReceipt {
 }
 
 /** Index set of the outbox collection (applied by {@link migrateOutbox}). */
-export const OUTBOX_INDEXES = [
-  { key: { partition: 1, status: 1, ts: 1 }, name: 'partition_status_ts' },
-  { key: { status: 1, sentAt: 1 }, name: 'status_sentAt' },
-] as const;
+export const OUTBOX_INDEXES = [{ key: { partition: 1, status: 1, ts: 1 }, name: 'partition_status_ts' }] as const;
 
-/** Idempotent start-up migration: creates the outbox collection and its indexes. */
+/** Name of the archive that holds sent messages for the retention period. */
+export function sentCollectionName(outbox: string): string {
+  return `${outbox}_sent`;
+}
+
+/** Idempotent start-up migration: creates the outbox, its sent archive and their indexes. */
 export async function migrateOutbox(db: Db, collection = DEFAULT_OUTBOX_COLLECTION): Promise<void> {
-  await ensureIndexes(db, collection, [...OUTBOX_INDEXES].map((i) => ({ ...i, key: { ...i.key } })));
+  await ensureIndexes(db, collection, OUTBOX_INDEXES.map((i) => ({ ...i, key: { ...i.key } })));
+  await ensureIndexes(db, sentCollectionName(collection), [{ key: { sentAt: 1 }, name: 'sentAt' }]);
 }
 
 /**

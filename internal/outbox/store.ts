@@ -1,6 +1,10 @@
 import type { ChangeStream, Collection, Db } from 'mongodb';
+import { isDuplicateKeyError } from '../mongo/index.js';
 import type { OutboxDocument, OutboxStatus } from './message.js';
-import { DEFAULT_OUTBOX_COLLECTION } from './outbox.js';
+import { DEFAULT_OUTBOX_COLLECTION, sentCollectionName } from './outbox.js';
+
+/** An archived (published) message; lives in `<outbox>_sent` until retention removes it. */
+type SentDocument = Omit<OutboxDocument, 'ts' | 'status' | 'sentAt'> & { status: 'sent'; sentAt: Date };
 
 /** A message as the drainer reads it. */
 export interface PendingMessage {
@@ -37,12 +41,16 @@ export interface PartitionBacklog {
  */
 export interface OutboxStore {
   pending(partition: number, limit: number): Promise<PendingMessage[]>;
-  markSent(ids: readonly string[], at: Date): Promise<number>;
+  /**
+   * Moves published messages out of the outbox into the sent archive (kept for
+   * the retention period). Idempotent: archiving twice stores one copy.
+   */
+  markSent(messages: readonly PendingMessage[], at: Date): Promise<number>;
   /** Counts a failed attempt; `dead` moves the message out of the way with its last error. */
   recordFailure(id: string, error: string, dead: boolean): Promise<void>;
   /** Moves dead messages back to pending (attempts reset). Returns how many moved. */
   requeue(ids: readonly string[]): Promise<number>;
-  /** Deletes up to `limit` sent messages older than `before`. */
+  /** Deletes up to `limit` archived sent messages older than `before`. */
   purgeSent(before: Date, limit: number): Promise<number>;
   backlog(partition: number): Promise<PartitionBacklog>;
   get(id: string): Promise<StoredMessage | null>;
@@ -54,7 +62,7 @@ export interface OutboxStore {
   watchPending?(onPartition: (partition: number) => void, onError: (err: unknown) => void): (() => Promise<void>) | undefined;
 }
 
-function toStored(d: OutboxDocument): StoredMessage {
+function toStored(d: OutboxDocument | SentDocument): StoredMessage {
   return {
     id: d._id,
     topic: d.topic,
@@ -73,10 +81,13 @@ function toStored(d: OutboxDocument): StoredMessage {
 /** {@link OutboxStore} over a MongoDB collection. */
 export class MongoOutboxStore implements OutboxStore {
   readonly #c: Collection<OutboxDocument>;
+  readonly #sent: Collection<SentDocument>;
   readonly #changeStreams: boolean;
 
   constructor(db: Db, options: { collection?: string; changeStreams?: boolean } = {}) {
-    this.#c = db.collection<OutboxDocument>(options.collection ?? DEFAULT_OUTBOX_COLLECTION);
+    const name = options.collection ?? DEFAULT_OUTBOX_COLLECTION;
+    this.#c = db.collection<OutboxDocument>(name);
+    this.#sent = db.collection<SentDocument>(sentCollectionName(name));
     this.#changeStreams = options.changeStreams ?? false;
   }
 
@@ -87,10 +98,20 @@ export class MongoOutboxStore implements OutboxStore {
     return docs.map(toStored);
   }
 
-  async markSent(ids: readonly string[], at: Date): Promise<number> {
-    if (ids.length === 0) return 0;
-    const r = await this.#c.updateMany({ _id: { $in: [...ids] }, status: 'pending' }, { $set: { status: 'sent', sentAt: at } });
-    return r.modifiedCount;
+  async markSent(messages: readonly PendingMessage[], at: Date): Promise<number> {
+    if (messages.length === 0) return 0;
+    const archived: SentDocument[] = messages.map((m) => ({
+      _id: m.id, topic: m.topic, key: m.key, partition: m.partition, payload: m.payload, headers: m.headers,
+      status: 'sent', createdAt: m.createdAt, attempts: m.attempts, sentAt: at,
+    }));
+    try {
+      await this.#sent.insertMany(archived, { ordered: false });
+    } catch (err) {
+      // Already archived by a holder that died before deleting: the archive keeps its copy.
+      if (!isDuplicateKeyError(err)) throw err;
+    }
+    const r = await this.#c.deleteMany({ _id: { $in: messages.map((m) => m.id) }, status: 'pending' });
+    return r.deletedCount;
   }
 
   async recordFailure(id: string, error: string, dead: boolean): Promise<void> {
@@ -108,11 +129,9 @@ export class MongoOutboxStore implements OutboxStore {
 
   async purgeSent(before: Date, limit: number): Promise<number> {
     // Bounded batches keep each delete short; the caller loops while it returns `limit`.
-    const ids = await this.#c
-      .find({ status: 'sent', sentAt: { $lt: before } }, { projection: { _id: 1 }, limit })
-      .toArray();
+    const ids = await this.#sent.find({ sentAt: { $lt: before } }, { projection: { _id: 1 }, limit, sort: { sentAt: 1 } }).toArray();
     if (ids.length === 0) return 0;
-    const r = await this.#c.deleteMany({ _id: { $in: ids.map((d) => d._id) }, status: 'sent' });
+    const r = await this.#sent.deleteMany({ _id: { $in: ids.map((d) => d._id) } });
     return r.deletedCount;
   }
 
@@ -126,7 +145,7 @@ export class MongoOutboxStore implements OutboxStore {
   }
 
   async get(id: string): Promise<StoredMessage | null> {
-    const d = await this.#c.findOne({ _id: id });
+    const d = (await this.#c.findOne({ _id: id })) ?? (await this.#sent.findOne({ _id: id }));
     return d ? toStored(d) : null;
   }
 

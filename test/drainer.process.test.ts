@@ -1,0 +1,226 @@
+/**
+ * The drainer binary as real processes against the real test server:
+ * exactly-once and per-key order through SIGKILL and scale-up, fencing of a
+ * paused holder, SIGTERM hand-over, dead messages, retention, telemetry, config.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createOutbox, migrateOutbox, MongoOutboxStore, type Outbox } from '../internal/outbox/index.js';
+import { useTestDb } from './harness/db.js';
+import { eventually, startBinary, type BinaryProcess } from './harness/process.js';
+import { freePort } from './harness/server.js';
+import { verifyExactlyOnceInOrder } from './harness/verify.js';
+
+const t = useTestDb('drainer');
+const running = new Set<BinaryProcess>();
+
+function drainer(db: string, name: string, env: Record<string, string> = {}): BinaryProcess {
+  const p = startBinary('drainer', {
+    MONGO_URL: t.url,
+    MONGO_DB: db,
+    MEMBER_ID: name,
+    OUTBOX_PARTITIONS: '8',
+    LEASE_TTL: '2s',
+    LEASE_RENEW_INTERVAL: '300ms',
+    POLL_MAX: '100ms',
+    DRAINER_BATCH_SIZE: '100',
+    STATS_INTERVAL: '300ms',
+    METRICS_HOST: '127.0.0.1',
+    METRICS_PORT: '0',
+    ...env,
+  });
+  running.add(p);
+  void p.exited.then(() => running.delete(p));
+  return p;
+}
+
+afterEach(async () => {
+  for (const p of running) {
+    p.child.kill('SIGCONT');
+    p.kill('SIGKILL');
+  }
+  await Promise.all([...running].map((p) => p.exited));
+});
+
+/** Writes `total` messages over `keys` keys, each key's payload counting up from 1. */
+async function produce(
+  outbox: Outbox,
+  total: number,
+  keys: number,
+  batch: number,
+  onProgress?: (written: number) => Promise<void>,
+  counters = new Map<string, number>(),
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (let written = 0; written < total; written += batch) {
+    const messages = Array.from({ length: Math.min(batch, total - written) }, (_, i) => {
+      const key = `key-${(written + i) % keys}`;
+      const n = (counters.get(key) ?? 0) + 1;
+      counters.set(key, n);
+      return { topic: 'orders.updated', key, payload: { key, n } };
+    });
+    ids.push(...(await outbox.addMany(messages)).map((r) => r.id));
+    await onProgress?.(written + messages.length);
+  }
+  return ids;
+}
+
+const acquiredCount = (p: BinaryProcess): number => p.logs.filter((l) => l.msg === 'lease acquired').length;
+
+async function drained(dbName: string): Promise<void> {
+  const outbox = t.client.db(dbName).collection('outbox');
+  await eventually(async () => (await outbox.countDocuments({ status: 'pending' })) === 0, 90_000, 'the outbox to drain');
+}
+
+it('publishes exactly once and in per-key order with 3 drainers, one SIGKILLed mid-stream and a fourth added', async () => {
+  const dbName = `${t.name}_scale`;
+  const db = t.client.db(dbName);
+  await migrateOutbox(db);
+  const outbox = createOutbox(db, { partitions: 8 });
+  const [d1, d2, d3] = [drainer(dbName, 'd1'), drainer(dbName, 'd2'), drainer(dbName, 'd3')];
+  await Promise.all([d1, d2, d3].map((d) => d.waitForLog((l) => l.msg === 'partition claimed')));
+
+  let d4: BinaryProcess | undefined;
+  const ids = await produce(outbox, 3000, 37, 50, async (written) => {
+    if (written === 1000) d2.kill('SIGKILL');
+    if (written === 2000) d4 = drainer(dbName, 'd4');
+    await sleep(5);
+  });
+  expect(await d2.exited).toBe('SIGKILL');
+  await drained(dbName);
+
+  const check = await verifyExactlyOnceInOrder(db, ids);
+  expect(check.events).toBe(3000);
+  expect(check.partitions).toBe(8);
+  // The fourth replica took part: it got a fair share once the others shed surplus.
+  await eventually(async () => d4 && acquiredCount(d4) > 0, 20_000, 'the fourth drainer to acquire a partition');
+  // The killed replica's partitions were taken over (after lease expiry) by the survivors.
+  const takeovers = [d1, d3, d4].reduce((n, d) => n + (d ? acquiredCount(d) : 0), 0);
+  expect(takeovers).toBeGreaterThan(8);
+}, 180_000);
+
+it('fences a holder paused past its lease: when it wakes it appends nothing', async () => {
+  const dbName = `${t.name}_fence`;
+  const db = t.client.db(dbName);
+  await migrateOutbox(db);
+  const outbox = createOutbox(db, { partitions: 2 });
+  // A polls fast but renews slowly, so on waking it tries to drain before it notices the loss.
+  const a = drainer(dbName, 'a', { OUTBOX_PARTITIONS: '2', LEASE_TTL: '1500ms', LEASE_RENEW_INTERVAL: '1s', POLL_MAX: '20ms' });
+  await eventually(async () => a.logs.filter((l) => l.msg === 'partition claimed').length === 2, 20_000, 'a to claim both partitions');
+  const counters = new Map<string, number>();
+  const before = await produce(outbox, 20, 4, 10, undefined, counters);
+  await drained(dbName);
+
+  a.kill('SIGSTOP');
+  const b = drainer(dbName, 'b', { OUTBOX_PARTITIONS: '2', LEASE_TTL: '1500ms' });
+  await eventually(async () => b.logs.filter((l) => l.msg === 'partition claimed').length === 2, 20_000, 'b to claim both partitions');
+  b.kill('SIGSTOP');
+
+  // Both paused: these messages are pending when A wakes, and B holds the fence.
+  const during = await produce(outbox, 40, 4, 10, undefined, counters);
+  a.kill('SIGCONT');
+  await a.waitForLog((l) => String(l.msg).startsWith('fenced'), 20_000);
+  // Once B's lease lapses too, A may legitimately take over again, but only under a new epoch.
+
+  b.kill('SIGCONT');
+  await drained(dbName);
+  await verifyExactlyOnceInOrder(db, [...before, ...during]);
+  const stale = await db.collection('events').countDocuments({ _id: { $in: during as never[] }, epoch: 1 });
+  expect(stale).toBe(0);
+});
+
+it('hands partitions over on SIGTERM without waiting for the lease to expire', async () => {
+  const dbName = `${t.name}_term`;
+  const db = t.client.db(dbName);
+  await migrateOutbox(db);
+  const outbox = createOutbox(db, { partitions: 8 });
+  const env = { LEASE_TTL: '60s', LEASE_RENEW_INTERVAL: '250ms' };
+  const a = drainer(dbName, 'a', env);
+  await eventually(async () => acquiredCount(a) === 8, 20_000, 'a to hold all partitions');
+  const b = drainer(dbName, 'b', env);
+  await eventually(async () => acquiredCount(b) === 4, 20_000, 'b to get its fair share of 4');
+
+  const counters = new Map<string, number>();
+  const first = await produce(outbox, 400, 16, 50, undefined, counters);
+  a.kill('SIGTERM');
+  const stoppedAt = Date.now();
+  expect(await a.exited).toBe(0);
+  expect(a.logs.some((l) => l.msg === 'stopped')).toBe(true);
+  await eventually(async () => acquiredCount(b) === 8, 10_000, 'b to take over all partitions');
+  // Far below the 60 s lease: the leases were released, not left to expire.
+  expect(Date.now() - stoppedAt).toBeLessThan(10_000);
+
+  const second = await produce(outbox, 200, 16, 50, undefined, counters);
+  await drained(dbName);
+  await verifyExactlyOnceInOrder(db, [...first, ...second]);
+});
+
+it('moves an unpublishable message to dead without blocking its partition, and can requeue it', async () => {
+  const dbName = `${t.name}_dead`;
+  const db = t.client.db(dbName);
+  await migrateOutbox(db);
+  const outbox = createOutbox(db, { partitions: 1 });
+  const first = await outbox.add({ topic: 'orders.created', key: 'k', payload: { key: 'k', n: 1 } });
+  // Written around the library, as a buggy writer might: a wildcard topic cannot be published.
+  await db.collection('outbox').insertOne({
+    _id: 'bad-1' as never, topic: 'orders.*', key: 'k', partition: 0, payload: {}, headers: {}, status: 'pending', ts: Date.now() * 1000 + 500, createdAt: new Date(), attempts: 0,
+  });
+  await sleep(2);
+  const last = await outbox.add({ topic: 'orders.created', key: 'k', payload: { key: 'k', n: 2 } });
+  drainer(dbName, 'solo', { OUTBOX_PARTITIONS: '1' });
+  await drained(dbName);
+  const store = new MongoOutboxStore(db);
+  const dead = await store.get('bad-1');
+  expect(dead).toMatchObject({ status: 'dead', attempts: 1 });
+  expect(dead?.lastError).toMatch(/wildcard/);
+  expect((await store.listDead(0, 10)).map((m) => m.id)).toEqual(['bad-1']);
+  expect(await db.collection('events').countDocuments({ _id: { $in: [first.id, last.id] as never[] } })).toBe(2);
+
+  await db.collection('outbox').updateOne({ _id: 'bad-1' as never }, { $set: { topic: 'orders.fixed' } });
+  expect(await store.requeue(['bad-1'])).toBe(1);
+  await eventually(async () => (await store.get('bad-1'))?.status === 'sent', 20_000, 'the requeued message to be sent');
+  expect((await db.collection('events').findOne({ _id: 'bad-1' as never }))?.['seq']).toBe(3);
+});
+
+it('removes sent messages after the retention period', async () => {
+  const dbName = `${t.name}_retention`;
+  const db = t.client.db(dbName);
+  await migrateOutbox(db);
+  const outbox = createOutbox(db, { partitions: 8 });
+  await produce(outbox, 30, 3, 30);
+  drainer(dbName, 'r', { OUTBOX_RETENTION: '1s', RETENTION_SWEEP_INTERVAL: '200ms' });
+  await eventually(async () => (await db.collection('outbox').countDocuments()) === 0, 20_000, 'the outbox to drain');
+  await eventually(async () => (await db.collection('outbox_sent').countDocuments()) === 0, 20_000, 'retention to remove sent messages');
+  expect(await db.collection('events').countDocuments()).toBe(30);
+});
+
+it('serves metrics, health and readiness over HTTP', async () => {
+  const dbName = `${t.name}_metrics`;
+  const db = t.client.db(dbName);
+  await migrateOutbox(db);
+  const port = await freePort();
+  const d = drainer(dbName, 'm', { METRICS_PORT: String(port) });
+  await d.waitForLog((l) => l.msg === 'partition claimed');
+  await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 10_000, 'readiness');
+  expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+  await produce(createOutbox(db, { partitions: 8 }), 25, 5, 25);
+  await drained(dbName);
+  const body = await eventually(async () => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return /outbox_published_total\{binary="drainer"\} 25/.test(text) ? text : undefined;
+  }, 10_000, 'published counter');
+  for (const name of ['outbox_commit_to_publish_seconds_count', 'outbox_pending_messages', 'outbox_oldest_pending_age_seconds', 'outbox_partitions_owned', 'outbox_lease_acquisitions_total', 'outbox_lease_losses_total']) {
+    expect(body).toContain(name);
+  }
+  expect(body).toMatch(/outbox_partitions_owned\{binary="drainer"\} 8/);
+  expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
+});
+
+it('refuses bad configuration naming every bad variable', async () => {
+  const d = startBinary('drainer', { MONGO_URL: 'http://nope', OUTBOX_PARTITIONS: 'many', LEASE_TTL: '5 parsecs' });
+  running.add(d);
+  expect(await d.exited).toBe(2);
+  const line = d.logs.find((l) => l.code === 'CONFIG_INVALID');
+  expect(line?.msg).toMatch(/MONGO_URL/);
+  expect(line?.msg).toMatch(/OUTBOX_PARTITIONS/);
+  expect(line?.msg).toMatch(/LEASE_TTL/);
+});
