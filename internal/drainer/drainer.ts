@@ -109,7 +109,9 @@ export class Drainer {
       ...this.#d,
       log: this.#d.log.child({ partition }),
       onFenced: (p) => {
-        if (this.#workers.get(p) === worker) this.#workers.delete(p);
+        if (this.#workers.get(p) !== worker) return;
+        this.#removeWorker(p);
+        this.#coordinator.forget(p);
       },
     });
     this.#workers.set(partition, worker);

@@ -16,20 +16,20 @@ interface EventDocument {
   publishedAt: Date;
 }
 
-interface HeadDocument {
+interface FenceDocument {
   _id: number;
-  seq: number;
   epoch: number;
 }
 
 /** Collection names used by {@link MongoEventLog}. */
 export interface EventCollections {
   events: string;
-  heads: string;
+  /** One fence document per partition: the highest epoch that claimed it. */
+  fences: string;
 }
 
 /** Default collection names. */
-export const DEFAULT_EVENT_COLLECTIONS: Readonly<EventCollections> = Object.freeze({ events: 'events', heads: 'event_heads' });
+export const DEFAULT_EVENT_COLLECTIONS: Readonly<EventCollections> = Object.freeze({ events: 'events', fences: 'event_fences' });
 
 /** Index set of the events collection. */
 export const EVENT_INDEXES = [
@@ -41,7 +41,7 @@ export const EVENT_INDEXES = [
 /** Idempotent start-up migration for the event log. */
 export async function migrateEventLog(db: Db, names: EventCollections = DEFAULT_EVENT_COLLECTIONS): Promise<void> {
   await ensureIndexes(db, names.events, EVENT_INDEXES.map((i) => ({ ...i, key: { ...i.key } })));
-  await ensureIndexes(db, names.heads, []);
+  await ensureIndexes(db, names.fences, []);
 }
 
 /** Bound on conflict retries within one append (each one follows a fenced writer's leftovers). */
@@ -63,57 +63,57 @@ function toEvent(d: EventDocument): LogEvent {
 
 /**
  * {@link EventLog} on MongoDB without multi-document transactions, so it runs on
- * any MongoDB-wire server.
+ * any MongoDB-wire server (FerretDB included).
  *
- * Commit protocol per append (holder of epoch E, committed head S):
- * 1. insert the events at seq S+1..S+n (unique on (partition, seq) and on _id);
- * 2. commit by moving the head from (E, S) to (E, S+n) in one conditional update.
- * Events above the head are invisible to readers. A writer fenced between 1 and
- * 2 leaves such orphans; `claim` and the conflict path delete everything above
- * the committed head before writing, so orphans never become visible.
+ * Safety rests on two unique indexes, which every such server enforces
+ * atomically: `_id` (a message is in the log at most once) and
+ * `(partition, seq)` (one event per slot). A writer inserts at head+1.. in one
+ * ordered insert, so what lands is always a contiguous prefix: the log stays
+ * gap-free whatever crashes. A writer that loses a race gets a duplicate-key
+ * error, re-reads the head, drops ids already present and retries.
+ *
+ * Fencing: `claim` raises the partition's fence epoch; `append` checks it
+ * before writing and refuses with `FENCED` when a newer epoch has claimed.
+ * On MongoDB the fence update is an atomic compare-and-set; on servers whose
+ * read-modify-write is not atomic (FerretDB 1.x) fencing is best-effort and the
+ * unique indexes alone keep exactly-once, order and gap-free sequences.
  */
 export class MongoEventLog implements EventLog {
   readonly #events: Collection<EventDocument>;
-  readonly #heads: Collection<HeadDocument>;
-  /** Heads this process holds, by partition: saves a read per append. */
-  readonly #held = new Map<number, PartitionHead>();
+  readonly #fences: Collection<FenceDocument>;
+  /** Last head this process wrote per partition: saves a read per append (never ahead of the truth). */
+  readonly #heads = new Map<number, number>();
 
   constructor(db: Db, names: EventCollections = DEFAULT_EVENT_COLLECTIONS) {
     this.#events = db.collection<EventDocument>(names.events);
-    this.#heads = db.collection<HeadDocument>(names.heads);
+    this.#fences = db.collection<FenceDocument>(names.fences);
   }
 
   async claim(partition: number, epoch: number): Promise<number> {
     if (!Number.isSafeInteger(epoch) || epoch < 1) throw new EventLogError('INVALID_EPOCH', `epoch must be a positive integer, got ${epoch}`);
-    this.#held.delete(partition);
-    let head: HeadDocument | null;
     try {
-      head = await this.#heads.findOneAndUpdate(
+      const fence = await this.#fences.findOneAndUpdate(
         { _id: partition, epoch: { $lte: epoch } },
-        { $set: { epoch }, $setOnInsert: { seq: 0 } },
+        { $set: { epoch } },
         { upsert: true, returnDocument: 'after' },
       );
+      if (!fence || fence.epoch !== epoch) throw this.#fenced(partition, epoch);
     } catch (err) {
       if (isDuplicateKeyError(err)) throw this.#fenced(partition, epoch);
       throw err;
     }
-    if (!head) throw this.#fenced(partition, epoch);
-    await this.#events.deleteMany({ partition, seq: { $gt: head.seq } });
-    this.#held.set(partition, { epoch, seq: head.seq });
-    return head.seq;
+    const head = await this.#maxSeq(partition);
+    this.#heads.set(partition, head);
+    return head;
   }
 
   async append(partition: number, epoch: number, input: readonly EventInput[]): Promise<AppendResult> {
-    let held = this.#held.get(partition);
-    if (!held || held.epoch !== epoch) {
-      await this.claim(partition, epoch);
-      held = this.#held.get(partition) as PartitionHead;
-    }
+    await this.#assertFence(partition, epoch);
     let pending = [...input];
+    const appended: LogEvent[] = [];
     const duplicates: string[] = [];
-    for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt++) {
-      if (pending.length === 0) return { appended: [], duplicates, head: held.seq };
-      const base = held.seq;
+    let base = this.#heads.get(partition) ?? (await this.#maxSeq(partition));
+    for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS && pending.length > 0; attempt++) {
       const publishedAt = new Date();
       const docs: EventDocument[] = pending.map((e, i) => ({
         _id: e.id,
@@ -129,39 +129,35 @@ export class MongoEventLog implements EventLog {
       }));
       try {
         await this.#events.insertMany(docs, { ordered: true });
+        appended.push(...docs.map(toEvent));
+        base += docs.length;
+        this.#heads.set(partition, base);
+        return { appended, duplicates, head: base };
       } catch (err) {
+        this.#heads.delete(partition);
         if (!isDuplicateKeyError(err)) throw err;
-        pending = await this.#resolveConflict(partition, epoch, base, pending, duplicates);
-        continue;
       }
-      const r = await this.#heads.updateOne({ _id: partition, epoch, seq: base }, { $set: { seq: base + docs.length } });
-      if (r.matchedCount === 0) {
-        this.#held.delete(partition);
-        throw this.#fenced(partition, epoch);
+      // Lost a race (or hit ids already in): our insert landed a prefix. Sort what is
+      // present into ours and others', re-read the head and go on with the rest.
+      const present = await this.#events
+        .find({ _id: { $in: pending.map((e) => e.id) } }, { projection: { _id: 1, seq: 1, publishedAt: 1 } })
+        .toArray();
+      const mine = new Map(docs.map((d) => [d._id, d]));
+      for (const p of present) {
+        const d = mine.get(p._id);
+        if (d && p.seq === d.seq && p.publishedAt.getTime() === publishedAt.getTime()) appended.push(toEvent(d));
+        else duplicates.push(p._id);
       }
-      held.seq = base + docs.length;
-      return { appended: docs.map(toEvent), duplicates, head: held.seq };
+      const done = new Set(present.map((p) => p._id));
+      pending = pending.filter((e) => !done.has(e.id));
+      base = await this.#maxSeq(partition);
+      if (pending.length > 0) await this.#assertFence(partition, epoch);
     }
-    throw new EventLogError('CONFLICT', `append to partition ${partition} kept conflicting after ${MAX_APPEND_ATTEMPTS} attempts`);
-  }
-
-  /**
-   * After a duplicate key: separate ids already committed from our own partial
-   * insert and a fenced writer's orphans, delete everything above the head, and
-   * confirm we still hold the fence.
-   */
-  async #resolveConflict(partition: number, epoch: number, base: number, pending: EventInput[], duplicates: string[]): Promise<EventInput[]> {
-    const ids = pending.map((e) => e.id);
-    const existing = await this.#events.find({ _id: { $in: ids } }, { projection: { _id: 1, partition: 1, seq: 1 } }).toArray();
-    const committed = new Set(existing.filter((d) => d.partition !== partition || d.seq <= base).map((d) => d._id));
-    await this.#events.deleteMany({ partition, seq: { $gt: base } });
-    const head = await this.#heads.findOne({ _id: partition });
-    if (!head || head.epoch !== epoch || head.seq !== base) {
-      this.#held.delete(partition);
-      throw this.#fenced(partition, epoch);
+    if (pending.length > 0) {
+      throw new EventLogError('CONFLICT', `append to partition ${partition} kept conflicting after ${MAX_APPEND_ATTEMPTS} attempts`);
     }
-    for (const id of committed) duplicates.push(id);
-    return pending.filter((e) => !committed.has(e.id));
+    this.#heads.set(partition, base);
+    return { appended, duplicates, head: base };
   }
 
   async read(range: ReadRange): Promise<LogEvent[]> {
@@ -169,33 +165,37 @@ export class MongoEventLog implements EventLog {
     if (!Number.isSafeInteger(range.partition) || range.partition < 0) throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
     if (!Number.isSafeInteger(after) || after < 0) throw new EventLogError('INVALID_RANGE', 'afterSeq must be a non-negative integer');
     if (!Number.isSafeInteger(range.limit) || range.limit < 1 || range.limit > 10_000) throw new EventLogError('INVALID_RANGE', 'limit must be 1-10000');
-    const head = await this.head(range.partition);
-    if (head.seq <= after) return [];
-    const filter = { ...(range.topic === undefined ? {} : { topic: range.topic }), partition: range.partition, seq: { $gt: after, $lte: head.seq } };
+    const filter = { ...(range.topic === undefined ? {} : { topic: range.topic }), partition: range.partition, seq: { $gt: after } };
     const docs = await this.#events.find(filter, { sort: { seq: 1 }, limit: range.limit }).toArray();
     return docs.map(toEvent);
   }
 
   async head(partition: number): Promise<PartitionHead> {
-    const h = await this.#heads.findOne({ _id: partition });
-    return { seq: h?.seq ?? 0, epoch: h?.epoch ?? 0 };
+    const [seq, fence] = await Promise.all([this.#maxSeq(partition), this.#fences.findOne({ _id: partition })]);
+    return { seq, epoch: fence?.epoch ?? 0 };
   }
 
   async latestByKey(topic: string, key: string): Promise<LogEvent | null> {
-    // Orphans above a head are rare and short-lived; a few candidates always suffice.
-    const candidates = await this.#events.find({ topic, key }, { sort: { seq: -1 }, limit: 8 }).toArray();
-    const first = candidates[0];
-    if (!first) return null;
-    const head = await this.head(first.partition);
-    const committed = candidates.find((d) => d.partition === first.partition && d.seq <= head.seq);
-    return committed ? toEvent(committed) : null;
+    const d = await this.#events.findOne({ topic, key }, { sort: { seq: -1 } });
+    return d ? toEvent(d) : null;
   }
 
   async get(id: string): Promise<LogEvent | null> {
     const d = await this.#events.findOne({ _id: id });
-    if (!d) return null;
-    const head = await this.head(d.partition);
-    return d.seq <= head.seq ? toEvent(d) : null;
+    return d ? toEvent(d) : null;
+  }
+
+  async #maxSeq(partition: number): Promise<number> {
+    const last = await this.#events.findOne({ partition }, { sort: { seq: -1 }, projection: { seq: 1 } });
+    return last?.seq ?? 0;
+  }
+
+  async #assertFence(partition: number, epoch: number): Promise<void> {
+    const fence = await this.#fences.findOne({ _id: partition });
+    if ((fence?.epoch ?? 0) > epoch) {
+      this.#heads.delete(partition);
+      throw this.#fenced(partition, epoch);
+    }
   }
 
   #fenced(partition: number, epoch: number): EventLogError {

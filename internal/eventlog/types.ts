@@ -8,7 +8,7 @@ export interface EventInput {
   createdAt: Date;
 }
 
-/** A committed event. */
+/** An event in the log. */
 export interface LogEvent extends EventInput {
   partition: number;
   /** Gap-free, 1-based, per partition. */
@@ -18,11 +18,11 @@ export interface LogEvent extends EventInput {
 
 /** Result of {@link EventLog.append}. */
 export interface AppendResult {
-  /** Newly committed events, in order. */
+  /** Events this call appended, in order. */
   appended: LogEvent[];
   /** Ids that were already in the log (appended earlier, e.g. by a holder that died before marking). */
   duplicates: string[];
-  /** Committed head after the append. */
+  /** Head sequence after the append. */
   head: number;
 }
 
@@ -35,7 +35,7 @@ export interface ReadRange {
   topic?: string;
 }
 
-/** Committed head and fence of a partition. */
+/** Head sequence and fence epoch of a partition. */
 export interface PartitionHead {
   seq: number;
   epoch: number;
@@ -43,13 +43,13 @@ export interface PartitionHead {
 
 /** The event log port. See the package index for invariants. */
 export interface EventLog {
-  /** Raises the fence of `partition` to `epoch`, discards uncommitted writes, and returns the committed head. */
+  /** Raises the fence of `partition` to `epoch` and returns the head sequence. Throws `FENCED` when a newer epoch already claimed it. */
   claim(partition: number, epoch: number): Promise<number>;
   /** Appends `events` in order under `epoch`. Throws `FENCED` when a newer epoch has claimed the partition. */
   append(partition: number, epoch: number, events: readonly EventInput[]): Promise<AppendResult>;
   read(range: ReadRange): Promise<LogEvent[]>;
   head(partition: number): Promise<PartitionHead>;
-  /** The latest committed event of `topic` with `key`, or null. */
+  /** The latest event of `topic` with `key`, or null. */
   latestByKey(topic: string, key: string): Promise<LogEvent | null>;
   get(id: string): Promise<LogEvent | null>;
 }

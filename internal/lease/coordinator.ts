@@ -65,6 +65,16 @@ export class PartitionCoordinator {
     return this.#owned;
   }
 
+  /**
+   * Forgets a lease its owner found fenced (a newer epoch wrote downstream). It is
+   * not renewed again, so it expires and is re-acquired under a fresh epoch.
+   */
+  forget(partition: number): void {
+    if (!this.#owned.delete(partition)) return;
+    this.#o.metrics?.losses?.inc();
+    this.#o.metrics?.owned?.set(this.#owned.size);
+  }
+
   /** Runs the first tick (so the caller knows it joined), then keeps ticking. */
   async start(): Promise<void> {
     if (this.#state !== 'idle') return;

@@ -62,22 +62,23 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       expect((await b.read({ partition: 1, limit: 10 })).map((e) => e.seq)).toEqual([1, 2]);
     });
 
-    it('discards what a writer fenced mid-append left behind, keeping sequences gap-free', async () => {
+    it('keeps one gap-free, ordered copy when writers race on the same partition', async () => {
       const { a, b } = await factory();
-      await a.append(2, 5, [ev('t.o', 'k', 1)]);
-      await b.claim(2, 6);
-      // a still believes it holds epoch 5; its insert lands above the head, its commit is refused.
-      const orphan = ev('t.o', 'k', 2);
-      await expect(a.append(2, 5, [orphan])).rejects.toMatchObject({ code: 'FENCED' });
-      const next = await b.append(2, 6, [ev('t.o', 'k', 3), orphan]);
-      expect(next.appended.map((e) => e.seq)).toEqual([2, 3]);
-      expect(next.duplicates).toEqual([]);
-      const all = await b.read({ partition: 2, limit: 10 });
-      expect(all.map((e) => e.seq)).toEqual([1, 2, 3]);
-      expect((await b.get(orphan.id))?.seq).toBe(3);
+      // Two holders that both believe they own epoch 1 (a lease race on a server without atomic
+      // read-modify-write): the unique indexes alone must keep the log right.
+      const batch = Array.from({ length: 40 }, (_, i) => ev('t.r', `k${i % 3}`, i + 1));
+      await a.claim(2, 1);
+      const [ra, rb] = await Promise.all([a.append(2, 1, batch.slice(0, 25)), b.append(2, 1, batch)]);
+      const all = await a.read({ partition: 2, limit: 100 });
+      expect(all.map((e) => e.seq)).toEqual(batch.map((_, i) => i + 1));
+      expect(all.map((e) => (e.payload as { n: number }).n)).toEqual(batch.map((_, i) => i + 1));
+      // Every input is accounted for exactly once by each writer.
+      expect([...ra.appended.map((e) => e.id), ...ra.duplicates].sort()).toEqual(batch.slice(0, 25).map((e) => e.id).sort());
+      expect([...rb.appended.map((e) => e.id), ...rb.duplicates].sort()).toEqual(batch.map((e) => e.id).sort());
+      expect(ra.appended.length + rb.appended.length).toBe(40);
     });
 
-    it('returns the latest committed event for a topic and key', async () => {
+    it('returns the latest event for a topic and key', async () => {
       const { a } = await factory();
       expect(await a.latestByKey('t.k', 'nobody')).toBeNull();
       await a.append(4, 1, [ev('t.k', 'cust-1', 1), ev('t.k', 'cust-2', 2), ev('t.k', 'cust-1', 3), ev('t.other', 'cust-1', 4)]);

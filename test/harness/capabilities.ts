@@ -4,18 +4,12 @@
  * message naming it; it is never passed silently.
  */
 import type { ServerCapabilities } from '../../internal/mongo/index.js';
-
-const ENV_KEY = 'OUTBOX_HUB_TEST_CAPS';
-
-/** Serialises capabilities into the environment for the test workers. */
-export function exportCapabilities(caps: ServerCapabilities, env: NodeJS.ProcessEnv = process.env): void {
-  env[ENV_KEY] = JSON.stringify(caps);
-}
+import { CAPABILITIES_ENV } from './server.js';
 
 /** The capabilities the global setup detected. */
 export function testCapabilities(env: NodeJS.ProcessEnv = process.env): ServerCapabilities {
-  const raw = env[ENV_KEY];
-  if (!raw) throw new Error(`${ENV_KEY} is not set: run tests through jest (globalSetup) or 'make test'`);
+  const raw = env[CAPABILITIES_ENV];
+  if (!raw) throw new Error(`${CAPABILITIES_ENV} is not set: run tests through jest (globalSetup) or 'make test'`);
   return JSON.parse(raw) as ServerCapabilities;
 }
 

@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { detectCapabilities } from '../../internal/mongo/index.js';
 import { MongoClient } from 'mongodb';
-import { exportCapabilities } from './capabilities.js';
-import { startTestServer } from './server.js';
+import { CAPABILITIES_ENV, startTestServer } from './server.js';
 
 /** Starts the one server of this test run and records it for the workers and the teardown. */
 export default async function globalSetup(): Promise<void> {
@@ -12,7 +11,7 @@ export default async function globalSetup(): Promise<void> {
   const client = new MongoClient(server.url);
   try {
     const caps = await detectCapabilities(client, client.db('outbox_hub_probe'));
-    exportCapabilities(caps);
+    process.env[CAPABILITIES_ENV] = JSON.stringify(caps);
     process.stderr.write(
       `\n[test harness] backend: ${server.backend} (${caps.flavor} ${caps.version}) at ${server.url}; transactions: ${caps.transactions}, change streams: ${caps.changeStreams}\n`,
     );

@@ -14,6 +14,9 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient } from 'mongodb';
 
+/** Environment variable through which the global setup hands detected capabilities to test workers. */
+export const CAPABILITIES_ENV = 'OUTBOX_HUB_TEST_CAPS';
+
 /** Which server a run used. */
 export type Backend = 'MONGO_URL' | 'testcontainers' | 'ferretdb';
 
@@ -85,10 +88,11 @@ async function waitForServer(url: string, child: ChildProcess, timeoutMs: number
 }
 
 /** Starts FerretDB on a free loopback port with a fresh SQLite directory. */
-export async function startFerretDB(options: { binary?: string; quiet?: boolean } = {}): Promise<TestServer> {
+export async function startFerretDB(options: { binary?: string; quiet?: boolean; dataDir?: string; detached?: boolean } = {}): Promise<TestServer> {
   const binary = options.binary ?? ferretdbBinary();
   if (!existsSync(binary)) throw new Error(`FerretDB not found at ${binary}: run 'make tools' (or set MONGO_URL)`);
-  const dir = await mkdtemp(join(tmpdir(), 'outbox-hub-ferretdb-'));
+  const keep = options.dataDir !== undefined;
+  const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'outbox-hub-ferretdb-')));
   const [port, debugPort] = [await freePort(), await freePort()];
   const child = spawn(
     binary,
@@ -101,14 +105,14 @@ export async function startFerretDB(options: { binary?: string; quiet?: boolean 
       '--telemetry=disable',
       '--log-level=error',
     ],
-    { stdio: ['ignore', options.quiet === false ? 'inherit' : 'ignore', 'inherit'] },
+    { stdio: ['ignore', options.quiet === false ? 'inherit' : 'ignore', 'inherit'], detached: options.detached ?? false },
   );
   const url = `mongodb://127.0.0.1:${port}/`;
   try {
     await waitForServer(url, child, 30_000);
   } catch (err) {
     child.kill('SIGKILL');
-    await rm(dir, { recursive: true, force: true });
+    if (!keep) await rm(dir, { recursive: true, force: true });
     throw err;
   }
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -116,12 +120,12 @@ export async function startFerretDB(options: { binary?: string; quiet?: boolean 
     url,
     backend: 'ferretdb',
     ...(child.pid === undefined ? {} : { pid: child.pid }),
-    dir,
+    ...(keep ? {} : { dir }),
     async stop() {
       child.kill('SIGTERM');
       await Promise.race([exited, sleep(5000)]);
       if (child.exitCode === null) child.kill('SIGKILL');
-      await rm(dir, { recursive: true, force: true });
+      if (!keep) await rm(dir, { recursive: true, force: true });
     },
   };
 }

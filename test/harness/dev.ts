@@ -1,0 +1,82 @@
+/**
+ * `make dev`: runs the hub on an embedded default. Uses MONGO_URL if set,
+ * else MongoDB in Docker when an engine answers, else a local FerretDB whose
+ * data lives in .data/ferretdb. Starts two drainers and prints where to look.
+ * Ctrl-C stops everything in order: children run in their own process groups
+ * so the terminal's SIGINT reaches only this launcher, which then sends each
+ * one SIGTERM (a second Ctrl-C exits at once).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { MongoClient } from 'mongodb';
+import { createOutbox, migrateOutbox } from '../../internal/outbox/index.js';
+import { binaryPath } from './process.js';
+import { freePort, startFerretDB, startTestServer, type TestServer } from './server.js';
+
+const DB = process.env['MONGO_DB'] ?? 'outbox_hub_dev';
+const DRAINERS = Number(process.env['DEV_DRAINERS'] ?? 2);
+
+async function startServer(): Promise<TestServer> {
+  if (process.env['MONGO_URL'] || process.env['DOCKER_HOST']) return startTestServer();
+  const server = await startTestServer().catch(() => undefined);
+  if (server && server.backend !== 'ferretdb') return server;
+  await server?.stop();
+  const dir = resolve('.data/ferretdb');
+  mkdirSync(dir, { recursive: true });
+  return startFerretDB({ dataDir: dir, detached: true });
+}
+
+const server = await startServer();
+const client = new MongoClient(server.url);
+await client.connect();
+await migrateOutbox(client.db(DB));
+
+const children: ChildProcess[] = [];
+const ports: number[] = [];
+for (let i = 0; i < DRAINERS; i++) {
+  const port = await freePort();
+  ports.push(port);
+  const child = spawn(process.execPath, [binaryPath('drainer')], {
+    env: { ...process.env, MONGO_URL: server.url, MONGO_DB: DB, METRICS_HOST: '127.0.0.1', METRICS_PORT: String(port), MEMBER_ID: `dev-drainer-${i + 1}` },
+    stdio: ['ignore', 'inherit', 'inherit'],
+    detached: true,
+  });
+  children.push(child);
+}
+
+const outbox = createOutbox(client.db(DB));
+const receipt = await outbox.add({ topic: 'dev.hello', key: 'dev', payload: { hello: 'world', at: new Date().toISOString() } });
+
+process.stdout.write(
+  [
+    '',
+    'Outbox Hub dev is running',
+    `  database      ${server.backend} at ${server.url} (db ${DB})`,
+    ...ports.map((p, i) => `  drainer ${i + 1}     http://127.0.0.1:${p}/metrics  /healthz  /readyz`),
+    `  sample event  ${receipt.id} on dev.hello (see db.events)`,
+    '  Ctrl-C stops everything.',
+    '',
+  ].join('\n') + '\n',
+);
+
+let stopping = false;
+const stop = async (): Promise<void> => {
+  if (stopping) process.exit(130);
+  stopping = true;
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((r) => {
+          if (c.exitCode !== null) return r();
+          c.once('exit', () => r());
+          c.kill('SIGTERM');
+        }),
+    ),
+  );
+  await client.close();
+  await server.stop();
+  process.exit(0);
+};
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
