@@ -43,7 +43,9 @@ typecheck: $(NODE_DEPS)
 	npx tsc -p tsconfig.json --noEmit
 
 test: $(NODE_DEPS) tools build typecheck
-	$(JEST) --ci
+	@mkdir -p test-artifacts
+	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
+	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
 
 dev: $(NODE_DEPS) tools build
 	node dist/test/harness/dev.js
