@@ -4,21 +4,17 @@
  * Grammar: dot-separated segments of `[A-Za-z0-9_-]`, 1 to {@link MAX_TOPIC_SEGMENTS}
  * segments, at most {@link MAX_TOPIC_LENGTH} characters. No empty segment and no
  * wildcard: `*` and `**` exist only in subscription patterns, never in a topic.
+ *
+ * Patterns: one grammar everywhere (subscriptions, grants, denies): `*` matches
+ * exactly one segment, `**` zero or more. Patterns are compiled once
+ * ({@link TopicPattern.compile}) and fan-out goes through a {@link TopicIndex}.
  */
-import { HubError } from '../errors/index.js';
+import { MAX_TOPIC_LENGTH, MAX_TOPIC_SEGMENTS, TopicError } from './errors.js';
 
-/** Longest topic accepted, in characters. */
-export const MAX_TOPIC_LENGTH = 200;
-/** Most segments accepted in a topic. */
-export const MAX_TOPIC_SEGMENTS = 16;
+export { MAX_TOPIC_LENGTH, MAX_TOPIC_SEGMENTS, TopicError, type TopicErrorCode } from './errors.js';
+export { TopicIndex, TopicPattern, patternProblem } from './pattern.js';
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
-
-/** Why a topic was refused. */
-export type TopicErrorCode = 'INVALID_TOPIC';
-
-/** Raised by {@link assertTopic}. */
-export class TopicError extends HubError<TopicErrorCode> {}
 
 /** Returns why `topic` is not a valid topic, or `undefined` when it is. */
 export function topicProblem(topic: unknown): string | undefined {
