@@ -35,6 +35,8 @@ export interface EnvReader {
   duration(name: string, opts?: IntOptions): number;
   bool(name: string, opts?: { default?: boolean }): boolean;
   oneOf<T extends string>(name: string, values: readonly T[], opts?: { default?: T }): T;
+  /** Records a problem found by the caller (e.g. between variables). */
+  fail(name: string, problem: string): void;
   /** Throws a {@link ConfigError} naming every bad variable, if any. */
   done(): void;
 }
@@ -118,6 +120,9 @@ export function envReader(env: Readonly<Record<string, string | undefined>>): En
         return (opts.default ?? values[0]) as (typeof values)[number];
       }
       return v as (typeof values)[number];
+    },
+    fail(name, problem) {
+      problems.push({ variable: name, problem });
     },
     done() {
       if (problems.length > 0) throw new ConfigError(problems);

@@ -170,6 +170,14 @@ export class MongoEventLog implements EventLog {
     return docs.map(toEvent);
   }
 
+  async readAfter(positions: ReadonlyMap<number, number>, limit: number): Promise<LogEvent[]> {
+    if (positions.size === 0) return [];
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new EventLogError('INVALID_RANGE', 'limit must be 1-10000');
+    const clauses = [...positions].map(([partition, after]) => ({ partition, seq: { $gt: after } }));
+    const docs = await this.#events.find(clauses.length === 1 ? (clauses[0] as object) : { $or: clauses }, { sort: { partition: 1, seq: 1 }, limit }).toArray();
+    return docs.map(toEvent);
+  }
+
   async head(partition: number): Promise<PartitionHead> {
     const [seq, fence] = await Promise.all([this.#maxSeq(partition), this.#fences.findOne({ _id: partition })]);
     return { seq, epoch: fence?.epoch ?? 0 };

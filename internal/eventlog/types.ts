@@ -48,6 +48,11 @@ export interface EventLog {
   /** Appends `events` in order under `epoch`. Throws `FENCED` when a newer epoch has claimed the partition. */
   append(partition: number, epoch: number, events: readonly EventInput[]): Promise<AppendResult>;
   read(range: ReadRange): Promise<LogEvent[]>;
+  /**
+   * Events of several partitions after the given sequences, ordered by
+   * (partition, seq), at most `limit` in all: one query for a tailing reader.
+   */
+  readAfter(positions: ReadonlyMap<number, number>, limit: number): Promise<LogEvent[]>;
   head(partition: number): Promise<PartitionHead>;
   /** The latest event of `topic` with `key`, or null. */
   latestByKey(topic: string, key: string): Promise<LogEvent | null>;

@@ -1,0 +1,114 @@
+import { createJoseVerifier } from '../auth/index.js';
+import { MongoEventLog, migrateEventLog } from '../eventlog/index.js';
+import { MongoLeaseStore, migrateLeases } from '../lease/index.js';
+import type { Service } from '../lifecycle/index.js';
+import type { Logger } from '../log/index.js';
+import { connectMongo, detectCapabilities, type MongoClient } from '../mongo/index.js';
+import { MongoOutboxStore, createOutbox, migrateOutbox } from '../outbox/index.js';
+import { startTelemetryServer, type Registry, type TelemetryServer } from '../telemetry/index.js';
+import type { GatewayConfig } from './config.js';
+import { MongoGroupStore, migrateGroups } from './group-store.js';
+import { GroupManager } from './groups.js';
+import { LiveHub } from './hub.js';
+import { createGatewayMetrics } from './metrics.js';
+import { GatewayServer } from './server.js';
+import { LogTail } from './tail.js';
+
+/**
+ * The gateway process: telemetry, MongoDB, migrations, the log tail, consumer
+ * groups and the WebSocket server. Stop order: refuse and close clients,
+ * release group leases after flushing cursors, stop the tail, close the rest.
+ */
+export class GatewayApp implements Service {
+  readonly #config: GatewayConfig;
+  readonly #log: Logger;
+  readonly #registry: Registry;
+  readonly #abort = new AbortController();
+  #telemetry: TelemetryServer | undefined;
+  #client: MongoClient | undefined;
+  #tail: LogTail | undefined;
+  #hub: LiveHub | undefined;
+  #groups: GroupManager | undefined;
+  #server: GatewayServer | undefined;
+  #ready = false;
+
+  constructor(config: GatewayConfig, deps: { log: Logger; registry: Registry }) {
+    this.#config = config;
+    this.#log = deps.log;
+    this.#registry = deps.registry;
+  }
+
+  /** The WebSocket port (useful when configured as 0). */
+  get port(): number {
+    return this.#server?.port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.#config;
+    this.#telemetry = await startTelemetryServer({ host: cfg.metricsHost, port: cfg.metricsPort, registry: this.#registry, ready: () => this.#ready });
+    this.#log.info('telemetry listening', { port: this.#telemetry.port });
+    const verifier = await createJoseVerifier({
+      algorithms: cfg.jwt.algorithms,
+      keys: cfg.jwt.keys,
+      clockToleranceS: cfg.jwt.clockToleranceS,
+      ...(cfg.jwt.issuer === undefined ? {} : { issuer: cfg.jwt.issuer }),
+      ...(cfg.jwt.audience === undefined ? {} : { audience: cfg.jwt.audience }),
+    });
+    this.#client = await connectMongo(cfg.mongoUrl, { appName: 'outbox-hub-gateway', signal: this.#abort.signal });
+    const db = this.#client.db(cfg.mongoDb);
+    const caps = await detectCapabilities(this.#client, db);
+    this.#log.info('connected', { db: cfg.mongoDb, ...caps });
+    await migrateOutbox(db);
+    await migrateEventLog(db);
+    await migrateLeases(db);
+    await migrateGroups(db);
+    const metrics = createGatewayMetrics(this.#registry);
+    const eventLog = new MongoEventLog(db);
+    this.#tail = new LogTail({ eventLog, partitions: cfg.partitions, pollMinMs: cfg.pollMinMs, pollMaxMs: cfg.pollMaxMs, log: this.#log });
+    await this.#tail.start();
+    this.#hub = new LiveHub(this.#tail);
+    this.#groups = new GroupManager({
+      eventLog,
+      leases: new MongoLeaseStore(db),
+      store: new MongoGroupStore(db),
+      tail: this.#tail,
+      log: this.#log,
+      metrics,
+      settings: {
+        partitions: cfg.partitions,
+        instance: cfg.instance,
+        ackTimeoutMs: cfg.ackTimeoutMs,
+        maxDeliveries: cfg.maxDeliveries,
+        redeliveryBaseMs: cfg.redeliveryBaseMs,
+        leaseTtlMs: cfg.leaseTtlMs,
+        leaseRenewMs: cfg.leaseRenewMs,
+        cursorFlushMs: cfg.cursorFlushMs,
+      },
+    });
+    this.#server = new GatewayServer({
+      config: cfg,
+      verifier,
+      outbox: createOutbox(db, { partitions: cfg.partitions, maxPayloadBytes: cfg.maxPayloadBytes }),
+      outboxStore: new MongoOutboxStore(db),
+      eventLog,
+      tail: this.#tail,
+      hub: this.#hub,
+      groups: this.#groups,
+      metrics,
+      log: this.#log,
+    });
+    await this.#server.start();
+    this.#ready = true;
+  }
+
+  async stop(): Promise<void> {
+    this.#ready = false;
+    this.#abort.abort();
+    await this.#server?.stop();
+    await this.#groups?.stop();
+    this.#hub?.close();
+    await this.#tail?.stop();
+    await this.#telemetry?.close();
+    await this.#client?.close();
+  }
+}

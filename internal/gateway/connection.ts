@@ -1,0 +1,402 @@
+import type { WebSocket, RawData } from 'ws';
+import { AuthError, type Principal, type TokenVerifier } from '../auth/index.js';
+import { describeError, isHubError } from '../errors/index.js';
+import type { EventLog, LogEvent } from '../eventlog/index.js';
+import type { Logger } from '../log/index.js';
+import type { Outbox, OutboxStore } from '../outbox/index.js';
+import { TopicPattern, topicProblem } from '../topic/index.js';
+import type { GatewayConfig } from './config.js';
+import { GatewayError } from './errors.js';
+import type { GroupManager, GroupMember } from './groups.js';
+import { LiveHub, toWire, type LiveSubscription } from './hub.js';
+import type { GatewayMetrics } from './metrics.js';
+import { CloseCode, parseClientFrame, type ClientFrame, type ErrorCode, type StartFrom } from './protocol.js';
+import type { LogTail } from './tail.js';
+import { TokenBucket } from './tokens.js';
+
+/** Everything a connection needs, shared by all connections of a gateway. */
+export interface ConnectionDeps {
+  config: GatewayConfig;
+  verifier: TokenVerifier;
+  outbox: Outbox;
+  outboxStore: OutboxStore;
+  eventLog: EventLog;
+  tail: LogTail;
+  hub: LiveHub;
+  groups: GroupManager;
+  metrics: GatewayMetrics;
+  log: Logger;
+}
+
+type State = 'authenticating' | 'open' | 'closed';
+
+/** Consecutive malformed frames tolerated before the connection is closed. */
+const MAX_BAD_FRAMES = 10;
+/** setTimeout's upper bound. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface Subscription {
+  readonly id: string;
+  readonly pattern: TopicPattern;
+  readonly group: string | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * One WebSocket client. States: authenticating (must AUTH before the deadline)
+ * -> open -> closed. `close` is idempotent and releases everything the
+ * connection created: timers, hub entries and group memberships.
+ */
+export class Connection {
+  readonly id: string;
+  readonly #ws: WebSocket;
+  readonly #d: ConnectionDeps;
+  readonly #log: Logger;
+  readonly #subs = new Map<string, Subscription>();
+  readonly #publishBucket: TokenBucket;
+  readonly #frameBucket: TokenBucket;
+  #state: State = 'authenticating';
+  #principal: Principal | undefined;
+  #authTimer: NodeJS.Timeout | undefined;
+  #expiryTimer: NodeJS.Timeout | undefined;
+  #badFrames = 0;
+  /** Answered the last heartbeat ping. */
+  alive = true;
+
+  constructor(id: string, ws: WebSocket, deps: ConnectionDeps) {
+    this.id = id;
+    this.#ws = ws;
+    this.#d = deps;
+    this.#log = deps.log.child({ conn: id });
+    this.#publishBucket = new TokenBucket(deps.config.publishRate, deps.config.publishBurst);
+    this.#frameBucket = new TokenBucket(deps.config.frameRate, deps.config.frameRate);
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  start(): void {
+    this.#d.metrics.connections.inc();
+    this.#authTimer = setTimeout(() => this.close(CloseCode.AUTH_TIMEOUT, 'no AUTH before the deadline'), this.#d.config.authTimeoutMs);
+    this.#ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
+    this.#ws.on('pong', () => (this.alive = true));
+    this.#ws.on('close', () => this.#closed());
+    this.#ws.on('error', (err) => {
+      // ws reports oversized frames here, then closes with 1009 itself.
+      this.#log.debug('socket error', { err: describeError(err) });
+    });
+  }
+
+  /** Closes with `code`; idempotent. */
+  close(code: number, reason: string): void {
+    if (this.#state === 'closed') return;
+    this.#d.metrics.closes.inc({ code: String(code) });
+    this.#closed();
+    try {
+      this.#ws.close(code, reason.slice(0, 120));
+    } catch {
+      this.#ws.terminate();
+    }
+  }
+
+  /** Hard stop for a peer that stopped answering pings. */
+  terminate(): void {
+    this.#closed();
+    this.#ws.terminate();
+  }
+
+  ping(): void {
+    this.alive = false;
+    this.#ws.ping();
+  }
+
+  #closed(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#d.metrics.connections.dec();
+    clearTimeout(this.#authTimer);
+    clearTimeout(this.#expiryTimer);
+    const subs = [...this.#subs.values()];
+    this.#subs.clear();
+    for (const s of subs) void s.close().catch((err: unknown) => this.#log.warn('unsubscribe on close failed', { err: describeError(err) }));
+  }
+
+  /** Sends a text frame unless the socket is closed or past its high-water mark. */
+  #sendText(op: string, text: string): boolean {
+    if (this.#state === 'closed') return false;
+    if (this.#ws.bufferedAmount > this.#d.config.sendHighWaterBytes) {
+      this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: send buffer over its high-water mark');
+      return false;
+    }
+    this.#ws.send(text);
+    this.#d.metrics.framesOut.inc({ op });
+    return true;
+  }
+
+  #ok(id: string, extra: Record<string, unknown> = {}): void {
+    this.#sendText('OK', JSON.stringify({ op: 'OK', id, ...extra }));
+  }
+
+  #err(id: string | null, code: ErrorCode, message: string, extra: Record<string, unknown> = {}): void {
+    this.#sendText('ERR', JSON.stringify({ op: 'ERR', id, code, message, ...extra }));
+  }
+
+  #sendEvent(sub: string, event: LogEvent, json: string, delivery: number): boolean {
+    const ok = this.#sendText('EVENT', `{"op":"EVENT","sub":${JSON.stringify(sub)},"delivery":${delivery},"event":${json}}`);
+    if (ok) this.#d.metrics.publishToDeliver.observe(Math.max(0, Date.now() - event.createdAt.getTime()) / 1000);
+    return ok;
+  }
+
+  #onMessage(data: RawData, isBinary: boolean): void {
+    if (this.#state === 'closed') return;
+    if (!this.#frameBucket.take()) {
+      this.close(CloseCode.RATE_LIMITED, 'frame rate limit exceeded');
+      return;
+    }
+    if (isBinary) {
+      this.#bad(null, 'BAD_FRAME', 'binary frames are not part of the protocol');
+      return;
+    }
+    const parsed = parseClientFrame(data.toString());
+    if (!('op' in parsed)) {
+      this.#d.metrics.framesIn.inc({ op: 'invalid' });
+      this.#bad(parsed.id, parsed.code, parsed.message);
+      return;
+    }
+    this.#badFrames = 0;
+    this.#d.metrics.framesIn.inc({ op: parsed.op });
+    this.#handle(parsed).catch((err: unknown) => {
+      if (err instanceof GatewayError) this.#err(parsed.id, err.code, err.message);
+      else {
+        this.#log.error('request failed', { op: parsed.op, err: describeError(err) });
+        this.#err(parsed.id, 'UNAVAILABLE', 'the request could not be completed; retry');
+      }
+    });
+  }
+
+  #bad(id: string | null, code: ErrorCode, message: string): void {
+    this.#err(id, code, message);
+    if (++this.#badFrames >= MAX_BAD_FRAMES) this.close(CloseCode.POLICY_VIOLATION, 'too many malformed frames');
+  }
+
+  async #handle(f: ClientFrame): Promise<void> {
+    if (f.op === 'PING') return this.#ok(f.id);
+    if (f.op === 'AUTH') return this.#auth(f.id, f.token);
+    if (this.#state !== 'open' || !this.#principal) {
+      this.#err(f.id, 'NOT_AUTHENTICATED', 'send AUTH first');
+      return;
+    }
+    switch (f.op) {
+      case 'PUBLISH':
+        return this.#publish(f);
+      case 'SUBSCRIBE':
+        return this.#subscribe(f);
+      case 'UNSUBSCRIBE': {
+        const s = this.#subs.get(f.sub);
+        if (!s) return this.#err(f.id, 'NO_SUCH_SUBSCRIPTION', `no subscription ${f.sub}`);
+        this.#subs.delete(f.sub);
+        await s.close();
+        return this.#ok(f.id, { sub: f.sub });
+      }
+      case 'ACK':
+      case 'NACK': {
+        const s = this.#subs.get(f.sub);
+        if (!s) return this.#err(f.id, 'NO_SUCH_SUBSCRIPTION', `no subscription ${f.sub}`);
+        // Live subscriptions are at-most-once: there is nothing to settle.
+        if (s.group === undefined) return this.#ok(f.id);
+        const done = f.op === 'ACK' ? this.#d.groups.ack(s.group, f.eventId) : this.#d.groups.nack(s.group, f.eventId, f.delayMs);
+        return done ? this.#ok(f.id) : this.#err(f.id, 'NO_SUCH_DELIVERY', `no delivery ${f.eventId} in flight (already settled, or its partition moved)`);
+      }
+    }
+  }
+
+  async #auth(id: string, token: string): Promise<void> {
+    let principal: Principal;
+    try {
+      principal = await this.#d.verifier.verify(token);
+    } catch (err) {
+      const reason = err instanceof AuthError ? err.code : 'TOKEN_MALFORMED';
+      this.#d.metrics.authFailures.inc({ reason });
+      this.#err(id, 'AUTH_FAILED', `authentication failed: ${reason}`, { reason });
+      this.close(reason === 'TOKEN_EXPIRED' ? CloseCode.TOKEN_EXPIRED : CloseCode.AUTH_FAILED, `auth failed: ${reason}`);
+      return;
+    }
+    if (this.#state === 'closed') return;
+    if (this.#principal && this.#principal.subject !== principal.subject) {
+      this.#d.metrics.authFailures.inc({ reason: 'SUBJECT_CHANGED' });
+      this.#err(id, 'AUTH_FAILED', 'a connection keeps its subject; reconnect to change it', { reason: 'SUBJECT_CHANGED' });
+      this.close(CloseCode.AUTH_FAILED, 'subject changed');
+      return;
+    }
+    this.#principal = principal;
+    this.#state = 'open';
+    clearTimeout(this.#authTimer);
+    this.#armExpiry(principal.expiresAt.getTime());
+    // A refreshed token may grant less: drop what is no longer allowed.
+    for (const s of [...this.#subs.values()]) {
+      if (principal.policy.canSubscribe(s.pattern)) continue;
+      this.#subs.delete(s.id);
+      await s.close();
+      this.#d.metrics.aclDenials.inc({ op: 'SUBSCRIBE' });
+      this.#err(null, 'SUBSCRIPTION_REVOKED', `the new token does not allow ${s.pattern.source}`, { sub: s.id });
+    }
+    this.#ok(id, { subject: principal.subject, expiresAt: principal.expiresAt.toISOString() });
+  }
+
+  #armExpiry(at: number): void {
+    clearTimeout(this.#expiryTimer);
+    const delay = at - Date.now();
+    if (delay <= 0) {
+      this.close(CloseCode.TOKEN_EXPIRED, 'token expired');
+      return;
+    }
+    this.#expiryTimer = setTimeout(() => {
+      if (Date.now() >= at) this.close(CloseCode.TOKEN_EXPIRED, 'token expired; AUTH again before expiry to stay connected');
+      else this.#armExpiry(at);
+    }, Math.min(delay, MAX_TIMER_MS));
+  }
+
+  async #publish(f: Extract<ClientFrame, { op: 'PUBLISH' }>): Promise<void> {
+    const problem = topicProblem(f.topic);
+    if (problem !== undefined) return this.#err(f.id, 'INVALID_TOPIC', problem);
+    if (!this.#principal?.policy.canPublish(f.topic)) {
+      this.#d.metrics.aclDenials.inc({ op: 'PUBLISH' });
+      return this.#err(f.id, 'FORBIDDEN', `not allowed to publish to ${f.topic}`);
+    }
+    if (!this.#publishBucket.take()) return this.#err(f.id, 'RATE_LIMITED', 'publish rate limit exceeded; slow down');
+    try {
+      const receipt = await this.#d.outbox.add({
+        topic: f.topic,
+        payload: f.payload,
+        ...(f.key === undefined ? {} : { key: f.key }),
+        ...(f.headers === undefined ? {} : { headers: f.headers }),
+        ...(f.eventId === undefined ? {} : { id: f.eventId }),
+      });
+      this.#d.tail.nudge();
+      this.#ok(f.id, { eventId: receipt.id, partition: receipt.partition });
+    } catch (err) {
+      if (!isHubError(err)) throw err;
+      if (err.code === 'DUPLICATE_ID' && f.eventId !== undefined) {
+        // A retried publish: the same event is already durable.
+        const existing = await this.#d.outboxStore.get(f.eventId);
+        if (existing && existing.topic === f.topic && existing.key === (f.key ?? null)) {
+          return this.#ok(f.id, { eventId: f.eventId, partition: existing.partition, duplicate: true });
+        }
+        return this.#err(f.id, 'DUPLICATE_ID', 'eventId already used for a different message');
+      }
+      const map: Record<string, ErrorCode> = {
+        INVALID_TOPIC: 'INVALID_TOPIC',
+        PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+        INVALID_PAYLOAD: 'INVALID_PAYLOAD',
+        INVALID_KEY: 'INVALID_PAYLOAD',
+        INVALID_HEADERS: 'INVALID_PAYLOAD',
+        INVALID_ID: 'INVALID_PAYLOAD',
+      };
+      const code = map[err.code];
+      if (!code) throw err;
+      this.#err(f.id, code, err.message);
+    }
+  }
+
+  async #subscribe(f: Extract<ClientFrame, { op: 'SUBSCRIBE' }>): Promise<void> {
+    if (this.#subs.has(f.sub)) return this.#err(f.id, 'SUBSCRIPTION_EXISTS', `subscription ${f.sub} exists`);
+    if (this.#subs.size >= this.#d.config.maxSubscriptions) {
+      return this.#err(f.id, 'TOO_MANY_SUBSCRIPTIONS', `at most ${this.#d.config.maxSubscriptions} subscriptions per connection`);
+    }
+    let pattern: TopicPattern;
+    try {
+      pattern = TopicPattern.compile(f.topic);
+    } catch (err) {
+      return this.#err(f.id, 'INVALID_PATTERN', (err as Error).message);
+    }
+    if (!this.#principal?.policy.canSubscribe(pattern)) {
+      this.#d.metrics.aclDenials.inc({ op: 'SUBSCRIBE' });
+      return this.#err(f.id, 'FORBIDDEN', `not allowed to subscribe to ${f.topic}`);
+    }
+    const sub = f.group === undefined ? this.#liveSubscription(f.sub, pattern, f.from ?? 'now') : await this.#groupSubscription(f.sub, pattern, f.group, f.maxInFlight);
+    if (this.#state === 'closed') {
+      await sub.close();
+      return;
+    }
+    this.#subs.set(f.sub, sub);
+    this.#ok(f.id, { sub: f.sub });
+  }
+
+  async #groupSubscription(id: string, pattern: TopicPattern, group: string, maxInFlight: number | undefined): Promise<Subscription> {
+    const member: GroupMember = {
+      id: `${this.id}/${id}`,
+      maxInFlight: Math.min(maxInFlight ?? this.#d.config.maxInFlight, this.#d.config.maxInFlight),
+      inFlight: 0,
+      send: (event, delivery) => this.#sendEvent(id, event, JSON.stringify(toWire(event)), delivery),
+    };
+    await this.#d.groups.join(group, pattern, member);
+    return { id, pattern, group, close: () => this.#d.groups.leave(group, member) };
+  }
+
+  #liveSubscription(id: string, pattern: TopicPattern, from: StartFrom): Subscription {
+    const hub = this.#d.hub;
+    let replaying = from !== 'now';
+    let held: Array<[LogEvent, string]> = [];
+    const sent = new Map<number, number>();
+    const live: LiveSubscription = {
+      pattern,
+      offer: (event, json) => {
+        if (replaying) {
+          if (held.length >= this.#d.config.maxReplay) this.close(CloseCode.SLOW_CONSUMER, 'too many events arrived during replay');
+          else held.push([event, json]);
+          return;
+        }
+        this.#sendEvent(id, event, json, 1);
+      },
+    };
+    hub.add(live);
+    if (replaying) {
+      void this.#replay(id, pattern, from, sent)
+        .catch((err: unknown) => {
+          this.#log.warn('replay failed', { sub: id, err: describeError(err) });
+          this.#err(null, 'UNAVAILABLE', 'replay failed; resubscribe to retry', { sub: id });
+        })
+        .finally(() => {
+          for (const [event, json] of held) if (event.seq > (sent.get(event.partition) ?? 0)) this.#sendEvent(id, event, json, 1);
+          held = [];
+          replaying = false;
+        });
+    }
+    return {
+      id,
+      pattern,
+      group: undefined,
+      close: async () => hub.remove(live),
+    };
+  }
+
+  /** Sends committed events after `from`, up to the tail's position at the start, in order per partition. */
+  async #replay(id: string, pattern: TopicPattern, from: StartFrom, sent: Map<number, number>): Promise<void> {
+    const { eventLog, tail, config } = this.#d;
+    const starts = new Map<number, number>();
+    for (let p = 0; p < config.partitions; p++) {
+      if (from === 'earliest') starts.set(p, 0);
+      else if (typeof from === 'object' && from[String(p)] !== undefined) starts.set(p, from[String(p)] as number);
+    }
+    let budget = config.maxReplay;
+    for (const [partition, after] of starts) {
+      const until = tail.position(partition);
+      let cursor = after;
+      while (cursor < until && budget > 0 && this.#state !== 'closed') {
+        const events = await eventLog.read({ partition, afterSeq: cursor, limit: Math.min(500, budget) });
+        if (events.length === 0) break;
+        for (const e of events) {
+          if (e.seq > until) break;
+          cursor = e.seq;
+          if (!pattern.matches(e.topic)) continue;
+          budget--;
+          this.#sendEvent(id, e, JSON.stringify(toWire(e)), 1);
+        }
+        if (events.length < 500) break;
+      }
+      sent.set(partition, Math.max(cursor, until));
+    }
+    if (budget <= 0) this.#err(null, 'REPLAY_TRUNCATED', `replay stopped after ${config.maxReplay} events`, { sub: id });
+  }
+}

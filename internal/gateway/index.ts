@@ -1,0 +1,20 @@
+/**
+ * The gateway: WebSocket pub/sub over the event log (protocol v1, see
+ * docs/protocol.md).
+ *
+ * Invariants:
+ * - A connection must AUTH before the deadline; a token that expires without
+ *   re-AUTH closes the connection (4002); a refreshed token re-checks every
+ *   subscription.
+ * - PUBLISH goes through the outbox and is acknowledged once durable.
+ * - One log tail per process; fan-out is in memory through a topic trie.
+ * - Consumer groups: at-least-once, per-key order, partitions shared between
+ *   gateways by leases; cursors fenced by the lease epoch.
+ * - Every timer and socket a connection or server creates is released on close.
+ */
+export { GatewayApp } from './app.js';
+export { GATEWAY_DEFAULTS, loadGatewayConfig, type GatewayConfig } from './config.js';
+export { GatewayError } from './errors.js';
+export { GROUP_COLLECTIONS, MongoGroupStore, migrateGroups, type DeadLetter, type GroupStore } from './group-store.js';
+export { CLIENT_OPS, CloseCode, PROTOCOL, parseClientFrame, type ClientFrame, type ErrorCode, type ServerFrame, type StartFrom, type WireEvent } from './protocol.js';
+export { TokenBucket } from './tokens.js';

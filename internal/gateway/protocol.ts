@@ -1,0 +1,179 @@
+/**
+ * Wire protocol v1 (see docs/protocol.md). JSON text frames; every client
+ * request has an `id` that the reply (`OK` or `ERR`) echoes.
+ */
+
+/** WebSocket subprotocol naming this version. */
+export const PROTOCOL = 'outbox-hub.v1';
+
+/** Close codes, one per reason. */
+export const CloseCode = Object.freeze({
+  SHUTTING_DOWN: 1001,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_LARGE: 1009,
+  AUTH_FAILED: 4001,
+  TOKEN_EXPIRED: 4002,
+  AUTH_TIMEOUT: 4003,
+  SLOW_CONSUMER: 4008,
+  RATE_LIMITED: 4029,
+});
+
+/** Stable `ERR` codes. */
+export type ErrorCode =
+  | 'BAD_FRAME'
+  | 'UNKNOWN_OP'
+  | 'NOT_AUTHENTICATED'
+  | 'AUTH_FAILED'
+  | 'FORBIDDEN'
+  | 'INVALID_TOPIC'
+  | 'INVALID_PATTERN'
+  | 'INVALID_PAYLOAD'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'DUPLICATE_ID'
+  | 'TOO_MANY_SUBSCRIPTIONS'
+  | 'SUBSCRIPTION_EXISTS'
+  | 'NO_SUCH_SUBSCRIPTION'
+  | 'NO_SUCH_DELIVERY'
+  | 'GROUP_MISMATCH'
+  | 'RATE_LIMITED'
+  | 'SUBSCRIPTION_REVOKED'
+  | 'REPLAY_TRUNCATED'
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
+
+/** Where a subscription starts: now, the earliest retained event, or after a sequence per partition. */
+export type StartFrom = 'now' | 'earliest' | Readonly<Record<string, number>>;
+
+/** A request from a client. */
+export type ClientFrame =
+  | { op: 'AUTH'; id: string; token: string }
+  | { op: 'PUBLISH'; id: string; topic: string; key?: string; payload: unknown; headers?: Record<string, string>; eventId?: string }
+  | { op: 'SUBSCRIBE'; id: string; sub: string; topic: string; group?: string; from?: StartFrom; maxInFlight?: number }
+  | { op: 'UNSUBSCRIBE'; id: string; sub: string }
+  | { op: 'ACK'; id: string; sub: string; eventId: string }
+  | { op: 'NACK'; id: string; sub: string; eventId: string; delayMs?: number }
+  | { op: 'PING'; id: string };
+
+/** Every client op. */
+export const CLIENT_OPS = ['AUTH', 'PUBLISH', 'SUBSCRIBE', 'UNSUBSCRIBE', 'ACK', 'NACK', 'PING'] as const;
+
+/** An event as delivered to clients. */
+export interface WireEvent {
+  id: string;
+  topic: string;
+  key: string | null;
+  partition: number;
+  seq: number;
+  payload: unknown;
+  headers: Record<string, string>;
+  createdAt: string;
+  publishedAt: string;
+}
+
+/** A frame the server sends. */
+export type ServerFrame =
+  | ({ op: 'OK'; id: string } & Record<string, unknown>)
+  | { op: 'ERR'; id: string | null; code: ErrorCode; message: string; sub?: string }
+  | { op: 'EVENT'; sub: string; event: WireEvent; delivery: number };
+
+/** A frame that could not be parsed: the reply names the request id when one was readable. */
+export interface FrameProblem {
+  id: string | null;
+  code: ErrorCode;
+  message: string;
+}
+
+const ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+const SUB = /^[A-Za-z0-9_.:-]{1,64}$/;
+const GROUP = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAX_DELAY_MS = 3_600_000;
+
+function str(v: unknown): v is string {
+  return typeof v === 'string';
+}
+
+/** Parses and shape-checks one text frame. Semantics (ACL, topic grammar) are checked later. */
+export function parseClientFrame(text: string): ClientFrame | FrameProblem {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { id: null, code: 'BAD_FRAME', message: 'frame is not valid JSON' };
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { id: null, code: 'BAD_FRAME', message: 'frame must be a JSON object' };
+  const f = raw as Record<string, unknown>;
+  const id = str(f['id']) && ID.test(f['id']) ? f['id'] : null;
+  const bad = (message: string): FrameProblem => ({ id, code: 'BAD_FRAME', message });
+  if (id === null) return bad('id must be 1-64 characters of [A-Za-z0-9_.:-]');
+  const op = f['op'];
+  if (!str(op) || !(CLIENT_OPS as readonly string[]).includes(op)) return { id, code: 'UNKNOWN_OP', message: `unknown op ${JSON.stringify(op)}` };
+  const sub = f['sub'];
+  const needSub = (): string | FrameProblem => (str(sub) && SUB.test(sub) ? sub : bad('sub must be 1-64 characters of [A-Za-z0-9_.:-]'));
+  switch (op) {
+    case 'AUTH':
+      return str(f['token']) ? { op, id, token: f['token'] } : bad('token must be a string');
+    case 'PING':
+      return { op, id };
+    case 'PUBLISH': {
+      if (!str(f['topic'])) return bad('topic must be a string');
+      if (!('payload' in f)) return { id, code: 'INVALID_PAYLOAD', message: 'payload is required' };
+      if (f['key'] !== undefined && f['key'] !== null && !str(f['key'])) return bad('key must be a string');
+      if (f['eventId'] !== undefined && !str(f['eventId'])) return bad('eventId must be a string');
+      const headers = f['headers'];
+      if (headers !== undefined && (typeof headers !== 'object' || headers === null || Array.isArray(headers))) return bad('headers must be an object');
+      return {
+        op,
+        id,
+        topic: f['topic'],
+        payload: f['payload'],
+        ...(str(f['key']) ? { key: f['key'] } : {}),
+        ...(headers === undefined ? {} : { headers: headers as Record<string, string> }),
+        ...(str(f['eventId']) ? { eventId: f['eventId'] } : {}),
+      };
+    }
+    case 'SUBSCRIBE': {
+      const s = needSub();
+      if (typeof s !== 'string') return s;
+      if (!str(f['topic'])) return bad('topic must be a string');
+      const group = f['group'];
+      if (group !== undefined && !(str(group) && GROUP.test(group))) return bad('group must be 1-64 characters of [A-Za-z0-9_.-]');
+      const from = f['from'];
+      if (from !== undefined && from !== 'now' && from !== 'earliest') {
+        if (typeof from !== 'object' || from === null || Array.isArray(from)) return bad("from must be 'now', 'earliest' or { partition: seq }");
+        for (const [p, seq] of Object.entries(from)) {
+          if (!/^\d{1,4}$/.test(p) || !Number.isSafeInteger(seq) || (seq as number) < 0) return bad('from must map partition numbers to non-negative sequences');
+        }
+      }
+      if (group !== undefined && from !== undefined) return bad('from applies to live subscriptions; a group resumes from its cursor');
+      const mif = f['maxInFlight'];
+      if (mif !== undefined && !(Number.isSafeInteger(mif) && (mif as number) >= 1 && (mif as number) <= 10_000)) return bad('maxInFlight must be 1-10000');
+      return {
+        op,
+        id,
+        sub: s,
+        topic: f['topic'],
+        ...(group === undefined ? {} : { group: group as string }),
+        ...(from === undefined ? {} : { from: from as StartFrom }),
+        ...(mif === undefined ? {} : { maxInFlight: mif as number }),
+      };
+    }
+    case 'UNSUBSCRIBE': {
+      const s = needSub();
+      return typeof s === 'string' ? { op, id, sub: s } : s;
+    }
+    case 'ACK':
+    case 'NACK': {
+      const s = needSub();
+      if (typeof s !== 'string') return s;
+      if (!str(f['eventId'])) return bad('eventId must be a string');
+      if (op === 'ACK') return { op, id, sub: s, eventId: f['eventId'] };
+      const delay = f['delayMs'];
+      if (delay !== undefined && !(Number.isSafeInteger(delay) && (delay as number) >= 0 && (delay as number) <= MAX_DELAY_MS)) {
+        return bad(`delayMs must be 0-${MAX_DELAY_MS}`);
+      }
+      return { op, id, sub: s, eventId: f['eventId'], ...(delay === undefined ? {} : { delayMs: delay as number }) };
+    }
+    default:
+      return { id, code: 'UNKNOWN_OP', message: `unknown op ${JSON.stringify(op)}` };
+  }
+}
