@@ -43,6 +43,11 @@ export class GatewayApp implements Service {
     return this.#server?.port ?? 0;
   }
 
+  /** The telemetry port (`/metrics`, `/healthz`, `/readyz`). */
+  get telemetryPort(): number {
+    return this.#telemetry?.port ?? 0;
+  }
+
   async start(): Promise<void> {
     const cfg = this.#config;
     this.#telemetry = await startTelemetryServer({ host: cfg.metricsHost, port: cfg.metricsPort, registry: this.#registry, ready: () => this.#ready });

@@ -157,16 +157,18 @@ class GroupPartition {
     }
     if (this.#buffer.length === 0) return;
     const keep: LogEvent[] = [];
-    let member = this.#g.pickMember();
+    let full = false;
     for (const e of this.#buffer) {
       const key = e.key ?? e.id;
-      if (!member || this.#busyKeys.has(key)) {
+      // Pick a member only for an event that can go now, so round-robin stays fair.
+      const member = full || this.#busyKeys.has(key) ? undefined : this.#g.pickMember();
+      if (!member) {
+        full ||= !this.#busyKeys.has(key);
         keep.push(e);
         continue;
       }
       this.#busyKeys.set(key, 1);
       this.#send({ event: e, member: undefined, deliveries: 0, timer: undefined, replay: false }, member);
-      member = this.#g.pickMember();
     }
     this.#buffer = keep;
   }

@@ -63,6 +63,9 @@ export class GatewayServer {
       };
       if (this.#state !== 'listening') return refuse(503, 'Service Unavailable');
       if ((req.url ?? '').split('?')[0] !== '/ws') return refuse(404, 'Not Found');
+      // The subprotocol is the protocol version: a client must ask for one we speak.
+      const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+      if (!offered.includes(PROTOCOL)) return refuse(400, 'Bad Request');
       const origin = req.headers.origin;
       if (config.allowedOrigins.length > 0 && (origin === undefined || !config.allowedOrigins.includes(origin))) return refuse(403, 'Forbidden');
       wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws));
