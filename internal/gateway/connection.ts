@@ -60,6 +60,7 @@ export class Connection {
   #authTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   #badFrames = 0;
+  #authPending: Promise<void> | undefined;
   /** Answered the last heartbeat ping. */
   alive = true;
 
@@ -166,7 +167,16 @@ export class Connection {
     }
     this.#badFrames = 0;
     this.#d.metrics.framesIn.inc({ op: parsed.op });
-    this.#handle(parsed).catch((err: unknown) => {
+    // Requests pipelined behind an AUTH wait for it, so AUTH + SUBSCRIBE in one go works.
+    const run = this.#authPending ? this.#authPending.then(() => this.#handle(parsed)) : this.#handle(parsed);
+    if (parsed.op === 'AUTH') {
+      const pending = run.catch(() => undefined);
+      this.#authPending = pending;
+      void pending.then(() => {
+        if (this.#authPending === pending) this.#authPending = undefined;
+      });
+    }
+    run.catch((err: unknown) => {
       if (err instanceof GatewayError) this.#err(parsed.id, err.code, err.message);
       else {
         this.#log.error('request failed', { op: parsed.op, err: describeError(err) });

@@ -1,6 +1,6 @@
 /**
  * The gateway: WebSocket pub/sub over the event log (protocol v1, see
- * docs/protocol.md).
+ * internal/gateway/PROTOCOL.md).
  *
  * Invariants:
  * - A connection must AUTH before the deadline; a token that expires without

@@ -1,5 +1,5 @@
 /**
- * Wire protocol v1 (see docs/protocol.md). JSON text frames; every client
+ * Wire protocol v1 (see internal/gateway/PROTOCOL.md). JSON text frames; every client
  * request has an `id` that the reply (`OK` or `ERR`) echoes.
  */
 

@@ -9,6 +9,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
 import { MongoClient } from 'mongodb';
 import { createOutbox, migrateOutbox } from '../../internal/outbox/index.js';
 import { binaryPath } from './process.js';
@@ -16,6 +18,7 @@ import { freePort, startFerretDB, startTestServer, type TestServer } from './ser
 
 const DB = process.env['MONGO_DB'] ?? 'outbox_hub_dev';
 const DRAINERS = Number(process.env['DEV_DRAINERS'] ?? 2);
+const JWT_SECRET = process.env['JWT_SECRET'] ?? randomBytes(32).toString('hex');
 
 async function startServer(): Promise<TestServer> {
   if (process.env['MONGO_URL'] || process.env['DOCKER_HOST']) return startTestServer();
@@ -33,17 +36,29 @@ await client.connect();
 await migrateOutbox(client.db(DB));
 
 const children: ChildProcess[] = [];
+function run(binary: string, env: Record<string, string>): void {
+  children.push(
+    spawn(process.execPath, [binaryPath(binary)], {
+      env: { ...process.env, MONGO_URL: server.url, MONGO_DB: DB, METRICS_HOST: '127.0.0.1', ...env },
+      stdio: ['ignore', 'inherit', 'inherit'],
+      detached: true,
+    }),
+  );
+}
 const ports: number[] = [];
 for (let i = 0; i < DRAINERS; i++) {
   const port = await freePort();
   ports.push(port);
-  const child = spawn(process.execPath, [binaryPath('drainer')], {
-    env: { ...process.env, MONGO_URL: server.url, MONGO_DB: DB, METRICS_HOST: '127.0.0.1', METRICS_PORT: String(port), MEMBER_ID: `dev-drainer-${i + 1}` },
-    stdio: ['ignore', 'inherit', 'inherit'],
-    detached: true,
-  });
-  children.push(child);
+  run('drainer', { METRICS_PORT: String(port), MEMBER_ID: `dev-drainer-${i + 1}` });
 }
+const gatewayPort = Number(process.env['GATEWAY_PORT'] ?? (await freePort()));
+const gatewayMetrics = await freePort();
+run('gateway', { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(gatewayPort), METRICS_PORT: String(gatewayMetrics), JWT_SECRET, MEMBER_ID: 'dev-gateway-1' });
+const token = await new SignJWT({ scopes: 'publish:** subscribe:**' })
+  .setProtectedHeader({ alg: 'HS256' })
+  .setSubject('dev')
+  .setExpirationTime('12h')
+  .sign(new TextEncoder().encode(JWT_SECRET));
 
 const outbox = createOutbox(client.db(DB));
 const receipt = await outbox.add({ topic: 'dev.hello', key: 'dev', payload: { hello: 'world', at: new Date().toISOString() } });
@@ -54,6 +69,9 @@ process.stdout.write(
     'Outbox Hub dev is running',
     `  database      ${server.backend} at ${server.url} (db ${DB})`,
     ...ports.map((p, i) => `  drainer ${i + 1}     http://127.0.0.1:${p}/metrics  /healthz  /readyz`),
+    `  gateway       ws://127.0.0.1:${gatewayPort}/ws  (subprotocol outbox-hub.v1; metrics http://127.0.0.1:${gatewayMetrics}/metrics)`,
+    `  dev token     ${token}`,
+    `                (12 h, publish:** subscribe:**; HS256 secret in JWT_SECRET=${JWT_SECRET})`,
     `  sample event  ${receipt.id} on dev.hello (see db.events)`,
     '  Ctrl-C stops everything.',
     '',
