@@ -116,7 +116,7 @@ describe('publish and live subscriptions', () => {
     expect(await narrow.request({ op: 'SUBSCRIBE', sub: 'paid', topic: 'orders.*.paid' })).toMatchObject({ op: 'OK' });
     const ok = await pub.request({ op: 'PUBLISH', topic: 'orders.eu.created', key: 'o1', payload: { n: 1 }, headers: { trace: 't1' } });
     expect(ok).toMatchObject({ op: 'OK' });
-    const eventId = (ok as { eventId: string }).eventId;
+    const eventId = (ok as unknown as { eventId: string }).eventId;
     const db = t.client.db(h.db);
     expect((await db.collection('outbox').countDocuments({ _id: eventId as never })) + (await db.collection('outbox_sent').countDocuments({ _id: eventId as never }))).toBe(1);
     await pub.request({ op: 'PUBLISH', topic: 'orders.eu.paid', key: 'o1', payload: { n: 2 } });
