@@ -10,12 +10,12 @@ JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools build typecheck test dev bench clean
+.PHONY: help deps tools build typecheck test dev bench bench-drain bench-gateway clean
 
 help:
 	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
 	@echo "make test   - type-check and run the whole suite against a real MongoDB-wire server"
-	@echo "make bench  - drain throughput and latency benchmark (numbers in README)"
+	@echo "make bench  - drain and gateway benchmarks (numbers in README)"
 
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -50,8 +50,13 @@ test: $(NODE_DEPS) tools build typecheck
 dev: $(NODE_DEPS) tools build
 	node dist/test/harness/dev.js
 
-bench: $(NODE_DEPS) tools build
+bench: bench-drain bench-gateway
+
+bench-drain: $(NODE_DEPS) tools build
 	node dist/bench/drain.js
+
+bench-gateway: $(NODE_DEPS) tools build
+	node dist/bench/gateway.js
 
 clean:
 	rm -rf dist .tools/src

@@ -46,6 +46,15 @@ describe('protocol', () => {
     await c.waitFor((f) => f.op === 'ERR' && f.message.includes('binary'));
   });
 
+  it('runs requests pipelined behind AUTH after it completes', async () => {
+    const h = await hub();
+    const c = await client(h.port);
+    const token = await rootToken();
+    c.ws.send(JSON.stringify({ op: 'AUTH', id: 'a', token }));
+    c.ws.send(JSON.stringify({ op: 'SUBSCRIBE', id: 's', sub: 'x', topic: 'p.*' }));
+    expect(await c.waitFor((f) => f.op !== 'EVENT' && f.id === 's')).toMatchObject({ op: 'OK', sub: 'x' });
+  });
+
   it('closes after too many malformed frames with the policy-violation code', async () => {
     const h = await hub();
     const c = await client(h.port);
