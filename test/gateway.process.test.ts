@@ -81,7 +81,10 @@ it('shares a group across two gateway replicas and moves a killed replica\'s par
   clients.push(pub);
   const ids: string[] = [];
   for (let i = 0; i < 40; i++) ids.push(((await pub.request({ op: 'PUBLISH', topic: 'work.item', key: `k${i}`, payload: i })) as unknown as { eventId: string }).eventId);
-  await eventually(async () => seen1.length + seen2.length >= 40, 20_000, 'every event to be delivered');
+  await eventually(async () => seen1.length + seen2.length >= 40, 30_000, 'every event to be delivered').catch((err: unknown) => {
+    const brief = (p: BinaryProcess) => p.logs.filter((l) => l.level !== 'info' || /lease|group/.test(String(l.msg))).slice(-15);
+    throw new Error(`${String(err)}; seen ${seen1.length}+${seen2.length}; gw1 ${JSON.stringify(brief(g1.proc))}; gw2 ${JSON.stringify(brief(g2.proc))}`);
+  });
   // One member of the group per event: nobody saw an event twice.
   expect(new Set([...seen1, ...seen2]).size).toBe(seen1.length + seen2.length);
   expect(seen1.length).toBeGreaterThan(0);

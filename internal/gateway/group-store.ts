@@ -100,17 +100,17 @@ export class MongoGroupStore implements GroupStore {
   }
 
   async saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean> {
+    const filter = { _id: `${group}/${partition}`, epoch: { $lte: epoch } };
+    const update = { $set: { group, partition, seq, epoch, updatedAt: new Date() } };
     try {
-      const r = await this.#cursors.updateOne(
-        { _id: `${group}/${partition}`, epoch: { $lte: epoch } },
-        { $set: { group, partition, seq, epoch, updatedAt: new Date() } },
-        { upsert: true },
-      );
+      const r = await this.#cursors.updateOne(filter, update, { upsert: true });
       return r.matchedCount + r.upsertedCount > 0;
     } catch (err) {
-      if (isDuplicateKeyError(err)) return false;
-      throw err;
+      if (!isDuplicateKeyError(err)) throw err;
     }
+    // Lost an upsert race (or a newer epoch holds it): try once more against the existing document.
+    const r = await this.#cursors.updateOne(filter, update);
+    return r.matchedCount > 0;
   }
 
   async deadLetter(group: string, event: LogEvent, deliveries: number, reason: string): Promise<void> {

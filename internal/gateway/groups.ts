@@ -267,7 +267,7 @@ class GroupPartition {
       if (ok) this.#savedCursor = Math.max(this.#savedCursor, seq);
       else {
         this.#g.deps.log.warn('group cursor fenced', { group: this.#g.name, partition: this.partition, epoch: this.epoch });
-        this.abort();
+        this.#g.fenced(this.partition, this);
       }
     } catch (err) {
       this.#g.deps.log.warn('cursor save failed', { group: this.#g.name, partition: this.partition, err: describeError(err) });
@@ -346,6 +346,13 @@ class GroupRuntime {
     this.#unlisten?.();
     await this.#coordinator.stop();
     for (const p of [...this.#partitions.keys()]) this.#drop(p);
+  }
+
+  /** A partition found a newer epoch downstream: stop it and let its lease lapse for a clean re-acquire. */
+  fenced(p: number, gp: GroupPartition): void {
+    if (this.#partitions.get(p) !== gp) return;
+    this.#drop(p);
+    this.#coordinator.forget(p);
   }
 
   #drop(p: number): void {
