@@ -1,12 +1,13 @@
 import { Drainer } from './drainer.js';
 import type { DrainerConfig } from './config.js';
 import { createDrainerMetrics } from './metrics.js';
-import { MongoEventLog, migrateEventLog } from '../eventlog/index.js';
-import { MongoLeaseStore, migrateLeases } from '../lease/index.js';
+import { MongoEventLog } from '../eventlog/index.js';
+import { openHubDb } from '../hubdb/index.js';
+import { MongoLeaseStore } from '../lease/index.js';
 import type { Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
-import { connectMongo, detectCapabilities, type MongoClient } from '../mongo/index.js';
-import { MongoOutboxStore, migrateOutbox } from '../outbox/index.js';
+import type { MongoClient } from '../mongo/index.js';
+import { MongoOutboxStore } from '../outbox/index.js';
 import { startTelemetryServer, type Registry, type TelemetryServer } from '../telemetry/index.js';
 
 /**
@@ -38,13 +39,8 @@ export class DrainerApp implements Service {
       ready: () => this.#drainer?.ready ?? false,
     });
     this.#log.info('telemetry listening', { port: this.#telemetry.port });
-    this.#client = await connectMongo(cfg.mongoUrl, { appName: 'outbox-hub-drainer', signal: this.#abort.signal });
-    const db = this.#client.db(cfg.mongoDb);
-    const caps = await detectCapabilities(this.#client, db);
-    this.#log.info('connected', { db: cfg.mongoDb, ...caps });
-    await migrateOutbox(db);
-    await migrateEventLog(db);
-    await migrateLeases(db);
+    const { client, db, caps } = await openHubDb({ url: cfg.mongoUrl, dbName: cfg.mongoDb, appName: 'outbox-hub-drainer', log: this.#log, signal: this.#abort.signal });
+    this.#client = client;
     this.#drainer = new Drainer({
       outbox: new MongoOutboxStore(db, { changeStreams: caps.changeStreams }),
       eventLog: new MongoEventLog(db),

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { envReader } from '../config/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/index.js';
+import { databaseFromUrl } from '../mongo/index.js';
 
 /** Validated drainer configuration. Frozen; built once by {@link loadDrainerConfig}. */
 export interface DrainerConfig {
@@ -40,12 +41,6 @@ export const DRAINER_DEFAULTS = Object.freeze({
   metricsPort: 9464,
   stopTimeoutMs: 25_000,
 });
-
-/** The database named in a MongoDB URL's path, if any. */
-export function databaseFromUrl(url: string): string | undefined {
-  const m = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]+)/.exec(url);
-  return m?.[1] ? decodeURIComponent(m[1]) : undefined;
-}
 
 /**
  * Reads the drainer's environment. Throws a `ConfigError` naming every bad

@@ -13,5 +13,5 @@
  */
 export { Drainer, DRAINER_LEASE_GROUP, type DrainerDeps } from './drainer.js';
 export { DrainerApp } from './app.js';
-export { DRAINER_DEFAULTS, databaseFromUrl, loadDrainerConfig, type DrainerConfig } from './config.js';
+export { DRAINER_DEFAULTS, loadDrainerConfig, type DrainerConfig } from './config.js';
 export { createDrainerMetrics, type DrainerMetrics } from './metrics.js';

@@ -1,10 +1,11 @@
 import { createJoseVerifier } from '../auth/index.js';
-import { MongoEventLog, migrateEventLog } from '../eventlog/index.js';
-import { MongoLeaseStore, migrateLeases } from '../lease/index.js';
+import { MongoEventLog } from '../eventlog/index.js';
+import { openHubDb } from '../hubdb/index.js';
+import { MongoLeaseStore } from '../lease/index.js';
 import type { Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
-import { connectMongo, detectCapabilities, type MongoClient } from '../mongo/index.js';
-import { MongoOutboxStore, createOutbox, migrateOutbox } from '../outbox/index.js';
+import type { MongoClient } from '../mongo/index.js';
+import { MongoOutboxStore, createOutbox } from '../outbox/index.js';
 import { startTelemetryServer, type Registry, type TelemetryServer } from '../telemetry/index.js';
 import type { GatewayConfig } from './config.js';
 import { MongoGroupStore, migrateGroups } from './group-store.js';
@@ -59,13 +60,8 @@ export class GatewayApp implements Service {
       ...(cfg.jwt.issuer === undefined ? {} : { issuer: cfg.jwt.issuer }),
       ...(cfg.jwt.audience === undefined ? {} : { audience: cfg.jwt.audience }),
     });
-    this.#client = await connectMongo(cfg.mongoUrl, { appName: 'outbox-hub-gateway', signal: this.#abort.signal });
-    const db = this.#client.db(cfg.mongoDb);
-    const caps = await detectCapabilities(this.#client, db);
-    this.#log.info('connected', { db: cfg.mongoDb, ...caps });
-    await migrateOutbox(db);
-    await migrateEventLog(db);
-    await migrateLeases(db);
+    const { client, db } = await openHubDb({ url: cfg.mongoUrl, dbName: cfg.mongoDb, appName: 'outbox-hub-gateway', log: this.#log, signal: this.#abort.signal });
+    this.#client = client;
     await migrateGroups(db);
     const metrics = createGatewayMetrics(this.#registry);
     const eventLog = new MongoEventLog(db);

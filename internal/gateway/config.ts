@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { SUPPORTED_ALGORITHMS, type Algorithm, type KeySource } from '../auth/index.js';
 import { envReader, type EnvReader } from '../config/index.js';
-import { databaseFromUrl } from '../drainer/index.js';
+import { databaseFromUrl } from '../mongo/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/index.js';
 
 /** Validated gateway configuration; frozen, built once by {@link loadGatewayConfig}. */

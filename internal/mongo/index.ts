@@ -81,6 +81,12 @@ export async function detectCapabilities(client: MongoClient, db: Db): Promise<S
   return Object.freeze({ transactions, changeStreams, flavor, version });
 }
 
+/** The database named in a MongoDB URL's path, if any. */
+export function databaseFromUrl(url: string): string | undefined {
+  const m = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]+)/.exec(url);
+  return m?.[1] ? decodeURIComponent(m[1]) : undefined;
+}
+
 /** Idempotently creates `indexes` on `collection` (the start-up migration step). */
 export async function ensureIndexes(db: Db, collection: string, indexes: IndexDescription[]): Promise<void> {
   const existing = await db.listCollections({ name: collection }, { nameOnly: true }).toArray();

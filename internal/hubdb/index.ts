@@ -1,0 +1,36 @@
+/**
+ * The hub's database as every binary opens it: connect, probe what the server
+ * can do, and run the idempotent start-up migrations of the shared collections
+ * (outbox, event log, leases). Binaries migrate their own extra collections.
+ *
+ * Lifecycle: the caller owns the returned client and closes it.
+ */
+import { migrateEventLog } from '../eventlog/index.js';
+import { migrateLeases } from '../lease/index.js';
+import type { Logger } from '../log/index.js';
+import { connectMongo, detectCapabilities, type Db, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
+import { migrateOutbox } from '../outbox/index.js';
+
+/** An open, migrated hub database. */
+export interface HubDb {
+  readonly client: MongoClient;
+  readonly db: Db;
+  readonly caps: ServerCapabilities;
+}
+
+/** Connects to `url`, probes capabilities, migrates the shared collections of `dbName`. */
+export async function openHubDb(options: { url: string; dbName: string; appName: string; log: Logger; signal?: AbortSignal }): Promise<HubDb> {
+  const client = await connectMongo(options.url, { appName: options.appName, ...(options.signal ? { signal: options.signal } : {}) });
+  try {
+    const db = client.db(options.dbName);
+    const caps = await detectCapabilities(client, db);
+    options.log.info('connected', { db: options.dbName, ...caps });
+    await migrateOutbox(db);
+    await migrateEventLog(db);
+    await migrateLeases(db);
+    return { client, db, caps };
+  } catch (err) {
+    await client.close().catch(() => undefined);
+    throw err;
+  }
+}
