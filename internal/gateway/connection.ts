@@ -10,7 +10,7 @@ import { GatewayError } from './errors.js';
 import type { GroupManager, GroupMember } from './groups.js';
 import { LiveHub, toWire, type LiveSubscription } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
-import { CloseCode, parseClientFrame, type ClientFrame, type ErrorCode, type StartFrom } from './protocol.js';
+import { CloseCode, parseClientFrame, type ClientFrame, type ErrorCode, type StartFrom } from '../protocol/index.js';
 import type { LogTail } from './tail.js';
 import { TokenBucket } from './tokens.js';
 

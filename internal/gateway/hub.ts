@@ -1,6 +1,6 @@
 import type { LogEvent } from '../eventlog/index.js';
 import { TopicIndex, type TopicPattern } from '../topic/index.js';
-import type { WireEvent } from './protocol.js';
+import type { WireEvent } from '../protocol/index.js';
 import type { LogTail } from './tail.js';
 
 /** A live (group-less) subscription as the hub sees it. */

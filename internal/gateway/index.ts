@@ -1,6 +1,6 @@
 /**
  * The gateway: WebSocket pub/sub over the event log (protocol v1, see
- * internal/gateway/PROTOCOL.md).
+ * internal/protocol/PROTOCOL.md).
  *
  * Invariants:
  * - A connection must AUTH before the deadline; a token that expires without
@@ -16,5 +16,5 @@ export { GatewayApp } from './app.js';
 export { GATEWAY_DEFAULTS, loadGatewayConfig, type GatewayConfig } from './config.js';
 export { GatewayError } from './errors.js';
 export { GROUP_COLLECTIONS, MongoGroupStore, migrateGroups, type DeadLetter, type GroupStore } from './group-store.js';
-export { CLIENT_OPS, CloseCode, PROTOCOL, parseClientFrame, type ClientFrame, type ErrorCode, type ServerFrame, type StartFrom, type WireEvent } from './protocol.js';
+export { CLIENT_OPS, CloseCode, PROTOCOL, parseClientFrame, type ClientFrame, type ErrorCode, type ServerFrame, type StartFrom, type WireEvent } from '../protocol/index.js';
 export { TokenBucket } from './tokens.js';

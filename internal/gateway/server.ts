@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../log/index.js';
 import { Connection, type ConnectionDeps } from './connection.js';
-import { CloseCode, PROTOCOL } from './protocol.js';
+import { CloseCode, PROTOCOL } from '../protocol/index.js';
 
 /** Heartbeat period: peers that miss one ping are dropped. */
 const HEARTBEAT_MS = 30_000;

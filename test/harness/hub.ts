@@ -36,27 +36,15 @@ function quietLogger(): Logger {
   return createLogger({ level: process.env['TEST_LOG_LEVEL'] === 'debug' ? 'debug' : 'error', write: (l) => void process.stderr.write(l) });
 }
 
-/** Starts a gateway (and a drainer unless `drainer: false`) on `db`. */
-export async function startHub(url: string, db: string, env: Record<string, string> = {}, options: { drainer?: boolean } = {}): Promise<TestHub> {
-  const base = {
-    MONGO_URL: url,
-    MONGO_DB: db,
-    OUTBOX_PARTITIONS: '4',
-    METRICS_HOST: '127.0.0.1',
-    METRICS_PORT: '0',
-    LOG_LEVEL: 'error',
-  };
-  let drainer: DrainerApp | undefined;
-  if (options.drainer !== false) {
-    drainer = new DrainerApp(loadDrainerConfig({ ...base, POLL_MAX: '30ms', LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '200ms', ...env }), {
-      log: quietLogger(),
-      registry: createRegistry('drainer'),
-    });
-    await drainer.start();
-  }
+function baseEnv(url: string, db: string): Record<string, string> {
+  return { MONGO_URL: url, MONGO_DB: db, OUTBOX_PARTITIONS: '4', METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', LOG_LEVEL: 'error' };
+}
+
+/** Starts a gateway alone on `db` (e.g. to restart one on a fixed port). */
+export async function startGateway(url: string, db: string, env: Record<string, string> = {}): Promise<GatewayApp> {
   const gateway = new GatewayApp(
     loadGatewayConfig({
-      ...base,
+      ...baseEnv(url, db),
       GATEWAY_HOST: '127.0.0.1',
       GATEWAY_PORT: '0',
       JWT_SECRET: TEST_SECRET,
@@ -69,6 +57,23 @@ export async function startHub(url: string, db: string, env: Record<string, stri
     { log: quietLogger(), registry: createRegistry('gateway') },
   );
   await gateway.start();
+  return gateway;
+}
+
+/** Starts a drainer alone on `db`. */
+export async function startDrainer(url: string, db: string, env: Record<string, string> = {}): Promise<DrainerApp> {
+  const drainer = new DrainerApp(loadDrainerConfig({ ...baseEnv(url, db), POLL_MAX: '30ms', LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '200ms', ...env }), {
+    log: quietLogger(),
+    registry: createRegistry('drainer'),
+  });
+  await drainer.start();
+  return drainer;
+}
+
+/** Starts a gateway (and a drainer unless `drainer: false`) on `db`. */
+export async function startHub(url: string, db: string, env: Record<string, string> = {}, options: { drainer?: boolean } = {}): Promise<TestHub> {
+  const drainer = options.drainer === false ? undefined : await startDrainer(url, db, env);
+  const gateway = await startGateway(url, db, env);
   return {
     db,
     gateway,

@@ -1,6 +1,10 @@
 /**
- * Wire protocol v1 (see internal/gateway/PROTOCOL.md). JSON text frames; every client
- * request has an `id` that the reply (`OK` or `ERR`) echoes.
+ * Wire protocol v1 of the gateway (see PROTOCOL.md beside this file): frame
+ * types, error and close codes, and the frame parser. Pure and dependency-free:
+ * shared by the gateway and the client SDK (browser included).
+ *
+ * Invariant: every client request has an `id`; the server answers it with
+ * exactly one `OK` or `ERR` echoing that `id`.
  */
 
 /** WebSocket subprotocol naming this version. */
