@@ -10,7 +10,7 @@ JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools build typecheck test dev bench bench-drain bench-gateway clean
+.PHONY: help deps tools chromium build typecheck test dev bench bench-drain bench-gateway clean
 
 help:
 	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
@@ -36,6 +36,14 @@ $(FERRETDB):
 
 tools: $(FERRETDB)
 
+# Browser tests drive Debian's chromium through playwright-core (a browser download cannot work here).
+CHROMIUM_PATH ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM_PATH) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+	@$(CHROMIUM_PATH) --version
+
 build: $(NODE_DEPS)
 	npx tsc -p tsconfig.build.json
 	node_modules/.bin/esbuild internal/sdk/index.ts --bundle --format=esm --minify --platform=browser --target=es2022 \
@@ -45,7 +53,7 @@ build: $(NODE_DEPS)
 typecheck: $(NODE_DEPS)
 	npx tsc -p tsconfig.json --noEmit
 
-test: $(NODE_DEPS) tools build typecheck
+test: $(NODE_DEPS) tools chromium build typecheck
 	@mkdir -p test-artifacts
 	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
 	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'

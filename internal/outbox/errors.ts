@@ -23,3 +23,8 @@ export class OutboxError extends HubError<OutboxErrorCode> {
     this.index = options?.index;
   }
 }
+
+/** True when `err` is an {@link OutboxError}. */
+export function isOutboxError(err: unknown): err is OutboxError {
+  return err instanceof OutboxError;
+}

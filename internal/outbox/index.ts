@@ -13,7 +13,7 @@
  *   small and its pending index hot; published ones move to `<outbox>_sent`
  *   for the retention period (the event log is the durable record).
  */
-export { OutboxError, type OutboxErrorCode } from './errors.js';
+export { OutboxError, isOutboxError, type OutboxErrorCode } from './errors.js';
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_PARTITIONS,

@@ -54,6 +54,8 @@ for (let i = 0; i < DRAINERS; i++) {
 const gatewayPort = Number(process.env['GATEWAY_PORT'] ?? (await freePort()));
 const gatewayMetrics = await freePort();
 run('gateway', { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(gatewayPort), METRICS_PORT: String(gatewayMetrics), JWT_SECRET, MEMBER_ID: 'dev-gateway-1' });
+const demoPort = Number(process.env['DEMO_PORT'] ?? (await freePort()));
+run('demo', { DEMO_HOST: '127.0.0.1', DEMO_PORT: String(demoPort), GATEWAY_PUBLIC_URL: `ws://127.0.0.1:${gatewayPort}/ws`, JWT_SECRET });
 const token = await new SignJWT({ scopes: 'publish:** subscribe:**' })
   .setProtectedHeader({ alg: 'HS256' })
   .setSubject('dev')
@@ -73,6 +75,7 @@ process.stdout.write(
     `  dev token     ${token}`,
     `                (12 h, publish:** subscribe:**; HS256 secret in JWT_SECRET=${JWT_SECRET})`,
     `  sample event  ${receipt.id} on dev.hello (see db.events)`,
+    `  demo          http://127.0.0.1:${demoPort}/  (live events in the browser; the button writes an order + outbox message)`,
     '  Ctrl-C stops everything.',
     '',
   ].join('\n') + '\n',

@@ -1,0 +1,170 @@
+/**
+ * Demo service: writes orders and their outbox messages in one transaction
+ * (or, on servers without transactions, one after the other with a loud
+ * warning), and serves a page that shows live events through the SDK.
+ *
+ * For demonstrations only: `/token` hands out short-lived subscribe tokens to
+ * anyone who asks.
+ */
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { SignJWT } from 'jose';
+import { envReader } from '../config/index.js';
+import { openHubDb } from '../hubdb/index.js';
+import type { Service } from '../lifecycle/index.js';
+import { LOG_LEVELS, type Logger, type LogLevel } from '../log/index.js';
+import { databaseFromUrl, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
+import { createOutbox, isOutboxError, type Outbox } from '../outbox/index.js';
+import { demoPage } from './page.js';
+
+/** Demo configuration. */
+export interface DemoConfig {
+  readonly mongoUrl: string;
+  readonly mongoDb: string;
+  readonly host: string;
+  readonly port: number;
+  readonly gatewayUrl: string;
+  readonly jwtSecret: string;
+  readonly sdkBundle: string;
+  readonly partitions: number;
+  readonly logLevel: LogLevel;
+}
+
+/** Reads DEMO_HOST, DEMO_PORT, GATEWAY_PUBLIC_URL, JWT_SECRET, SDK_BUNDLE, MONGO_URL, MONGO_DB. */
+export function loadDemoConfig(env: Readonly<Record<string, string | undefined>>): DemoConfig {
+  const r = envReader(env);
+  const mongoUrl = r.string('MONGO_URL', { pattern: /^mongodb(\+srv)?:\/\// });
+  const cfg: DemoConfig = {
+    mongoUrl,
+    mongoDb: r.string('MONGO_DB', { default: databaseFromUrl(mongoUrl) ?? 'outbox_hub' }),
+    host: r.string('DEMO_HOST', { default: '127.0.0.1' }),
+    port: r.int('DEMO_PORT', { default: 8090, min: 0, max: 65_535 }),
+    gatewayUrl: r.string('GATEWAY_PUBLIC_URL', { pattern: /^wss?:\/\// }),
+    jwtSecret: r.string('JWT_SECRET'),
+    sdkBundle: r.string('SDK_BUNDLE', { default: 'dist/sdk/outbox-hub-sdk.min.js' }),
+    partitions: r.int('OUTBOX_PARTITIONS', { default: 16, min: 1, max: 4096 }),
+    logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
+  };
+  r.done();
+  return Object.freeze(cfg);
+}
+
+/** Largest order request body accepted. */
+const MAX_BODY = 16 * 1024;
+
+/** The demo process. */
+export class DemoApp implements Service {
+  readonly #cfg: DemoConfig;
+  readonly #log: Logger;
+  readonly #sockets = new Set<Socket>();
+  #server: Server | undefined;
+  #client: MongoClient | undefined;
+  #outbox: Outbox | undefined;
+  #caps: ServerCapabilities | undefined;
+  #bundle: Buffer | undefined;
+
+  constructor(cfg: DemoConfig, deps: { log: Logger }) {
+    this.#cfg = cfg;
+    this.#log = deps.log;
+  }
+
+  get port(): number {
+    return (this.#server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    this.#bundle = await readFile(this.#cfg.sdkBundle);
+    const { client, db, caps } = await openHubDb({ url: this.#cfg.mongoUrl, dbName: this.#cfg.mongoDb, appName: 'outbox-hub-demo', log: this.#log });
+    this.#client = client;
+    this.#caps = caps;
+    this.#outbox = createOutbox(db, { partitions: this.#cfg.partitions });
+    if (!caps.transactions) {
+      this.#log.warn('this server has no multi-document transactions: orders and outbox messages are written one after the other, not atomically', { flavor: caps.flavor });
+    }
+    const server = createServer((req, res) => void this.#route(req, res).catch((err: unknown) => {
+      this.#log.error('request failed', { err });
+      if (!res.headersSent) res.writeHead(500).end('internal error\n');
+    }));
+    server.on('connection', (s) => {
+      this.#sockets.add(s);
+      s.once('close', () => this.#sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => server.listen(this.#cfg.port, this.#cfg.host, () => resolve()));
+    this.#server = server;
+    this.#log.info('demo listening', { url: `http://${this.#cfg.host}:${this.port}/` });
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      if (!this.#server) return resolve();
+      this.#server.close(() => resolve());
+      for (const s of this.#sockets) s.destroy();
+    });
+    await this.#client?.close();
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(demoPage(this.#cfg.gatewayUrl));
+    } else if (req.method === 'GET' && path === '/sdk.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(this.#bundle);
+    } else if (req.method === 'GET' && path === '/token') {
+      const token = await new SignJWT({ scopes: 'subscribe:orders.**' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('demo-page')
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode(this.#cfg.jwtSecret));
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' }).end(token);
+    } else if (req.method === 'POST' && path === '/orders') {
+      await this.#createOrder(req, res);
+    } else if (req.method === 'GET' && path === '/healthz') {
+      res.writeHead(200).end('ok\n');
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  }
+
+  async #createOrder(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let body = '';
+    for await (const chunk of req) {
+      body += String(chunk);
+      if (body.length > MAX_BODY) return void res.writeHead(413).end('too large\n');
+    }
+    let input: { item?: unknown; qty?: unknown };
+    try {
+      input = JSON.parse(body || '{}') as typeof input;
+    } catch {
+      return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'BAD_JSON' }));
+    }
+    if (typeof input.item !== 'string' || !Number.isSafeInteger(input.qty) || (input.qty as number) < 1) {
+      return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'BAD_ORDER', message: 'item (string) and qty (positive integer) are required' }));
+    }
+    const client = this.#client as MongoClient;
+    const orders = client.db(this.#cfg.mongoDb).collection('demo_orders');
+    const order = { _id: crypto.randomUUID(), item: input.item.slice(0, 100), qty: input.qty as number, createdAt: new Date() };
+    const message = { topic: 'orders.created', key: order._id, payload: { orderId: order._id, item: order.item, qty: order.qty } };
+    const atomic = this.#caps?.transactions ?? false;
+    try {
+      if (atomic) {
+        const session = client.startSession();
+        try {
+          await session.withTransaction(async () => {
+            await orders.insertOne(order as never, { session });
+            await (this.#outbox as Outbox).add(message, { session });
+          });
+        } finally {
+          await session.endSession();
+        }
+      } else {
+        await orders.insertOne(order as never);
+        await (this.#outbox as Outbox).add(message);
+      }
+    } catch (err) {
+      if (isOutboxError(err)) return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: err.code }));
+      throw err;
+    }
+    res.writeHead(201, { 'content-type': 'application/json', 'x-outbox-atomic': String(atomic) }).end(JSON.stringify({ orderId: order._id, atomic }));
+  }
+}
