@@ -77,6 +77,7 @@ class GroupPartition {
   /** Deliveries waiting for their redelivery timer. */
   readonly #waiting = new Set<Delivery>();
   #flushTimer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
   #replayTimer: NodeJS.Timeout | undefined;
 
   constructor(group: GroupRuntime, partition: number, epoch: number) {
@@ -115,6 +116,7 @@ class GroupPartition {
   /** Saves the cursor and stops. */
   async finish(): Promise<void> {
     await this.flush();
+    await this.flush(); // the first may have been an older save already in flight
     this.abort();
   }
 
@@ -259,7 +261,13 @@ class GroupPartition {
     }
   }
 
-  async flush(): Promise<void> {
+  /** Saves the cursor; saves never overlap, so a slower older write cannot land after a newer one. */
+  flush(): Promise<void> {
+    this.#flushing ??= this.#save().finally(() => (this.#flushing = undefined));
+    return this.#flushing;
+  }
+
+  async #save(): Promise<void> {
     if (this.#cursor === this.#savedCursor || !this.#loaded) return;
     const seq = this.#cursor;
     try {
@@ -413,6 +421,7 @@ export class GroupManager {
   readonly #deps: GroupDeps;
   readonly #groups = new Map<string, GroupRuntime>();
   readonly #starting = new Map<string, Promise<GroupRuntime>>();
+  readonly #stopping = new Set<Promise<void>>();
 
   constructor(deps: GroupDeps) {
     this.#deps = deps;
@@ -451,7 +460,14 @@ export class GroupManager {
     runtime.remove(member);
     if (runtime.memberCount === 0) {
       this.#groups.delete(name);
-      await runtime.stop();
+      // Tracked so a shutdown waits for these releases before the database closes.
+      const stopping = runtime.stop();
+      this.#stopping.add(stopping);
+      try {
+        await stopping;
+      } finally {
+        this.#stopping.delete(stopping);
+      }
     }
   }
 
@@ -472,5 +488,6 @@ export class GroupManager {
       await r.flush();
       await r.stop();
     }));
+    await Promise.all([...this.#stopping].map((p) => p.catch(() => undefined)));
   }
 }

@@ -52,6 +52,7 @@ export class PartitionCoordinator {
   readonly #owned = new Map<number, Lease>();
   readonly #stop = new AbortController();
   #state: State = 'idle';
+  #first: Promise<void> | undefined;
   #loop: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
 
@@ -79,8 +80,9 @@ export class PartitionCoordinator {
   async start(): Promise<void> {
     if (this.#state !== 'idle') return;
     this.#state = 'running';
-    await this.#tick();
-    this.#loop = this.#run();
+    this.#first = this.#tick();
+    await this.#first;
+    if (this.#state === 'running') this.#loop = this.#run();
   }
 
   /** Stops ticking, lets owners finish, releases every lease and leaves. */
@@ -96,6 +98,8 @@ export class PartitionCoordinator {
     }
     this.#state = 'stopping';
     this.#stop.abort();
+    // A stop during start waits for the first tick, so nothing it acquires is left held.
+    await this.#first;
     await this.#loop;
     const { store, group, member, handlers, log } = this.#o;
     await Promise.all(
