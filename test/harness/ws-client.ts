@@ -10,11 +10,18 @@ export class TestClient {
   readonly frames: ServerFrame[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   #next = 0;
-  readonly #waiters = new Set<{ match: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void }>();
+  readonly #waiters = new Set<{ match: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void; cancel: () => void }>();
 
   private constructor(ws: WebSocket) {
     this.ws = ws;
-    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.closed = new Promise((resolve) =>
+      ws.once('close', (code, reason) => {
+        // Nothing more will arrive: release every waiter (and its timer) now.
+        for (const w of this.#waiters) w.cancel();
+        this.#waiters.clear();
+        resolve({ code, reason: reason.toString() });
+      }),
+    );
     ws.on('message', (data) => {
       const frame = JSON.parse(data.toString()) as ServerFrame;
       this.frames.push(frame);
@@ -57,6 +64,10 @@ export class TestClient {
         resolve: (f: ServerFrame) => {
           clearTimeout(timer);
           resolve(f);
+        },
+        cancel: () => {
+          clearTimeout(timer);
+          reject(new Error(`connection closed while waiting for a frame; last: ${JSON.stringify(this.frames.slice(-3))}`));
         },
       };
       const timer = setTimeout(() => {
