@@ -2,7 +2,8 @@ import { createJoseVerifier } from '../auth/index.js';
 import { MongoEventLog } from '../eventlog/index.js';
 import { openHubDb } from '../hubdb/index.js';
 import { MongoLeaseStore } from '../lease/index.js';
-import type { Service } from '../lifecycle/index.js';
+import { describeError } from '../errors/index.js';
+import { repeat, type Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
 import type { MongoClient } from '../mongo/index.js';
 import { MongoOutboxStore, createOutbox } from '../outbox/index.js';
@@ -14,6 +15,9 @@ import { LiveHub } from './hub.js';
 import { createGatewayMetrics } from './metrics.js';
 import { GatewayServer } from './server.js';
 import { LogTail } from './tail.js';
+
+/** Membership group in which gateways announce themselves (no partitions). */
+export const GATEWAY_PRESENCE_GROUP = 'gateway';
 
 /**
  * The gateway process: telemetry, MongoDB, migrations, the log tail, consumer
@@ -32,6 +36,8 @@ export class GatewayApp implements Service {
   #groups: GroupManager | undefined;
   #server: GatewayServer | undefined;
   #ready = false;
+  #presence: Promise<void> | undefined;
+  #leaveGroup: (() => Promise<void>) | undefined;
 
   constructor(config: GatewayConfig, deps: { log: Logger; registry: Registry }) {
     this.#config = config;
@@ -68,9 +74,10 @@ export class GatewayApp implements Service {
     this.#tail = new LogTail({ eventLog, partitions: cfg.partitions, pollMinMs: cfg.pollMinMs, pollMaxMs: cfg.pollMaxMs, log: this.#log });
     await this.#tail.start();
     this.#hub = new LiveHub(this.#tail);
+    const leases = new MongoLeaseStore(db);
     this.#groups = new GroupManager({
       eventLog,
-      leases: new MongoLeaseStore(db),
+      leases,
       store: new MongoGroupStore(db),
       tail: this.#tail,
       log: this.#log,
@@ -99,6 +106,11 @@ export class GatewayApp implements Service {
       log: this.#log,
     });
     await this.#server.start();
+    // Presence for operators: ops lists the gateways seen alive.
+    const beat = () => leases.heartbeat(GATEWAY_PRESENCE_GROUP, cfg.instance, cfg.leaseTtlMs);
+    await beat();
+    this.#presence = repeat(cfg.leaseRenewMs, this.#abort.signal, beat, (err) => this.#log.warn('presence heartbeat failed', { err: describeError(err) }));
+    this.#leaveGroup = () => leases.leave(GATEWAY_PRESENCE_GROUP, cfg.instance);
     this.#ready = true;
   }
 
@@ -106,6 +118,8 @@ export class GatewayApp implements Service {
     this.#ready = false;
     this.#abort.abort();
     await this.#server?.stop();
+    await this.#presence;
+    await this.#leaveGroup?.().catch(() => undefined);
     await this.#groups?.stop();
     this.#hub?.close();
     await this.#tail?.stop();

@@ -18,3 +18,4 @@ export { GatewayError } from './errors.js';
 export { GROUP_COLLECTIONS, MongoGroupStore, migrateGroups, type DeadLetter, type GroupStore } from './group-store.js';
 export { CLIENT_OPS, CloseCode, PROTOCOL, parseClientFrame, type ClientFrame, type ErrorCode, type ServerFrame, type StartFrom, type WireEvent } from '../protocol/index.js';
 export { TokenBucket } from './tokens.js';
+export { toWire as toWireEvent } from './hub.js';

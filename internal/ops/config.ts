@@ -1,0 +1,44 @@
+import { envReader } from '../config/index.js';
+import { LOG_LEVELS, type LogLevel } from '../log/index.js';
+import { databaseFromUrl } from '../mongo/index.js';
+
+/** Validated ops configuration. */
+export interface OpsConfig {
+  readonly mongoUrl: string;
+  readonly mongoDb: string;
+  readonly host: string;
+  readonly port: number;
+  readonly partitions: number;
+  /** Bearer token for mutations; without it mutations are disabled. */
+  readonly adminToken: string | undefined;
+  /** Bearer token for reads; without it reads are open (ops is reached by port-forward). */
+  readonly readToken: string | undefined;
+  readonly sampleIntervalMs: number;
+  readonly logLevel: LogLevel;
+  readonly stopTimeoutMs: number;
+}
+
+/** Reads MONGO_URL, MONGO_DB, OPS_HOST, OPS_PORT, OUTBOX_PARTITIONS, OPS_ADMIN_TOKEN, OPS_READ_TOKEN, OPS_SAMPLE_INTERVAL, LOG_LEVEL, STOP_TIMEOUT. */
+export function loadOpsConfig(env: Readonly<Record<string, string | undefined>>): OpsConfig {
+  const r = envReader(env);
+  const mongoUrl = r.string('MONGO_URL', { pattern: /^mongodb(\+srv)?:\/\// });
+  const token = (name: string): string | undefined => {
+    const v = r.string(name, { required: false });
+    if (v !== '' && v.length < 16) r.fail(name, 'must be at least 16 characters');
+    return v === '' ? undefined : v;
+  };
+  const cfg: OpsConfig = {
+    mongoUrl,
+    mongoDb: r.string('MONGO_DB', { default: databaseFromUrl(mongoUrl) ?? 'outbox_hub', pattern: /^[A-Za-z0-9_-]{1,60}$/ }),
+    host: r.string('OPS_HOST', { default: '0.0.0.0' }),
+    port: r.int('OPS_PORT', { default: 8081, min: 0, max: 65_535 }),
+    partitions: r.int('OUTBOX_PARTITIONS', { default: 16, min: 1, max: 4096 }),
+    adminToken: token('OPS_ADMIN_TOKEN'),
+    readToken: token('OPS_READ_TOKEN'),
+    sampleIntervalMs: r.duration('OPS_SAMPLE_INTERVAL', { default: 5_000, min: 100, max: 600_000 }),
+    logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
+    stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: 10_000, min: 100 }),
+  };
+  r.done();
+  return Object.freeze(cfg);
+}

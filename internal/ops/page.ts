@@ -1,0 +1,116 @@
+/**
+ * The dashboard: one self-contained HTML page (no CDN, no build step) that
+ * polls the JSON API and draws tables and SVG sparklines.
+ */
+export function dashboardPage(): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Outbox Hub ops</title>
+<style>
+  :root { --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e; --mute: #57606a; }
+  body { font: 14px/1.45 system-ui, sans-serif; margin: 1.2rem 1.6rem; color: #1f2328; background: #f6f8fa; }
+  h1 { font-size: 1.3rem; margin: 0 0 .8rem; } h2 { font-size: 1rem; margin: 1.2rem 0 .4rem; }
+  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: .6rem; }
+  .card { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: .6rem .8rem; }
+  .card .v { font-size: 1.5rem; font-weight: 600; } .card .l { color: var(--mute); font-size: 12px; }
+  .ok { color: var(--ok); } .warn { color: var(--warn); } .bad { color: var(--bad); }
+  .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: .6rem; margin-top: .6rem; }
+  svg { width: 100%; height: 60px; } polyline { fill: none; stroke: #0969da; stroke-width: 2; }
+  table { border-collapse: collapse; background: #fff; width: 100%; font-size: 13px; }
+  th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: left; } th { background: #eaeef2; }
+  td.n { text-align: right; font-variant-numeric: tabular-nums; }
+  tr.bad td { background: #ffebe9; } tr.warn td { background: #fff8c5; }
+  .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; }
+  button { font: inherit; font-size: 12px; } #err { color: var(--bad); }
+</style>
+</head>
+<body>
+<h1>Outbox Hub <span id="summary" class="ok">loading…</span></h1>
+<div id="err"></div>
+<div class="cards" id="cards"></div>
+<div class="charts">
+  <div class="card"><div class="l">pending messages</div><svg id="c-backlog" viewBox="0 0 300 60" preserveAspectRatio="none"></svg></div>
+  <div class="card"><div class="l">consumer lag (events)</div><svg id="c-lag" viewBox="0 0 300 60" preserveAspectRatio="none"></svg></div>
+  <div class="card"><div class="l">throughput (events/s)</div><svg id="c-rate" viewBox="0 0 300 60" preserveAspectRatio="none"></svg></div>
+</div>
+<div class="grid2">
+  <div><h2>Outbox backlog by partition</h2><table id="t-backlog"></table></div>
+  <div><h2>Leases</h2><table id="t-leases"></table></div>
+</div>
+<h2>Consumer groups</h2><table id="t-groups"></table>
+<h2>Dead letters</h2><table id="t-dead"></table>
+<script type="module">
+const $ = (id) => document.getElementById(id);
+const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+const hist = { backlog: [], lag: [], rate: [] };
+const token = (kind) => sessionStorage.getItem(kind) || '';
+async function api(path, init = {}, kind = 'read') {
+  const t = token(kind) || token('admin');
+  const res = await fetch(path, { ...init, headers: t ? { authorization: 'Bearer ' + t } : {} });
+  if (res.status === 401) {
+    const v = prompt(kind === 'admin' ? 'Admin token' : 'Read token');
+    if (v) { sessionStorage.setItem(kind, v); return api(path, init, kind); }
+  }
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.error + ': ' + body.message);
+  return body;
+}
+function spark(id, values) {
+  const max = Math.max(1, ...values);
+  const pts = values.map((v, i) => (i * 300 / Math.max(1, values.length - 1)).toFixed(1) + ',' + (58 - v / max * 54).toFixed(1)).join(' ');
+  $(id).innerHTML = '<polyline points="' + pts + '"/><text x="2" y="11" font-size="10" fill="#57606a">max ' + max.toFixed(0) + '</text>';
+}
+const age = (s) => s < 1 ? '0s' : s < 120 ? s.toFixed(0) + 's' : (s / 60).toFixed(1) + 'm';
+function table(id, head, rows) {
+  $(id).innerHTML = '<tr>' + head.map((h) => '<th>' + h + '</th>').join('') + '</tr>' + (rows.join('') || '<tr><td colspan="' + head.length + '">none</td></tr>');
+}
+async function refresh() {
+  try {
+    const o = await api('/api/overview');
+    $('err').textContent = '';
+    const lag = o.groups.reduce((n, g) => n + g.lagEvents, 0);
+    for (const [k, v] of [['backlog', o.backlog.pending], ['lag', lag], ['rate', o.throughputPerSecond]]) { hist[k].push(v); if (hist[k].length > 90) hist[k].shift(); }
+    spark('c-backlog', hist.backlog); spark('c-lag', hist.lag); spark('c-rate', hist.rate);
+    const problems = [];
+    if (o.unownedPartitions.length) problems.push(o.unownedPartitions.length + ' partitions without a drainer');
+    if (o.backlog.oldestPendingAgeSeconds > 60) problems.push('oldest pending ' + age(o.backlog.oldestPendingAgeSeconds));
+    if (o.backlog.dead) problems.push(o.backlog.dead + ' dead messages');
+    const laggy = o.groups.filter((g) => g.maxLagSeconds > 60);
+    if (laggy.length) problems.push('lagging: ' + laggy.map((g) => g.group).join(', '));
+    $('summary').textContent = problems.length ? '— ' + problems.join('; ') : '— all healthy';
+    $('summary').className = problems.length ? 'bad' : 'ok';
+    const card = (l, v, cls = '') => '<div class="card"><div class="v ' + cls + '">' + v + '</div><div class="l">' + l + '</div></div>';
+    $('cards').innerHTML = card('pending', o.backlog.pending, o.backlog.pending ? 'warn' : 'ok') + card('oldest pending', age(o.backlog.oldestPendingAgeSeconds), o.backlog.oldestPendingAgeSeconds > 60 ? 'bad' : 'ok')
+      + card('dead', o.backlog.dead, o.backlog.dead ? 'bad' : 'ok') + card('throughput /s', o.throughputPerSecond) + card('drainers alive', o.leases.drainers.length, o.leases.drainers.length ? 'ok' : 'bad')
+      + card('gateways alive', o.leases.gateways.length) + card('unowned partitions', o.unownedPartitions.length, o.unownedPartitions.length ? 'bad' : 'ok') + card('group lag (events)', lag, lag ? 'warn' : 'ok');
+    table('t-backlog', ['partition', 'pending', 'oldest', 'dead', 'head', 'rate/s'], o.backlog.byPartition.map((b) => {
+      const h = o.partitionHeads[b.partition] || {};
+      const cls = b.dead || b.oldestPendingAgeSeconds > 60 ? 'bad' : b.pending ? 'warn' : '';
+      return '<tr class="' + cls + '"><td class="n">' + b.partition + '</td><td class="n">' + b.pending + '</td><td class="n">' + age(b.oldestPendingAgeSeconds) + '</td><td class="n">' + b.dead + '</td><td class="n">' + (h.head ?? '') + '</td><td class="n">' + (h.ratePerSecond ?? '') + '</td></tr>';
+    }));
+    table('t-leases', ['partition', 'holder', 'epoch', 'expires in'], o.leases.partitions.map((l) =>
+      '<tr class="' + (l.live ? '' : 'bad') + '"><td class="n">' + l.partition + '</td><td>' + esc(l.holder ?? 'nobody') + '</td><td class="n">' + l.epoch + '</td><td class="n">' + (l.expiresAt ? age((Date.parse(l.expiresAt) - Date.now()) / 1000) : '') + '</td></tr>'));
+    table('t-groups', ['group', 'filter', 'lag (events)', 'max lag', 'dead letters'], o.groups.map((g) =>
+      '<tr class="' + (g.deadLetters || g.maxLagSeconds > 60 ? 'bad' : g.lagEvents ? 'warn' : '') + '"><td>' + esc(g.group) + '</td><td>' + esc(g.filter) + '</td><td class="n">' + g.lagEvents + '</td><td class="n">' + age(g.maxLagSeconds) + '</td><td class="n">' + g.deadLetters + '</td></tr>'));
+    const d = await api('/api/dead-letters?limit=20');
+    const rows = d.outbox.map((m) => '<tr class="bad"><td>outbox p' + m.partition + '</td><td>' + esc(m.id) + '</td><td>' + esc(m.topic) + '</td><td>' + esc(m.lastError ?? '') + '</td><td><button data-requeue="' + esc(m.id) + '">Requeue</button></td></tr>');
+    for (const g of d.groups) for (const l of g.letters) rows.push('<tr class="bad"><td>group ' + esc(g.group) + '</td><td>' + esc(l.event.id) + '</td><td>' + esc(l.event.topic) + '</td><td>' + esc(l.reason) + ' after ' + l.deliveries + ' deliveries</td><td><button data-replay="' + esc(g.group) + '" data-id="' + esc(l.event.id) + '">Replay</button></td></tr>');
+    table('t-dead', ['where', 'id', 'topic', 'why', ''], rows);
+  } catch (e) { $('err').textContent = 'refresh failed: ' + e.message; }
+}
+document.body.addEventListener('click', async (ev) => {
+  const b = ev.target.closest('button'); if (!b) return;
+  try {
+    if (b.dataset.requeue) await api('/api/outbox/' + encodeURIComponent(b.dataset.requeue) + '/requeue', { method: 'POST' }, 'admin');
+    if (b.dataset.replay) await api('/api/groups/' + encodeURIComponent(b.dataset.replay) + '/dead-letters/' + encodeURIComponent(b.dataset.id) + '/replay', { method: 'POST' }, 'admin');
+    b.textContent = 'done'; b.disabled = true;
+  } catch (e) { $('err').textContent = e.message; }
+});
+refresh(); setInterval(refresh, 2000);
+</script>
+</body>
+</html>`;
+}

@@ -1,0 +1,58 @@
+import type { Request } from 'express';
+import { HubError } from '../errors/index.js';
+import { topicProblem } from '../topic/index.js';
+
+/** Why an ops request was refused. */
+export type OpsErrorCode = 'INVALID_PARAMETER' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'NOT_FOUND' | 'MUTATIONS_DISABLED' | 'UNAVAILABLE';
+
+/** Error raised by the ops API; rendered as `{ error: code, message, parameter? }`. */
+export class OpsError extends HubError<OpsErrorCode> {
+  readonly status: number;
+  readonly parameter: string | undefined;
+
+  constructor(code: OpsErrorCode, status: number, message: string, parameter?: string) {
+    super(code, message);
+    this.status = status;
+    this.parameter = parameter;
+  }
+}
+
+function raw(req: Request, name: string): string | undefined {
+  const v = (req.query as Record<string, unknown>)[name] ?? (req.params as Record<string, unknown>)[name];
+  if (v === undefined) return undefined;
+  // Only plain strings reach queries: arrays and objects (e.g. `a[$gt]=1`) are refused.
+  if (typeof v !== 'string') throw new OpsError('INVALID_PARAMETER', 400, `${name} must be a single plain value`, name);
+  return v;
+}
+
+/** A whole number in [min, max]; `fallback` when absent (required when no fallback). */
+export function intParam(req: Request, name: string, min: number, max: number, fallback?: number): number {
+  const v = raw(req, name);
+  if (v === undefined) {
+    if (fallback === undefined) throw new OpsError('INVALID_PARAMETER', 400, `${name} is required`, name);
+    return fallback;
+  }
+  if (!/^\d{1,15}$/.test(v) || Number(v) < min || Number(v) > max) {
+    throw new OpsError('INVALID_PARAMETER', 400, `${name} must be a whole number from ${min} to ${max}`, name);
+  }
+  return Number(v);
+}
+
+/** A valid topic name. */
+export function topicParam(req: Request, name = 'topic', required = true): string | undefined {
+  const v = raw(req, name);
+  if (v === undefined) {
+    if (required) throw new OpsError('INVALID_PARAMETER', 400, `${name} is required`, name);
+    return undefined;
+  }
+  const problem = topicProblem(v);
+  if (problem !== undefined) throw new OpsError('INVALID_PARAMETER', 400, problem, name);
+  return v;
+}
+
+/** A bounded identifier-like string (ids, keys, group names). */
+export function idParam(req: Request, name: string, max = 512): string {
+  const v = raw(req, name);
+  if (v === undefined || v.length === 0 || v.length > max) throw new OpsError('INVALID_PARAMETER', 400, `${name} must be 1-${max} characters`, name);
+  return v;
+}

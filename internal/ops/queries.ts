@@ -1,0 +1,158 @@
+import type { Db } from 'mongodb';
+import { MongoEventLog, type LogEvent } from '../eventlog/index.js';
+import { GROUP_COLLECTIONS, MongoGroupStore, type DeadLetter } from '../gateway/index.js';
+import { MongoLeaseStore, type Member } from '../lease/index.js';
+import { MongoOutboxStore, type StoredMessage } from '../outbox/index.js';
+
+/** Lease group of the drainers and presence group of the gateways. */
+const DRAINER_GROUP = 'drainer';
+const GATEWAY_GROUP = 'gateway';
+/** Head samples kept for rates (with the default 5 s interval: one minute). */
+const SAMPLES = 13;
+
+/** Backlog of one outbox partition. */
+export interface BacklogRow {
+  partition: number;
+  pending: number;
+  oldestPendingAgeSeconds: number;
+  dead: number;
+}
+
+/** Lag of one group partition. */
+export interface GroupPartitionRow {
+  partition: number;
+  cursor: number;
+  head: number;
+  lagEvents: number;
+  lagSeconds: number;
+}
+
+/**
+ * The read models behind the ops API. Every query is index-backed (partition
+ * keyed, `_id`, or small registries): nothing scans the event log or loads a
+ * collection into memory. Rates come from head samples kept in memory.
+ */
+export class OpsQueries {
+  readonly #db: Db;
+  readonly #partitions: number;
+  readonly #outbox: MongoOutboxStore;
+  readonly #log: MongoEventLog;
+  readonly #leases: MongoLeaseStore;
+  readonly #groups: MongoGroupStore;
+  readonly #samples: Array<{ at: number; heads: number[] }> = [];
+
+  constructor(db: Db, partitions: number) {
+    this.#db = db;
+    this.#partitions = partitions;
+    this.#outbox = new MongoOutboxStore(db);
+    this.#log = new MongoEventLog(db);
+    this.#leases = new MongoLeaseStore(db);
+    this.#groups = new MongoGroupStore(db);
+  }
+
+  #range(): number[] {
+    return Array.from({ length: this.#partitions }, (_, p) => p);
+  }
+
+  /** Records one sample of every partition head (called on an interval). */
+  async sample(): Promise<void> {
+    const heads = await Promise.all(this.#range().map(async (p) => (await this.#log.head(p)).seq));
+    this.#samples.push({ at: Date.now(), heads });
+    if (this.#samples.length > SAMPLES) this.#samples.shift();
+  }
+
+  #rates(): number[] {
+    const first = this.#samples[0];
+    const last = this.#samples.at(-1);
+    if (!first || !last || last.at === first.at) return this.#range().map(() => 0);
+    const seconds = (last.at - first.at) / 1000;
+    return this.#range().map((p) => Math.max(0, ((last.heads[p] ?? 0) - (first.heads[p] ?? 0)) / seconds));
+  }
+
+  async backlog(): Promise<BacklogRow[]> {
+    const now = Date.now();
+    return Promise.all(
+      this.#range().map(async (partition) => {
+        const b = await this.#outbox.backlog(partition);
+        return { partition, pending: b.pending, dead: b.dead, oldestPendingAgeSeconds: b.oldestPendingAt ? Math.max(0, (now - b.oldestPendingAt.getTime()) / 1000) : 0 };
+      }),
+    );
+  }
+
+  async leases(): Promise<{ partitions: Array<{ partition: number; holder: string | null; epoch: number; expiresAt: Date | null; live: boolean }>; drainers: Member[]; gateways: Member[] }> {
+    const [list, drainers, gateways] = await Promise.all([this.#leases.list(DRAINER_GROUP), this.#leases.members(DRAINER_GROUP), this.#leases.members(GATEWAY_GROUP)]);
+    const byPartition = new Map(list.map((l) => [l.partition, l]));
+    const now = Date.now();
+    const partitions = this.#range().map((partition) => {
+      const l = byPartition.get(partition);
+      const live = !!l && l.holder !== '' && l.expiresAt.getTime() > now;
+      return { partition, holder: live && l ? l.holder : null, epoch: l?.epoch ?? 0, expiresAt: live && l ? l.expiresAt : null, live };
+    });
+    return { partitions, drainers, gateways };
+  }
+
+  async partitions(): Promise<Array<{ partition: number; head: number; ratePerSecond: number }>> {
+    const rates = this.#rates();
+    const heads = await Promise.all(this.#range().map((p) => this.#log.head(p)));
+    return heads.map((h, partition) => ({ partition, head: h.seq, ratePerSecond: Number((rates[partition] ?? 0).toFixed(2)) }));
+  }
+
+  /** Groups with cursor, lag in events and seconds per partition, and dead-letter counts. */
+  async groups(): Promise<Array<{ group: string; filter: string; deadLetters: number; lagEvents: number; partitions: GroupPartitionRow[] }>> {
+    // The group registry is small (one document per group); it is read whole on purpose.
+    const registry = await this.#db.collection<{ _id: string; filter: string }>(GROUP_COLLECTIONS.groups).find({}, { sort: { _id: 1 }, limit: 1000 }).toArray();
+    const heads = await Promise.all(this.#range().map((p) => this.#log.head(p)));
+    const now = Date.now();
+    return Promise.all(
+      registry.map(async (g) => {
+        const partitions = await Promise.all(
+          this.#range().map(async (partition): Promise<GroupPartitionRow> => {
+            const cursor = await this.#groups.loadCursor(g._id, partition);
+            const head = heads[partition]?.seq ?? 0;
+            let lagSeconds = 0;
+            if (head > cursor) {
+              const [next] = await this.#log.read({ partition, afterSeq: cursor, limit: 1 });
+              if (next) lagSeconds = Math.max(0, (now - next.publishedAt.getTime()) / 1000);
+            }
+            return { partition, cursor, head, lagEvents: Math.max(0, head - cursor), lagSeconds };
+          }),
+        );
+        const deadLetters = await this.#db.collection(GROUP_COLLECTIONS.dead).countDocuments({ group: g._id, status: { $in: ['dead', 'replay'] } });
+        return { group: g._id, filter: g.filter, deadLetters, lagEvents: partitions.reduce((n, p) => n + p.lagEvents, 0), partitions };
+      }),
+    );
+  }
+
+  latest(topic: string, key: string): Promise<LogEvent | null> {
+    return this.#log.latestByKey(topic, key);
+  }
+
+  range(partition: number, afterSeq: number, limit: number, topic?: string): Promise<LogEvent[]> {
+    return this.#log.read({ partition, afterSeq, limit, ...(topic === undefined ? {} : { topic }) });
+  }
+
+  head(partition: number): Promise<number> {
+    return this.#log.head(partition).then((h) => h.seq);
+  }
+
+  async deadOutbox(limitPerPartition: number): Promise<StoredMessage[]> {
+    const lists = await Promise.all(this.#range().map((p) => this.#outbox.listDead(p, limitPerPartition)));
+    return lists.flat();
+  }
+
+  outboxMessage(id: string): Promise<StoredMessage | null> {
+    return this.#outbox.get(id);
+  }
+
+  requeue(id: string): Promise<number> {
+    return this.#outbox.requeue([id]);
+  }
+
+  deadGroupLetters(group: string, limit: number): Promise<DeadLetter[]> {
+    return this.#groups.listDeadLetters(group, limit);
+  }
+
+  replay(group: string, eventId: string): Promise<boolean> {
+    return this.#groups.requestReplay(group, eventId);
+  }
+}

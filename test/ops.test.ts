@@ -1,0 +1,183 @@
+/**
+ * The ops API against the real test server with seeded data, and the dashboard
+ * in real headless Chromium.
+ */
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+import { MongoEventLog } from '../internal/eventlog/index.js';
+import { MongoGroupStore, migrateGroups } from '../internal/gateway/index.js';
+import { MongoLeaseStore } from '../internal/lease/index.js';
+import { createLogger } from '../internal/log/index.js';
+import { OpsApp, loadOpsConfig } from '../internal/ops/index.js';
+import { createOutbox, migrateOutbox, partitionOf } from '../internal/outbox/index.js';
+import { migrateEventLog } from '../internal/eventlog/index.js';
+import { migrateLeases } from '../internal/lease/index.js';
+import { createRegistry } from '../internal/telemetry/index.js';
+import { useTestDb } from './harness/db.js';
+
+const t = useTestDb('ops');
+const ADMIN = 'admin-token-0123456789';
+const READ = 'read-token-0123456789abc';
+const apps: OpsApp[] = [];
+
+async function ops(db: string, env: Record<string, string> = {}): Promise<{ app: OpsApp; url: string }> {
+  const app = new OpsApp(loadOpsConfig({ MONGO_URL: t.url, MONGO_DB: db, OPS_HOST: '127.0.0.1', OPS_PORT: '0', OUTBOX_PARTITIONS: '4', OPS_SAMPLE_INTERVAL: '200ms', ...env }), {
+    log: createLogger({ level: 'error' }),
+    registry: createRegistry('ops'),
+  });
+  await app.start();
+  apps.push(app);
+  return { app, url: `http://127.0.0.1:${app.port}` };
+}
+afterAll(async () => {
+  for (const a of apps) await a.stop();
+});
+
+/** Seeds: events in partition 0 and 1, pending messages, one dead message, drainer leases on 0-2, a lagging group with a dead letter. */
+async function seed(dbName: string): Promise<{ pendingIds: string[] }> {
+  const db = t.client.db(dbName);
+  await migrateOutbox(db);
+  await migrateEventLog(db);
+  await migrateLeases(db);
+  await migrateGroups(db);
+  const log = new MongoEventLog(db);
+  const mk = (i: number, key: string) => ({ id: `ev-${key}-${i}`, topic: 'orders.created', key, payload: { i }, headers: {}, createdAt: new Date(Date.now() - 120_000) });
+  await log.append(0, 1, [mk(1, 'a'), mk(2, 'a'), mk(3, 'b'), mk(4, 'a')]);
+  await log.append(1, 1, [mk(5, 'z')]);
+  const outbox = createOutbox(db, { partitions: 4 });
+  const pending = await outbox.addMany([{ topic: 'orders.created', key: 'p1', payload: 1 }, { topic: 'orders.created', key: 'p2', payload: 2 }]);
+  await db.collection('outbox').insertOne({
+    _id: 'dead-1' as never, topic: 'orders.broken', key: 'd', partition: partitionOf('d', 4), payload: {}, headers: {}, status: 'dead', ts: 1, createdAt: new Date(), attempts: 5, lastError: 'boom',
+  });
+  const leases = new MongoLeaseStore(db);
+  for (const p of [0, 1, 2]) await leases.acquire('drainer', p, 'drainer-a', 60_000);
+  await leases.heartbeat('drainer', 'drainer-a', 60_000);
+  await leases.heartbeat('gateway', 'gateway-a', 60_000);
+  const groups = new MongoGroupStore(db);
+  await groups.register('billing', 'orders.*');
+  await groups.saveCursor('billing', 0, 1, 1);
+  const events = await log.read({ partition: 0, afterSeq: 1, limit: 1 });
+  await groups.deadLetter('billing', events[0]!, 5, 'ack timeout');
+  return { pendingIds: pending.map((r) => r.id) };
+}
+
+describe('ops API', () => {
+  const dbName = `${t.name}_api`;
+  let url = '';
+  beforeAll(async () => {
+    await seed(dbName);
+    url = (await ops(dbName, { OPS_ADMIN_TOKEN: ADMIN })).url;
+  });
+  const get = async (path: string, headers: Record<string, string> = {}) => {
+    const res = await fetch(url + path, { headers });
+    return { status: res.status, body: (res.headers.get('content-type') ?? '').includes('application/json') ? await res.json() : await res.text(), type: res.headers.get('content-type') };
+  };
+
+  it('summarises backlog, leases, replicas, throughput and groups', async () => {
+    const { status, body } = await get('/api/overview');
+    expect(status).toBe(200);
+    expect(body.backlog).toMatchObject({ pending: 2, dead: 1 });
+    expect(body.unownedPartitions).toEqual([3]);
+    expect(body.leases.drainers.map((m: { member: string }) => m.member)).toEqual(['drainer-a']);
+    expect(body.leases.gateways.map((m: { member: string }) => m.member)).toEqual(['gateway-a']);
+    expect(body.groups).toEqual([expect.objectContaining({ group: 'billing', filter: 'orders.*', lagEvents: 4, deadLetters: 1 })]);
+    expect(body.groups[0].maxLagSeconds).toBeGreaterThan(0);
+    expect(body.partitionHeads.map((p: { head: number }) => p.head)).toEqual([4, 1, 0, 0]);
+  });
+
+  it('reports per-partition backlog, leases and group lag', async () => {
+    const backlog = (await get('/api/backlog')).body as Array<{ partition: number; pending: number; dead: number; oldestPendingAgeSeconds: number }>;
+    expect(backlog.reduce((n, b) => n + b.pending, 0)).toBe(2);
+    expect(backlog.find((b) => b.partition === partitionOf('d', 4))?.dead).toBe(1);
+    const leases = (await get('/api/leases')).body;
+    expect(leases.partitions[0]).toMatchObject({ partition: 0, holder: 'drainer-a', epoch: 1, live: true });
+    expect(leases.partitions[3]).toMatchObject({ partition: 3, holder: null, live: false });
+    const groups = (await get('/api/groups')).body;
+    expect(groups[0].partitions[0]).toMatchObject({ partition: 0, cursor: 1, head: 4, lagEvents: 3 });
+    expect(groups[0].partitions[0].lagSeconds).toBeGreaterThan(0);
+  });
+
+  it('reads the latest event by key, a range, and streams an NDJSON export', async () => {
+    expect((await get('/api/events/latest?topic=orders.created&key=a')).body).toMatchObject({ id: 'ev-a-4', seq: 4 });
+    expect((await get('/api/events/latest?topic=orders.created&key=nobody')).status).toBe(404);
+    expect(((await get('/api/events?partition=0&after=1&limit=2')).body as Array<{ seq: number }>).map((e) => e.seq)).toEqual([2, 3]);
+    const exp = await get('/api/events/export?partition=0');
+    expect(exp.type).toContain('application/x-ndjson');
+    const lines = (exp.body as string).trim().split('\n').map((l) => JSON.parse(l) as { seq: number });
+    expect(lines.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(((await get('/api/events/export?partition=0&after=1&until=3')).body as string).trim().split('\n')).toHaveLength(2);
+  });
+
+  it('refuses malformed and operator-like parameters before querying', async () => {
+    for (const [path, parameter] of [
+      ['/api/events?partition=abc', 'partition'],
+      ['/api/events?partition=9', 'partition'],
+      ['/api/events?partition[$gt]=0', 'partition'],
+      ['/api/events?partition=0&limit=100000', 'limit'],
+      ['/api/events?partition=0&partition=1', 'partition'],
+      ['/api/events/latest?topic=orders..x&key=a', 'topic'],
+      ['/api/events/latest?topic=orders.created', 'key'],
+    ] as const) {
+      const r = await get(path);
+      expect({ path, status: r.status, body: r.body }).toEqual({ path, status: 400, body: expect.objectContaining({ error: 'INVALID_PARAMETER', parameter }) });
+    }
+    expect((await get('/api/nope')).body).toMatchObject({ error: 'NOT_FOUND' });
+  });
+
+  it('requires the admin token for mutations, then requeues and replays', async () => {
+    const post = (path: string, token?: string) => fetch(url + path, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} });
+    expect((await post('/api/outbox/dead-1/requeue')).status).toBe(401);
+    expect(await (await post('/api/outbox/dead-1/requeue', 'wrong-token-0123456789')).json()).toMatchObject({ error: 'UNAUTHORIZED' });
+    expect((await get('/api/outbox/dead-1')).body).toMatchObject({ status: 'dead', lastError: 'boom' });
+    expect((await post('/api/outbox/dead-1/requeue', ADMIN)).status).toBe(200);
+    expect((await get('/api/outbox/dead-1')).body).toMatchObject({ status: 'pending', attempts: 0 });
+    expect((await post('/api/outbox/dead-1/requeue', ADMIN)).status).toBe(404);
+    const dead = (await get('/api/dead-letters')).body;
+    const eventId = dead.groups[0].letters[0].event.id as string;
+    expect((await post(`/api/groups/billing/dead-letters/${eventId}/replay`, ADMIN)).status).toBe(200);
+    const letters = await new MongoGroupStore(t.client.db(dbName)).listDeadLetters('billing', 10);
+    expect(letters[0]?.status).toBe('replay');
+  });
+
+  it('serves metrics, health and readiness', async () => {
+    expect((await get('/healthz')).status).toBe(200);
+    expect((await get('/readyz')).status).toBe(200);
+    expect((await get('/metrics')).body).toMatch(/ops_http_requests_total\{route="\/api\/overview",status="200",binary="ops"\}/);
+  });
+});
+
+it('protects reads with the read token when one is set, and refuses mutations without an admin token', async () => {
+  const dbName = `${t.name}_read`;
+  await seed(dbName);
+  const { url } = await ops(dbName, { OPS_READ_TOKEN: READ });
+  expect((await fetch(`${url}/api/backlog`)).status).toBe(401);
+  expect((await fetch(`${url}/api/backlog`, { headers: { authorization: `Bearer ${READ}` } })).status).toBe(200);
+  const r = await fetch(`${url}/api/outbox/dead-1/requeue`, { method: 'POST', headers: { authorization: `Bearer ${READ}` } });
+  expect(await r.json()).toMatchObject({ error: 'MUTATIONS_DISABLED' });
+});
+
+it('renders the dashboard in Chromium: problems at a glance, leases, and a working requeue button', async () => {
+  const dbName = `${t.name}_page`;
+  await seed(dbName);
+  const { url } = await ops(dbName, { OPS_ADMIN_TOKEN: ADMIN });
+  const browser = await chromium.launch({ executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(url);
+    await page.evaluate((token) => sessionStorage.setItem('admin', token), ADMIN);
+    await page.waitForSelector('#t-dead button[data-requeue="dead-1"]', { timeout: 15_000 });
+    const summary = await page.textContent('#summary');
+    expect(summary).toContain('1 partitions without a drainer');
+    expect(summary).toContain('1 dead messages');
+    expect(await page.textContent('#t-leases')).toContain('drainer-a');
+    expect(await page.textContent('#t-groups')).toContain('billing');
+    mkdirSync('test-artifacts', { recursive: true });
+    await page.screenshot({ path: 'test-artifacts/ops-dashboard.png', fullPage: true });
+    await page.click('#t-dead button[data-requeue="dead-1"]');
+    await page.waitForFunction(() => document.querySelector('#t-dead button[data-requeue="dead-1"]')?.textContent === 'done' || !document.querySelector('#t-dead button[data-requeue="dead-1"]'));
+    const m = await t.client.db(dbName).collection('outbox').findOne({ _id: 'dead-1' as never });
+    expect(m?.['status']).toBe('pending');
+  } finally {
+    await browser.close();
+  }
+});
