@@ -54,6 +54,9 @@ for (let i = 0; i < DRAINERS; i++) {
 const gatewayPort = Number(process.env['GATEWAY_PORT'] ?? (await freePort()));
 const gatewayMetrics = await freePort();
 run('gateway', { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(gatewayPort), METRICS_PORT: String(gatewayMetrics), JWT_SECRET, MEMBER_ID: 'dev-gateway-1' });
+const opsPort = Number(process.env['OPS_PORT'] ?? (await freePort()));
+const OPS_ADMIN_TOKEN = process.env['OPS_ADMIN_TOKEN'] ?? randomBytes(16).toString('hex');
+run('ops', { OPS_HOST: '127.0.0.1', OPS_PORT: String(opsPort), OPS_ADMIN_TOKEN, OPS_SAMPLE_INTERVAL: '2s' });
 const demoPort = Number(process.env['DEMO_PORT'] ?? (await freePort()));
 run('demo', { DEMO_HOST: '127.0.0.1', DEMO_PORT: String(demoPort), GATEWAY_PUBLIC_URL: `ws://127.0.0.1:${gatewayPort}/ws`, JWT_SECRET });
 const token = await new SignJWT({ scopes: 'publish:** subscribe:**' })
@@ -76,6 +79,7 @@ process.stdout.write(
     `                (12 h, publish:** subscribe:**; HS256 secret in JWT_SECRET=${JWT_SECRET})`,
     `  sample event  ${receipt.id} on dev.hello (see db.events)`,
     `  demo          http://127.0.0.1:${demoPort}/  (live events in the browser; the button writes an order + outbox message)`,
+    `  ops           http://127.0.0.1:${opsPort}/  (dashboard; admin token for requeue/replay: ${OPS_ADMIN_TOKEN})`,
     '  Ctrl-C stops everything.',
     '',
   ].join('\n') + '\n',
