@@ -4,7 +4,8 @@
  * paused holder, SIGTERM hand-over, dead messages, retention, telemetry, config.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createOutbox, migrateOutbox, MongoOutboxStore, type Outbox } from '../internal/outbox/index.js';
+import { MongoEventLog, migrateEventLog } from '../internal/eventlog/index.js';
+import { createOutbox, migrateOutbox, MongoOutboxStore, partitionOf, type Outbox } from '../internal/outbox/index.js';
 import { useTestDb } from './harness/db.js';
 import { eventually, startBinary, type BinaryProcess } from './harness/process.js';
 import { freePort } from './harness/server.js';
@@ -179,6 +180,25 @@ it('moves an unpublishable message to dead without blocking its partition, and c
   expect(await store.requeue(['bad-1'])).toBe(1);
   await eventually(async () => (await store.get('bad-1'))?.status === 'sent', 20_000, 'the requeued message to be sent');
   expect((await db.collection('events').findOne({ _id: 'bad-1' as never }))?.['seq']).toBe(3);
+});
+
+it('moves a message whose id is already in the log with other content to dead instead of dropping it', async () => {
+  const dbName = `${t.name}_dupid`;
+  const db = t.client.db(dbName);
+  await migrateOutbox(db);
+  await migrateEventLog(db);
+  const p = partitionOf('reused', 8);
+  await new MongoEventLog(db).append(p, 1, [{ id: 'reused', topic: 'orders.created', key: null, payload: { v: 1 }, headers: {}, createdAt: new Date() }]);
+  const outbox = createOutbox(db, { partitions: 8 });
+  const same = await outbox.add({ id: 'same-again', topic: 'orders.created', payload: { v: 1 } });
+  await new MongoEventLog(db).append(same.partition, 1, [{ id: 'same-again', topic: 'orders.created', key: null, payload: { v: 1 }, headers: {}, createdAt: new Date() }]);
+  await outbox.add({ id: 'reused', topic: 'orders.created', payload: { v: 2 } });
+  drainer(dbName, 'dup');
+  const store = new MongoOutboxStore(db);
+  await eventually(async () => (await store.get('reused'))?.status === 'dead', 20_000, 'the conflicting message to be dead');
+  expect((await store.get('reused'))?.lastError).toMatch(/DUPLICATE_ID/);
+  // The same message drained twice is simply marked sent.
+  await eventually(async () => (await store.get('same-again'))?.status === 'sent', 20_000, 'the true duplicate to be sent');
 });
 
 it('removes sent messages after the retention period', async () => {

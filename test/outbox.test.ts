@@ -71,6 +71,13 @@ describe('Outbox.add', () => {
     expect(await t.db.collection('outbox').findOne({ _id: 'order-7:created' as never })).toMatchObject({ payload: { v: 1 } });
   });
 
+  it('refuses an id that was already published (moved to the sent archive)', async () => {
+    const outbox = createOutbox(t.db, { collection: 'outbox_arch' });
+    await t.db.collection('outbox_arch_sent').insertOne({ _id: 'pay-1' as never, topic: 'pay.done', status: 'sent' });
+    await expect(outbox.add({ id: 'pay-1', topic: 'pay.done', payload: 1 })).rejects.toMatchObject({ code: 'DUPLICATE_ID' });
+    expect(await t.db.collection('outbox_arch').countDocuments()).toBe(0);
+  });
+
   it('refuses invalid options and aborted calls', async () => {
     expect(() => createOutbox(t.db, { partitions: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }));
     const outbox = createOutbox(t.db);

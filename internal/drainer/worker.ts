@@ -157,6 +157,15 @@ export class PartitionWorker {
     if (events.length === 0) return;
     const result = await eventLog.append(this.partition, this.epoch, events);
     const done = new Set([...result.appended.map((e) => e.id), ...result.duplicates]);
+    // A duplicate is normally our own earlier append; one with other content reused an id: never drop it silently.
+    for (const id of result.duplicates) {
+      const [mine, logged] = [batch.find((m) => m.id === id), await eventLog.get(id)];
+      if (!mine || !logged || (logged.topic === mine.topic && logged.key === mine.key && JSON.stringify(logged.payload) === JSON.stringify(mine.payload))) continue;
+      done.delete(id);
+      await this.#assertHolder();
+      await outbox.recordFailure(id, `DUPLICATE_ID: event ${id} is already in the log with other content`, true);
+      metrics.deadLettered.inc();
+    }
     await outbox.markSent(batch.filter((m) => done.has(m.id)), new Date());
     metrics.published.inc(result.appended.length);
     if (result.duplicates.length > 0) metrics.duplicates.inc(result.duplicates.length);

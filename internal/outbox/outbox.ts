@@ -69,6 +69,7 @@ export class Outbox {
   readonly partitions: number;
   readonly maxPayloadBytes: number;
   readonly #collection: Collection<OutboxDocument>;
+  readonly #sent: Collection<{ _id: string }>;
   #lastTs = 0;
 
   constructor(db: Db, options: OutboxOptions = {}) {
@@ -78,7 +79,9 @@ export class Outbox {
     if (!Number.isSafeInteger(this.maxPayloadBytes) || this.maxPayloadBytes < 1 || this.maxPayloadBytes > 15 * 1024 * 1024) {
       throw new OutboxError('INVALID_OPTIONS', 'maxPayloadBytes must be a whole number from 1 to 15 MiB');
     }
-    this.#collection = db.collection<OutboxDocument>(options.collection ?? DEFAULT_OUTBOX_COLLECTION);
+    const name = options.collection ?? DEFAULT_OUTBOX_COLLECTION;
+    this.#collection = db.collection<OutboxDocument>(name);
+    this.#sent = db.collection<{ _id: string }>(sentCollectionName(name));
   }
 
   /** Adds one message. See {@link Outbox.addMany}. */
@@ -114,9 +117,15 @@ export class Outbox {
         attempts: 0,
       };
     });
+    const explicit = messages.filter((m) => m.id !== undefined).map((m) => m.id as string);
     try {
+      // Published messages leave the outbox for the archive: a caller-chosen id must be new there too.
+      if (explicit.length > 0 && (await this.#sent.findOne({ _id: { $in: explicit } }, { session: options.session, projection: { _id: 1 } }))) {
+        throw new OutboxError('DUPLICATE_ID', 'a message with this id was already accepted and published');
+      }
       await this.#collection.insertMany(docs, { session: options.session, ordered: true });
     } catch (err) {
+      if (err instanceof OutboxError) throw err;
       if (isDuplicateKeyError(err)) throw new OutboxError('DUPLICATE_ID', 'a message with this id was already accepted', { cause: err });
       if (err instanceof MongoError) throw new OutboxError('WRITE_FAILED', `outbox write failed: ${err.message}`, { cause: err });
       throw err;
