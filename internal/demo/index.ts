@@ -8,11 +8,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import { envReader } from '../config/index.js';
 import { openHubDb } from '../hubdb/index.js';
-import type { Service } from '../lifecycle/index.js';
+import { closerFor, type Service } from '../lifecycle/index.js';
 import { LOG_LEVELS, type Logger, type LogLevel } from '../log/index.js';
 import { databaseFromUrl, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
 import { createOutbox, isOutboxError, type Outbox } from '../outbox/index.js';
@@ -57,7 +57,7 @@ const MAX_BODY = 16 * 1024;
 export class DemoApp implements Service {
   readonly #cfg: DemoConfig;
   readonly #log: Logger;
-  readonly #sockets = new Set<Socket>();
+  #closeServer: (() => Promise<void>) | undefined;
   #server: Server | undefined;
   #client: MongoClient | undefined;
   #outbox: Outbox | undefined;
@@ -86,21 +86,14 @@ export class DemoApp implements Service {
       this.#log.error('request failed', { err });
       if (!res.headersSent) res.writeHead(500).end('internal error\n');
     }));
-    server.on('connection', (s) => {
-      this.#sockets.add(s);
-      s.once('close', () => this.#sockets.delete(s));
-    });
+    this.#closeServer = closerFor(server);
     await new Promise<void>((resolve) => server.listen(this.#cfg.port, this.#cfg.host, () => resolve()));
     this.#server = server;
     this.#log.info('demo listening', { url: `http://${this.#cfg.host}:${this.port}/` });
   }
 
   async stop(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      if (!this.#server) return resolve();
-      this.#server.close(() => resolve());
-      for (const s of this.#sockets) s.destroy();
-    });
+    await this.#closeServer?.();
     await this.#client?.close();
   }
 

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { closerFor } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
 import { Connection, type ConnectionDeps } from './connection.js';
 import { CloseCode, PROTOCOL } from '../protocol/index.js';
@@ -19,7 +20,7 @@ export class GatewayServer {
   readonly #d: ConnectionDeps;
   readonly #log: Logger;
   readonly #connections = new Map<string, Connection>();
-  readonly #sockets = new Set<Socket>();
+  #closeHttp: (() => Promise<void>) | undefined;
   #http: Server | undefined;
   #wss: WebSocketServer | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -53,10 +54,7 @@ export class GatewayServer {
       res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end(`connect with WebSocket to /ws (subprotocol ${PROTOCOL})\n`);
     });
     this.#http = http;
-    http.on('connection', (s) => {
-      this.#sockets.add(s);
-      s.once('close', () => this.#sockets.delete(s));
-    });
+    this.#closeHttp = closerFor(http);
     http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       const refuse = (status: number, text: string): void => {
         socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
@@ -118,10 +116,7 @@ export class GatewayServer {
     await new Promise<void>((resolve) => {
       this.#wss?.close(() => resolve());
     });
-    await new Promise<void>((resolve) => {
-      this.#http?.close(() => resolve());
-      for (const s of this.#sockets) s.destroy();
-    });
+    await this.#closeHttp?.();
     this.#state = 'closed';
   }
 }

@@ -8,6 +8,8 @@
  */
 import { isHubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Anything with an orderly start and stop. `stop` must be idempotent. */
@@ -105,4 +107,28 @@ export function loadConfigOrExit<T>(load: () => T, proc: NodeJS.Process = proces
     }
     throw err;
   }
+}
+
+/** A listening server's closer: stops accepting, cuts every open socket, resolves when closed. Idempotent. */
+export type ServerCloser = () => Promise<void>;
+
+/**
+ * Tracks `server`'s sockets so that closing it does not wait for idle
+ * keep-alive or upgraded connections a peer keeps open.
+ */
+export function closerFor(server: Server): ServerCloser {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  let closing: Promise<void> | undefined;
+  return () => {
+    closing ??= new Promise<void>((resolve) => {
+      if (!server.listening) return resolve();
+      server.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    });
+    return closing;
+  };
 }

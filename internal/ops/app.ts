@@ -1,12 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { describeError } from '../errors/index.js';
 import type { LogEvent } from '../eventlog/index.js';
 import { migrateGroups, toWireEvent } from '../gateway/index.js';
 import { openHubDb } from '../hubdb/index.js';
-import { repeat, type Service } from '../lifecycle/index.js';
+import { closerFor, repeat, type Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
 import type { MongoClient } from '../mongo/index.js';
 import { Counter, type Registry } from '../telemetry/index.js';
@@ -36,7 +36,7 @@ export class OpsApp implements Service {
   readonly #cfg: OpsConfig;
   readonly #log: Logger;
   readonly #registry: Registry;
-  readonly #sockets = new Set<Socket>();
+  #closeServer: (() => Promise<void>) | undefined;
   readonly #timers = new AbortController();
   #server: Server | undefined;
   #client: MongoClient | undefined;
@@ -63,10 +63,7 @@ export class OpsApp implements Service {
     this.#sampler = repeat(cfg.sampleIntervalMs, this.#timers.signal, () => q.sample(), (err) => this.#log.warn('head sample failed', { err: describeError(err) }));
     const app = this.#routes(q);
     const server = app.listen(cfg.port, cfg.host);
-    server.on('connection', (s: Socket) => {
-      this.#sockets.add(s);
-      s.once('close', () => this.#sockets.delete(s));
-    });
+    this.#closeServer = closerFor(server);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', () => resolve());
       server.once('error', reject);
@@ -80,11 +77,7 @@ export class OpsApp implements Service {
     this.#ready = false;
     this.#timers.abort();
     await this.#sampler;
-    await new Promise<void>((resolve) => {
-      if (!this.#server) return resolve();
-      this.#server.close(() => resolve());
-      for (const s of this.#sockets) s.destroy();
-    });
+    await this.#closeServer?.();
     await this.#client?.close();
   }
 

@@ -6,8 +6,9 @@
  * and destroys its keep-alive sockets.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { closerFor } from '../lifecycle/index.js';
 
 export { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -40,7 +41,6 @@ export interface TelemetryServer {
 
 /** Serves `/metrics`, `/healthz` and `/readyz`. */
 export async function startTelemetryServer(options: TelemetryServerOptions): Promise<TelemetryServer> {
-  const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -67,10 +67,7 @@ export async function startTelemetryServer(options: TelemetryServerOptions): Pro
     if (options.extra?.(req, res)) return;
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
+  const close = closerFor(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -79,15 +76,5 @@ export async function startTelemetryServer(options: TelemetryServerOptions): Pro
     });
   });
   const port = (server.address() as AddressInfo).port;
-  let closing: Promise<void> | undefined;
-  return {
-    port,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
-      return closing;
-    },
-  };
+  return { port, close };
 }
