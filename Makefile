@@ -5,6 +5,8 @@ SHELL := /bin/bash
 TOOLS      := $(CURDIR)/.tools
 FERRETDB_VERSION := v1.24.2
 FERRETDB   := $(TOOLS)/bin/ferretdb
+HELM_VERSION := v3.19.0
+HELM       := $(TOOLS)/bin/helm
 NODE_DEPS  := node_modules/.installed
 JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
@@ -34,7 +36,13 @@ $(FERRETDB):
 	  cd $(TOOLS)/src/ferretdb && go build -trimpath -o $(FERRETDB) ./cmd/ferretdb
 	@$(FERRETDB) --version | head -1
 
-tools: $(FERRETDB)
+# Helm from the Go module proxy (it is not packaged here).
+$(HELM):
+	@mkdir -p $(TOOLS)/bin
+	GOBIN=$(TOOLS)/bin go install -trimpath helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@$(HELM) version --short
+
+tools: $(FERRETDB) $(HELM)
 
 # Browser tests drive Debian's chromium through playwright-core (a browser download cannot work here).
 CHROMIUM_PATH ?= /usr/bin/chromium

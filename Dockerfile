@@ -1,0 +1,29 @@
+# One image for every binary: choose it by command, e.g.
+#   docker run outbox-hub dist/cmd/drainer/main.js
+# Build: docker build -t outbox-hub .
+FROM node:20.19-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY cmd cmd
+COPY internal internal
+COPY bench bench
+COPY test/harness test/harness
+RUN npx tsc -p tsconfig.build.json \
+ && npx esbuild internal/sdk/index.ts --bundle --format=esm --minify --platform=browser --target=es2022 --external:ws --outfile=dist/sdk/outbox-hub-sdk.min.js \
+ && npm prune --omit=dev
+
+FROM node:20.19-bookworm-slim
+# tini is PID 1: it forwards SIGTERM to node and reaps zombies.
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules node_modules
+COPY --from=build /src/dist/cmd dist/cmd
+COPY --from=build /src/dist/internal dist/internal
+COPY --from=build /src/dist/sdk dist/sdk
+USER 10001:10001
+ENTRYPOINT ["/usr/bin/tini", "--", "node"]
+CMD ["dist/cmd/gateway/main.js"]

@@ -1,0 +1,55 @@
+{{- define "outbox-hub.name" -}}{{ .Chart.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- define "outbox-hub.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 63 | trimSuffix "-" }}{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- end -}}
+{{- define "outbox-hub.labels" -}}
+app.kubernetes.io/name: {{ include "outbox-hub.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+{{- define "outbox-hub.selector" -}}
+app.kubernetes.io/name: {{ include "outbox-hub.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+{{- define "outbox-hub.image" -}}{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}{{- end -}}
+{{- define "outbox-hub.serviceAccount" -}}{{ if .Values.serviceAccount.create }}{{ .Values.serviceAccount.name | default (include "outbox-hub.fullname" .) }}{{ else }}{{ .Values.serviceAccount.name | default "default" }}{{ end }}{{- end -}}
+{{- define "outbox-hub.mongoSecret" -}}{{ .Values.mongodb.existingSecret | default (printf "%s-secrets" (include "outbox-hub.fullname" .)) }}{{- end -}}
+{{- define "outbox-hub.jwtSecret" -}}{{ .Values.jwt.existingSecret | default (printf "%s-secrets" (include "outbox-hub.fullname" .)) }}{{- end -}}
+{{- define "outbox-hub.opsSecret" -}}{{ .Values.ops.existingSecret | default (printf "%s-secrets" (include "outbox-hub.fullname" .)) }}{{- end -}}
+{{/* Restart pods when configuration or secrets change. */}}
+{{- define "outbox-hub.checksums" -}}
+checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- end -}}
+{{- define "outbox-hub.mongoUrl" -}}
+{{- if .Values.mongodb.embedded.enabled -}}
+mongodb://{{ include "outbox-hub.fullname" . }}-mongodb-0.{{ include "outbox-hub.fullname" . }}-mongodb:27017/?replicaSet=rs0
+{{- else -}}{{ .Values.mongodb.url }}{{- end -}}
+{{- end -}}
+{{/* Environment shared by every binary. */}}
+{{- define "outbox-hub.env" -}}
+- name: MONGO_URL
+  valueFrom: { secretKeyRef: { name: {{ include "outbox-hub.mongoSecret" . }}, key: MONGO_URL } }
+- name: MEMBER_ID
+  valueFrom: { fieldRef: { fieldPath: metadata.name } }
+{{- end -}}
+{{- define "outbox-hub.pod" -}}
+serviceAccountName: {{ include "outbox-hub.serviceAccount" .root }}
+automountServiceAccountToken: false
+securityContext: {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .root.Values.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .root.Values.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .root.Values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
