@@ -2,7 +2,7 @@
  * The Grafana dashboard and the alert rules refer only to metrics the binaries
  * really export (read from their registries, not from a list kept by hand).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { createDrainerMetrics } from '../internal/drainer/index.js';
 import { createGatewayMetrics } from '../internal/gateway/index.js';
@@ -40,4 +40,25 @@ it('dashboard and alert rules use only exported metrics', async () => {
     expect({ expr, used: used.length > 0 }).toEqual({ expr, used: true });
     for (const m of used) expect({ expr, metric: m, exported: names.has(m) }).toEqual({ expr, metric: m, exported: true });
   }
+});
+
+it('docker compose runs every binary from the one image, hardened, after MongoDB is a healthy replica set', () => {
+  const compose = parse(readFileSync('deploy/compose/docker-compose.yaml', 'utf8'), { merge: true }) as {
+    services: Record<string, { command?: string[]; read_only?: boolean; cap_drop?: string[]; depends_on?: Record<string, { condition: string }>; environment?: Record<string, string>; image?: string }>;
+  };
+  expect(Object.keys(compose.services).sort()).toEqual(['drainer', 'gateway', 'mongo', 'ops']);
+  for (const name of ['drainer', 'gateway', 'ops']) {
+    const s = compose.services[name]!;
+    expect(s.command).toEqual([`dist/cmd/${name}/main.js`]);
+    expect(existsSync(s.command![0]!)).toBe(true);
+    expect(s.image).toBe('outbox-hub:local');
+    expect(s.read_only).toBe(true);
+    expect(s.cap_drop).toEqual(['ALL']);
+    expect(s.depends_on?.['mongo']?.condition).toBe('service_healthy');
+    expect(s.environment?.['MONGO_URL']).toMatch(/replicaSet=rs0/);
+  }
+  const dockerfile = readFileSync('Dockerfile', 'utf8');
+  expect(dockerfile).toMatch(/npm prune --omit=dev/);
+  expect(dockerfile).toMatch(/^USER 10001:10001$/m);
+  expect(dockerfile).toMatch(/ENTRYPOINT \["\/usr\/bin\/tini", "--", "node"\]/);
 });
