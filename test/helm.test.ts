@@ -13,6 +13,7 @@ import * as appsV1 from 'kubernetes-models/apps/v1';
 import * as autoscalingV2 from 'kubernetes-models/autoscaling/v2';
 import * as networkingV1 from 'kubernetes-models/networking.k8s.io/v1';
 import * as policyV1 from 'kubernetes-models/policy/v1';
+import * as rbacV1 from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as coreV1 from 'kubernetes-models/v1';
 import * as monitoringV1 from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 
@@ -39,6 +40,7 @@ const MODELS: Record<string, Record<string, unknown>> = {
   'policy/v1': policyV1,
   'autoscaling/v2': autoscalingV2,
   'networking.k8s.io/v1': networkingV1,
+  'rbac.authorization.k8s.io/v1': rbacV1,
   'monitoring.coreos.com/v1': monitoringV1,
 };
 function validate(o: K8sObject): void {
@@ -82,7 +84,8 @@ describe('helm chart', () => {
     expect(deployment(objs, 'drainer').spec.replicas).toBe(2);
     expect(byKind(objs, 'Service').map((s) => s.metadata.name).sort()).toEqual(['hub-outbox-hub-gateway', 'hub-outbox-hub-ops']);
     expect(byKind(objs, 'PodDisruptionBudget')).toHaveLength(2);
-    for (const kind of ['HorizontalPodAutoscaler', 'ServiceMonitor', 'PodMonitor', 'NetworkPolicy', 'StatefulSet']) expect(byKind(objs, kind)).toHaveLength(0);
+    for (const kind of ['HorizontalPodAutoscaler', 'ServiceMonitor', 'PodMonitor', 'NetworkPolicy', 'StatefulSet', 'Role', 'RoleBinding']) expect(byKind(objs, kind)).toHaveLength(0);
+    expect(deployment(objs, 'drainer').spec.template.spec.automountServiceAccountToken).toBe(false);
     const secret = byKind(objs, 'Secret')[0] as K8sObject;
     expect(secret.stringData).toMatchObject({ MONGO_URL: 'mongodb://mongo:27017/shop?replicaSet=rs0', JWT_SECRET: '0123456789abcdef0123456789abcdef' });
   });
@@ -105,6 +108,12 @@ describe('helm chart', () => {
     expect(byKind(objs, 'PodMonitor')).toHaveLength(1);
     expect(byKind(objs, 'NetworkPolicy')).toHaveLength(2);
     expect(byKind(objs, 'PodDisruptionBudget')).toHaveLength(3);
+    // Kubernetes leases: a Role limited to leases, bound to the chart's service account, whose token is mounted.
+    expect(byKind(objs, 'Role')[0]?.['rules' as never]).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] }]);
+    expect(byKind(objs, 'RoleBinding')).toHaveLength(1);
+    const drainerPod = deployment(objs, 'drainer').spec.template.spec;
+    expect(drainerPod.automountServiceAccountToken).toBe(true);
+    expect(drainerPod.containers[0].env).toEqual(expect.arrayContaining([{ name: 'LEASE_BACKEND', value: 'kubernetes' }, { name: 'LEASE_PREFIX', value: 'hub-outbox-hub' }]));
     expect(byKind(objs, 'StatefulSet')[0]?.spec.template.spec.containers[0].args).toEqual(['--replSet', 'rs0', '--bind_ip_all']);
     const secret = byKind(objs, 'Secret')[0] as K8sObject;
     expect(secret.stringData?.['MONGO_URL']).toBe('mongodb://hub-outbox-hub-mongodb-0.hub-outbox-hub-mongodb:27017/?replicaSet=rs0');

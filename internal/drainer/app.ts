@@ -3,7 +3,7 @@ import type { DrainerConfig } from './config.js';
 import { createDrainerMetrics } from './metrics.js';
 import { MongoEventLog } from '../eventlog/index.js';
 import { openHubDb } from '../hubdb/index.js';
-import { MongoLeaseStore } from '../lease/index.js';
+import { openLeaseStore } from '../lease/index.js';
 import type { Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
 import type { MongoClient } from '../mongo/index.js';
@@ -44,7 +44,7 @@ export class DrainerApp implements Service {
     this.#drainer = new Drainer({
       outbox: new MongoOutboxStore(db, { changeStreams: caps.changeStreams }),
       eventLog: new MongoEventLog(db),
-      leases: new MongoLeaseStore(db),
+      leases: await openLeaseStore({ backend: cfg.leaseBackend, db, namespace: cfg.leaseNamespace, prefix: cfg.leasePrefix }),
       log: this.#log,
       metrics: createDrainerMetrics(this.#registry),
       config: cfg,

@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { envReader } from '../config/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/index.js';
 import { databaseFromUrl } from '../mongo/index.js';
+import { leaseSettings, type LeaseBackend } from '../lease/index.js';
+
 
 /** Validated drainer configuration. Frozen; built once by {@link loadDrainerConfig}. */
 export interface DrainerConfig {
@@ -24,6 +26,9 @@ export interface DrainerConfig {
   readonly logLevel: LogLevel;
   readonly member: string;
   readonly stopTimeoutMs: number;
+  readonly leaseBackend: LeaseBackend;
+  readonly leaseNamespace: string;
+  readonly leasePrefix: string;
 }
 
 /** Default values, named so docs and tests can refer to them. */
@@ -72,6 +77,7 @@ export function loadDrainerConfig(env: Readonly<Record<string, string | undefine
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
     member: r.string('MEMBER_ID', { default: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`, pattern: /^[A-Za-z0-9_.:-]{1,120}$/ }),
     stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: DRAINER_DEFAULTS.stopTimeoutMs, min: 100 }),
+    ...leaseSettings(r, env),
   };
   r.done();
   return Object.freeze(cfg);

@@ -1,7 +1,7 @@
 import { createJoseVerifier } from '../auth/index.js';
 import { MongoEventLog } from '../eventlog/index.js';
 import { openHubDb } from '../hubdb/index.js';
-import { MongoLeaseStore } from '../lease/index.js';
+import { openLeaseStore } from '../lease/index.js';
 import { describeError } from '../errors/index.js';
 import { repeat, type Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
@@ -74,7 +74,7 @@ export class GatewayApp implements Service {
     this.#tail = new LogTail({ eventLog, partitions: cfg.partitions, pollMinMs: cfg.pollMinMs, pollMaxMs: cfg.pollMaxMs, log: this.#log });
     await this.#tail.start();
     this.#hub = new LiveHub(this.#tail);
-    const leases = new MongoLeaseStore(db);
+    const leases = await openLeaseStore({ backend: cfg.leaseBackend, db, namespace: cfg.leaseNamespace, prefix: cfg.leasePrefix });
     this.#groups = new GroupManager({
       eventLog,
       leases,

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { SUPPORTED_ALGORITHMS, type Algorithm, type KeySource } from '../auth/index.js';
 import { envReader, type EnvReader } from '../config/index.js';
 import { databaseFromUrl } from '../mongo/index.js';
+import { leaseSettings, type LeaseBackend } from '../lease/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/index.js';
 
 /** Validated gateway configuration; frozen, built once by {@link loadGatewayConfig}. */
@@ -43,6 +44,9 @@ export interface GatewayConfig {
   readonly pollMaxMs: number;
   readonly cursorFlushMs: number;
   readonly stopTimeoutMs: number;
+  readonly leaseBackend: LeaseBackend;
+  readonly leaseNamespace: string;
+  readonly leasePrefix: string;
 }
 
 /** Named defaults. */
@@ -137,6 +141,7 @@ export function loadGatewayConfig(env: Readonly<Record<string, string | undefine
     pollMaxMs: r.duration('TAIL_POLL_MAX', { default: GATEWAY_DEFAULTS.pollMaxMs, min: 1, max: 60_000 }),
     cursorFlushMs: r.duration('CURSOR_FLUSH_INTERVAL', { default: GATEWAY_DEFAULTS.cursorFlushMs, min: 10, max: 60_000 }),
     stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: GATEWAY_DEFAULTS.stopTimeoutMs, min: 100 }),
+    ...leaseSettings(r, env),
   };
   r.done();
   return Object.freeze(cfg);

@@ -7,6 +7,48 @@
  * (fair share ceil(P / members), only surplus moves, stop releases everything).
  * The epoch of a lease is the fencing token downstream writers must present.
  */
+import type { EnvReader } from '../config/index.js';
+import type { LeaseStore } from './types.js';
+import { MongoLeaseStore } from './mongo.js';
+
 export type { Lease, LeaseStore, Member } from './types.js';
 export { MongoLeaseStore, migrateLeases, DEFAULT_LEASE_COLLECTIONS, type LeaseCollections } from './mongo.js';
 export { PartitionCoordinator, type CoordinatorHandlers, type CoordinatorMetrics, type CoordinatorOptions } from './coordinator.js';
+
+/** Where leases live. */
+export type LeaseBackend = 'mongodb' | 'kubernetes';
+
+/** Every lease backend, for configuration validation. */
+export const LEASE_BACKENDS: readonly LeaseBackend[] = ['mongodb', 'kubernetes'];
+
+/**
+ * Opens the configured {@link LeaseStore}. The Kubernetes client is loaded only
+ * when that backend is chosen; without an explicit `kubeConfig` it loads the
+ * in-cluster service account (or KUBECONFIG / ~/.kube/config).
+ */
+export async function openLeaseStore(options: {
+  backend: LeaseBackend;
+  db: import('mongodb').Db;
+  namespace: string;
+  prefix: string;
+  kubeConfig?: import('@kubernetes/client-node').KubeConfig;
+}): Promise<LeaseStore> {
+  if (options.backend === 'mongodb') return new MongoLeaseStore(options.db);
+  const { KubernetesLeaseStore } = await import('./kubernetes.js');
+  let kubeConfig = options.kubeConfig;
+  if (!kubeConfig) {
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    kubeConfig = new KubeConfig();
+    kubeConfig.loadFromDefault();
+  }
+  return new KubernetesLeaseStore({ kubeConfig, namespace: options.namespace, prefix: options.prefix });
+}
+
+/** LEASE_BACKEND, LEASE_NAMESPACE (default POD_NAMESPACE, else default), LEASE_PREFIX: shared by drainer and gateway. */
+export function leaseSettings(r: EnvReader, env: Readonly<Record<string, string | undefined>>): { leaseBackend: LeaseBackend; leaseNamespace: string; leasePrefix: string } {
+  return {
+    leaseBackend: r.oneOf('LEASE_BACKEND', LEASE_BACKENDS, { default: 'mongodb' }),
+    leaseNamespace: r.string('LEASE_NAMESPACE', { default: env['POD_NAMESPACE'] || 'default', pattern: /^[a-z0-9-]{1,63}$/ }),
+    leasePrefix: r.string('LEASE_PREFIX', { default: 'outbox-hub', pattern: /^[a-z0-9-]{1,40}$/ }),
+  };
+}

@@ -48,7 +48,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function dockerReachable(): Promise<boolean> {
+/** True when a Docker engine answers (testcontainers can run). */
+export async function dockerReachable(): Promise<boolean> {
   const host = process.env['DOCKER_HOST'];
   if (host && !host.startsWith('unix://')) return true;
   const socketPath = host ? host.slice('unix://'.length) : '/var/run/docker.sock';

@@ -35,10 +35,16 @@ mongodb://{{ include "outbox-hub.fullname" . }}-mongodb-0.{{ include "outbox-hub
   valueFrom: { secretKeyRef: { name: {{ include "outbox-hub.mongoSecret" . }}, key: MONGO_URL } }
 - name: MEMBER_ID
   valueFrom: { fieldRef: { fieldPath: metadata.name } }
+- name: POD_NAMESPACE
+  valueFrom: { fieldRef: { fieldPath: metadata.namespace } }
+- name: LEASE_BACKEND
+  value: {{ .Values.leaseBackend | quote }}
+- name: LEASE_PREFIX
+  value: {{ include "outbox-hub.fullname" . | lower | trunc 40 | trimSuffix "-" | quote }}
 {{- end -}}
 {{- define "outbox-hub.pod" -}}
 serviceAccountName: {{ include "outbox-hub.serviceAccount" .root }}
-automountServiceAccountToken: false
+automountServiceAccountToken: {{ eq .root.Values.leaseBackend "kubernetes" }}
 securityContext: {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
 {{- with .root.Values.imagePullSecrets }}
 imagePullSecrets: {{- toYaml . | nindent 2 }}
