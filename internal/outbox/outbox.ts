@@ -119,11 +119,14 @@ export class Outbox {
     });
     const explicit = messages.filter((m) => m.id !== undefined).map((m) => m.id as string);
     try {
-      // Published messages leave the outbox for the archive: a caller-chosen id must be new there too.
+      await this.#collection.insertMany(docs, { session: options.session, ordered: true });
+      // Published messages leave the outbox for the archive, so a caller-chosen id must be new there too.
+      // Checked after the insert: the drainer archives before it deletes, so a copy drained before our
+      // insert succeeded is visible now, and one still pending made the insert fail above.
       if (explicit.length > 0 && (await this.#sent.findOne({ _id: { $in: explicit } }, { session: options.session, projection: { _id: 1 } }))) {
+        await this.#collection.deleteMany({ _id: { $in: docs.map((d) => d._id) }, status: 'pending' }, { session: options.session });
         throw new OutboxError('DUPLICATE_ID', 'a message with this id was already accepted and published');
       }
-      await this.#collection.insertMany(docs, { session: options.session, ordered: true });
     } catch (err) {
       if (err instanceof OutboxError) throw err;
       if (isDuplicateKeyError(err)) throw new OutboxError('DUPLICATE_ID', 'a message with this id was already accepted', { cause: err });
