@@ -24,6 +24,14 @@ function isStatus(err: unknown, ...codes: number[]): boolean {
   return err instanceof ApiException && codes.includes(err.code);
 }
 
+/**
+ * MicroTime as the API server parses it (RFC 3339 with exactly six fractional
+ * digits); the client would send a Date with three, which the server refuses.
+ */
+function microTime(d: Date): Date {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+}
+
 function expiresAt(l: V1Lease): number {
   return Number(l.metadata?.annotations?.[ANN_EXPIRES] ?? 0);
 }
@@ -74,7 +82,7 @@ export class KubernetesLeaseStore implements LeaseStore {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
       metadata: { name, namespace: this.#ns, labels, annotations: { [ANN_EXPIRES]: String(now.getTime() + ttlMs) }, ...(resourceVersion ? { resourceVersion } : {}) },
-      spec: { holderIdentity: holder, leaseDurationSeconds: Math.max(1, Math.ceil(ttlMs / 1000)), leaseTransitions: epoch, renewTime: now, acquireTime: now },
+      spec: { holderIdentity: holder, leaseDurationSeconds: Math.max(1, Math.ceil(ttlMs / 1000)), leaseTransitions: epoch, renewTime: microTime(now), acquireTime: microTime(now) },
     };
   }
 

@@ -43,6 +43,11 @@ export async function startFakeKube(): Promise<FakeKube> {
         const items = [...leases.values()].filter((l) => l.metadata.namespace === ns && (!k || l.metadata.labels?.[k] === v));
         return send(200, { apiVersion: 'coordination.k8s.io/v1', kind: 'LeaseList', metadata: { resourceVersion: String(version) }, items });
       }
+      // Like the API server: MicroTime fields must carry exactly six fractional digits.
+      const spec = (body?.['spec'] ?? {}) as Record<string, unknown>;
+      for (const f of ['renewTime', 'acquireTime']) {
+        if (spec[f] !== undefined && !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/.test(String(spec[f]))) return send(400, status(400, `BadRequest: spec.${f} is not a MicroTime`));
+      }
       if (!name && req.method === 'POST' && body) {
         const k = `${ns}/${body.metadata.name}`;
         if (leases.has(k)) return send(409, status(409, 'AlreadyExists'));
