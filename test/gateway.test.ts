@@ -127,7 +127,9 @@ describe('publish and live subscriptions', () => {
     expect(ok).toMatchObject({ op: 'OK' });
     const eventId = (ok as unknown as { eventId: string }).eventId;
     const db = t.client.db(h.db);
-    // Durable: the message is in the outbox (or already drained into the sent archive, then the outbox no longer has it).
+    // Durable at OK: in the outbox, or already drained (the drainer archives before it deletes, so one query finds it).
+    const inOutbox = await db.collection('outbox').countDocuments({ _id: eventId as never });
+    expect(inOutbox + (await db.collection('outbox_sent').countDocuments({ _id: eventId as never }))).toBeGreaterThanOrEqual(1);
     await eventually(async () => (await db.collection('outbox').countDocuments({ _id: eventId as never })) === 0 && (await db.collection('outbox_sent').countDocuments({ _id: eventId as never })) === 1, 10_000, 'the message to be drained');
     await pub.request({ op: 'PUBLISH', topic: 'orders.eu.paid', key: 'o1', payload: { n: 2 } });
     const [first, second] = await wide.nEvents(2, 'all');
