@@ -89,6 +89,8 @@ class GroupPartition {
   async start(): Promise<void> {
     const { store, settings } = this.#g.deps;
     this.#cursor = await store.loadCursor(this.#g.name, this.partition);
+    // Stopped while loading: starting the timers now would leak them.
+    if (this.#stopped) return;
     this.#savedCursor = this.#cursor;
     this.#readUpTo = this.#cursor;
     this.#loaded = true;
