@@ -14,7 +14,7 @@ import { envReader } from '../config/index.js';
 import { openHubDb } from '../hubdb/index.js';
 import { closerFor, type Service } from '../lifecycle/index.js';
 import { LOG_LEVELS, type Logger, type LogLevel } from '../log/index.js';
-import { databaseFromUrl, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
+import { mongoSettings, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
 import { createOutbox, isOutboxError, type Outbox } from '../outbox/index.js';
 import { demoPage } from './page.js';
 
@@ -34,10 +34,8 @@ export interface DemoConfig {
 /** Reads DEMO_HOST, DEMO_PORT, GATEWAY_PUBLIC_URL, JWT_SECRET, SDK_BUNDLE, MONGO_URL, MONGO_DB. */
 export function loadDemoConfig(env: Readonly<Record<string, string | undefined>>): DemoConfig {
   const r = envReader(env);
-  const mongoUrl = r.string('MONGO_URL', { pattern: /^mongodb(\+srv)?:\/\// });
   const cfg: DemoConfig = {
-    mongoUrl,
-    mongoDb: r.string('MONGO_DB', { default: databaseFromUrl(mongoUrl) ?? 'outbox_hub' }),
+    ...mongoSettings(r),
     host: r.string('DEMO_HOST', { default: '127.0.0.1' }),
     port: r.int('DEMO_PORT', { default: 8090, min: 0, max: 65_535 }),
     gatewayUrl: r.string('GATEWAY_PUBLIC_URL', { pattern: /^wss?:\/\// }),

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { envReader } from '../config/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/index.js';
-import { databaseFromUrl } from '../mongo/index.js';
+import { mongoSettings } from '../mongo/index.js';
 import { leaseSettings, type LeaseBackend } from '../lease/index.js';
 
 
@@ -56,11 +56,9 @@ export const DRAINER_DEFAULTS = Object.freeze({
  */
 export function loadDrainerConfig(env: Readonly<Record<string, string | undefined>>): DrainerConfig {
   const r = envReader(env);
-  const mongoUrl = r.string('MONGO_URL', { pattern: /^mongodb(\+srv)?:\/\// });
   const leaseTtlMs = r.duration('LEASE_TTL', { default: DRAINER_DEFAULTS.leaseTtlMs, min: 1_000, max: 300_000 });
   const cfg: DrainerConfig = {
-    mongoUrl,
-    mongoDb: r.string('MONGO_DB', { default: databaseFromUrl(mongoUrl) ?? 'outbox_hub', pattern: /^[A-Za-z0-9_-]{1,60}$/ }),
+    ...mongoSettings(r),
     partitions: r.int('OUTBOX_PARTITIONS', { default: DRAINER_DEFAULTS.partitions, min: 1, max: 4096 }),
     batchSize: r.int('DRAINER_BATCH_SIZE', { default: DRAINER_DEFAULTS.batchSize, min: 1, max: 5_000 }),
     leaseTtlMs,

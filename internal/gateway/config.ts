@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { SUPPORTED_ALGORITHMS, type Algorithm, type KeySource } from '../auth/index.js';
 import { envReader, type EnvReader } from '../config/index.js';
-import { databaseFromUrl } from '../mongo/index.js';
+import { mongoSettings } from '../mongo/index.js';
 import { leaseSettings, type LeaseBackend } from '../lease/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/index.js';
 
@@ -96,7 +96,6 @@ function keySource(r: EnvReader): KeySource {
  */
 export function loadGatewayConfig(env: Readonly<Record<string, string | undefined>>): GatewayConfig {
   const r = envReader(env);
-  const mongoUrl = r.string('MONGO_URL', { pattern: /^mongodb(\+srv)?:\/\// });
   const algText = r.string('JWT_ALGORITHMS', { default: 'HS256' });
   const algorithms = algText.split(',').map((a) => a.trim()).filter(Boolean);
   const unknown = algorithms.filter((a) => !(SUPPORTED_ALGORITHMS as readonly string[]).includes(a));
@@ -105,8 +104,7 @@ export function loadGatewayConfig(env: Readonly<Record<string, string | undefine
   const keys = keySource(r);
   const origins = r.string('ALLOWED_ORIGINS', { required: false });
   const cfg: GatewayConfig = {
-    mongoUrl,
-    mongoDb: r.string('MONGO_DB', { default: databaseFromUrl(mongoUrl) ?? 'outbox_hub', pattern: /^[A-Za-z0-9_-]{1,60}$/ }),
+    ...mongoSettings(r),
     partitions: r.int('OUTBOX_PARTITIONS', { default: 16, min: 1, max: 4096 }),
     host: r.string('GATEWAY_HOST', { default: '0.0.0.0' }),
     port: r.int('GATEWAY_PORT', { default: GATEWAY_DEFAULTS.port, min: 0, max: 65_535 }),

@@ -21,6 +21,8 @@ export interface GroupStore {
   /** Records the group's filter; `GROUP_MISMATCH` when it exists with another. */
   register(group: string, filter: string): Promise<void>;
   loadCursor(group: string, partition: number): Promise<number>;
+  /** Every saved cursor of a group, by partition (one index-backed query). */
+  loadCursors(group: string): Promise<Map<number, number>>;
   /** Saves the acked prefix; false when a newer epoch owns the cursor (we are fenced). */
   saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean>;
   deadLetter(group: string, event: LogEvent, deliveries: number, reason: string): Promise<void>;
@@ -97,6 +99,11 @@ export class MongoGroupStore implements GroupStore {
 
   async loadCursor(group: string, partition: number): Promise<number> {
     return (await this.#cursors.findOne({ _id: `${group}/${partition}` }))?.seq ?? 0;
+  }
+
+  async loadCursors(group: string): Promise<Map<number, number>> {
+    const docs = await this.#cursors.find({ group }, { projection: { partition: 1, seq: 1 } }).toArray();
+    return new Map(docs.map((d) => [d.partition, d.seq]));
   }
 
   async saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean> {

@@ -6,6 +6,7 @@
  * during start-up migrations, never from request paths.
  */
 import { MongoClient, MongoError, type Db, type IndexDescription } from 'mongodb';
+import type { EnvReader } from '../config/index.js';
 import { HubError } from '../errors/index.js';
 
 /** What the connected server can do. */
@@ -85,6 +86,13 @@ export async function detectCapabilities(client: MongoClient, db: Db): Promise<S
 export function databaseFromUrl(url: string): string | undefined {
   const m = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]+)/.exec(url);
   return m?.[1] ? decodeURIComponent(m[1]) : undefined;
+}
+
+/** Reads MONGO_URL (required) and MONGO_DB (default: the URL's database, else `outbox_hub`): every binary's database settings. */
+export function mongoSettings(r: EnvReader): { mongoUrl: string; mongoDb: string } {
+  const mongoUrl = r.string('MONGO_URL', { pattern: /^mongodb(\+srv)?:\/\// });
+  const mongoDb = r.string('MONGO_DB', { default: databaseFromUrl(mongoUrl) ?? 'outbox_hub', pattern: /^[A-Za-z0-9_-]{1,60}$/ });
+  return { mongoUrl, mongoDb };
 }
 
 /** Idempotently creates `indexes` on `collection` (the start-up migration step). */

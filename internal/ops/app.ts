@@ -117,7 +117,8 @@ export class OpsApp implements Service {
     app.get('/', (_req, res) => void res.type('html').send(dashboardPage()));
 
     app.get('/api/overview', read(async (_req, res) => {
-      const [backlog, leases, partitions, groups] = await Promise.all([q.backlog(), q.leases(), q.partitions(), q.groups()]);
+      const heads = await q.heads();
+      const [backlog, leases, partitions, groups] = await Promise.all([q.backlog(), q.leases(), q.partitions(heads), q.groups(heads)]);
       res.json({
         at: new Date(),
         partitions: cfg.partitions,
@@ -171,7 +172,7 @@ export class OpsApp implements Service {
     }));
     app.get('/api/dead-letters', read(async (req, res) => {
       const limit = intParam(req, 'limit', 1, 500, 50);
-      const groups = await q.groups();
+      const groups = await q.groupNames();
       const byGroup = await Promise.all(groups.map(async (g) => ({ group: g.group, letters: (await q.deadGroupLetters(g.group, limit)).map((d) => ({ ...d, event: wire(d.event) })) })));
       res.json({ outbox: await q.deadOutbox(limit), groups: byGroup.filter((g) => g.letters.length > 0) });
     }));

@@ -1,6 +1,6 @@
 import { envReader } from '../config/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/index.js';
-import { databaseFromUrl } from '../mongo/index.js';
+import { mongoSettings } from '../mongo/index.js';
 
 /** Validated ops configuration. */
 export interface OpsConfig {
@@ -21,15 +21,13 @@ export interface OpsConfig {
 /** Reads MONGO_URL, MONGO_DB, OPS_HOST, OPS_PORT, OUTBOX_PARTITIONS, OPS_ADMIN_TOKEN, OPS_READ_TOKEN, OPS_SAMPLE_INTERVAL, LOG_LEVEL, STOP_TIMEOUT. */
 export function loadOpsConfig(env: Readonly<Record<string, string | undefined>>): OpsConfig {
   const r = envReader(env);
-  const mongoUrl = r.string('MONGO_URL', { pattern: /^mongodb(\+srv)?:\/\// });
   const token = (name: string): string | undefined => {
     const v = r.string(name, { required: false });
     if (v !== '' && v.length < 16) r.fail(name, 'must be at least 16 characters');
     return v === '' ? undefined : v;
   };
   const cfg: OpsConfig = {
-    mongoUrl,
-    mongoDb: r.string('MONGO_DB', { default: databaseFromUrl(mongoUrl) ?? 'outbox_hub', pattern: /^[A-Za-z0-9_-]{1,60}$/ }),
+    ...mongoSettings(r),
     host: r.string('OPS_HOST', { default: '0.0.0.0' }),
     port: r.int('OPS_PORT', { default: 8081, min: 0, max: 65_535 }),
     partitions: r.int('OUTBOX_PARTITIONS', { default: 16, min: 1, max: 4096 }),

@@ -56,7 +56,7 @@ export class OpsQueries {
 
   /** Records one sample of every partition head (called on an interval). */
   async sample(): Promise<void> {
-    const heads = await Promise.all(this.#range().map(async (p) => (await this.#log.head(p)).seq));
+    const heads = await this.#heads();
     this.#samples.push({ at: Date.now(), heads });
     if (this.#samples.length > SAMPLES) this.#samples.shift();
   }
@@ -91,24 +91,34 @@ export class OpsQueries {
     return { partitions, drainers, gateways };
   }
 
-  async partitions(): Promise<Array<{ partition: number; head: number; ratePerSecond: number }>> {
+  async #heads(): Promise<number[]> {
+    return Promise.all(this.#range().map(async (p) => (await this.#log.head(p)).seq));
+  }
+
+  /** Heads and rates per partition; pass `heads` already read in this request to skip reading them again. */
+  async partitions(heads?: number[]): Promise<Array<{ partition: number; head: number; ratePerSecond: number }>> {
     const rates = this.#rates();
-    const heads = await Promise.all(this.#range().map((p) => this.#log.head(p)));
-    return heads.map((h, partition) => ({ partition, head: h.seq, ratePerSecond: Number((rates[partition] ?? 0).toFixed(2)) }));
+    const seqs = heads ?? (await this.#heads());
+    return seqs.map((head, partition) => ({ partition, head, ratePerSecond: Number((rates[partition] ?? 0).toFixed(2)) }));
+  }
+
+  /** Names of the registered consumer groups (a small registry, read whole on purpose). */
+  async groupNames(): Promise<Array<{ group: string; filter: string }>> {
+    const registry = await this.#db.collection<{ _id: string; filter: string }>(GROUP_COLLECTIONS.groups).find({}, { sort: { _id: 1 }, limit: 1000 }).toArray();
+    return registry.map((g) => ({ group: g._id, filter: g.filter }));
   }
 
   /** Groups with cursor, lag in events and seconds per partition, and dead-letter counts. */
-  async groups(): Promise<Array<{ group: string; filter: string; deadLetters: number; lagEvents: number; partitions: GroupPartitionRow[] }>> {
-    // The group registry is small (one document per group); it is read whole on purpose.
-    const registry = await this.#db.collection<{ _id: string; filter: string }>(GROUP_COLLECTIONS.groups).find({}, { sort: { _id: 1 }, limit: 1000 }).toArray();
-    const heads = await Promise.all(this.#range().map((p) => this.#log.head(p)));
+  async groups(heads?: number[]): Promise<Array<{ group: string; filter: string; deadLetters: number; lagEvents: number; partitions: GroupPartitionRow[] }>> {
+    const [registry, seqs] = await Promise.all([this.groupNames(), heads ?? this.#heads()]);
     const now = Date.now();
     return Promise.all(
-      registry.map(async (g) => {
+      registry.map(async ({ group, filter }) => {
+        const cursors = await this.#groups.loadCursors(group);
         const partitions = await Promise.all(
           this.#range().map(async (partition): Promise<GroupPartitionRow> => {
-            const cursor = await this.#groups.loadCursor(g._id, partition);
-            const head = heads[partition]?.seq ?? 0;
+            const cursor = cursors.get(partition) ?? 0;
+            const head = seqs[partition] ?? 0;
             let lagSeconds = 0;
             if (head > cursor) {
               const [next] = await this.#log.read({ partition, afterSeq: cursor, limit: 1 });
@@ -117,10 +127,15 @@ export class OpsQueries {
             return { partition, cursor, head, lagEvents: Math.max(0, head - cursor), lagSeconds };
           }),
         );
-        const deadLetters = await this.#db.collection(GROUP_COLLECTIONS.dead).countDocuments({ group: g._id, status: { $in: ['dead', 'replay'] } });
-        return { group: g._id, filter: g.filter, deadLetters, lagEvents: partitions.reduce((n, p) => n + p.lagEvents, 0), partitions };
+        const deadLetters = await this.#db.collection(GROUP_COLLECTIONS.dead).countDocuments({ group, status: { $in: ['dead', 'replay'] } });
+        return { group, filter, deadLetters, lagEvents: partitions.reduce((n, p) => n + p.lagEvents, 0), partitions };
       }),
     );
+  }
+
+  /** Head of every partition, for callers that need it more than once per request. */
+  heads(): Promise<number[]> {
+    return this.#heads();
   }
 
   latest(topic: string, key: string): Promise<LogEvent | null> {
