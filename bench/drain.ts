@@ -34,7 +34,13 @@ function percentile(sorted: number[], p: number): number {
 async function fill(db: Db, n: number): Promise<void> {
   const outbox = createOutbox(db, { partitions: PARTITIONS });
   for (let i = 0; i < n; i += 500) {
-    await outbox.addMany(Array.from({ length: Math.min(500, n - i) }, (_, j) => ({ topic: 'bench.order', key: `k${(i + j) % 1000}`, payload: { i: i + j, pad: 'x'.repeat(200) } })));
+    await outbox.addMany(
+      Array.from({ length: Math.min(500, n - i) }, (_, j) => ({
+        topic: 'bench.order',
+        key: `k${(i + j) % 1000}`,
+        payload: { i: i + j, pad: 'x'.repeat(200) },
+      })),
+    );
   }
 }
 
@@ -65,7 +71,10 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Prom
 }
 
 async function latencies(db: Db, ids: string[]): Promise<number[]> {
-  const events = await db.collection<{ createdAt: Date; publishedAt: Date }>('events').find({ _id: { $in: ids as never[] } }).toArray();
+  const events = await db
+    .collection<{ createdAt: Date; publishedAt: Date }>('events')
+    .find({ _id: { $in: ids as never[] } })
+    .toArray();
   return events.map((e) => e.publishedAt.getTime() - e.createdAt.getTime()).sort((a, b) => a - b);
 }
 
@@ -78,7 +87,18 @@ async function runDrainers(client: MongoClient, url: string, n: number): Promise
   const procs: BinaryProcess[] = [];
   const started = Date.now();
   for (let i = 0; i < n; i++) {
-    procs.push(startBinary('drainer', { MONGO_URL: url, MONGO_DB: dbName, MEMBER_ID: `bench-${i}`, OUTBOX_PARTITIONS: String(PARTITIONS), METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', LOG_LEVEL: 'warn', LEASE_RENEW_INTERVAL: '500ms' }));
+    procs.push(
+      startBinary('drainer', {
+        MONGO_URL: url,
+        MONGO_DB: dbName,
+        MEMBER_ID: `bench-${i}`,
+        OUTBOX_PARTITIONS: String(PARTITIONS),
+        METRICS_HOST: '127.0.0.1',
+        METRICS_PORT: '0',
+        LOG_LEVEL: 'warn',
+        LEASE_RENEW_INTERVAL: '500ms',
+      }),
+    );
   }
   try {
     await waitUntil(async () => (await outbox.countDocuments({ status: 'pending' })) === 0, 600_000);
@@ -99,12 +119,24 @@ async function naiveWorker(db: Db, stop: AbortSignal): Promise<void> {
   const outbox = db.collection<OutboxDocument & { claimedAt?: Date }>('outbox');
   const events = db.collection('events');
   while (!stop.aborted) {
-    const m = await outbox.findOneAndUpdate({ status: 'pending' }, { $set: { status: 'claimed' as never, claimedAt: new Date() } }, { sort: { ts: 1 } });
+    const m = await outbox.findOneAndUpdate(
+      { status: 'pending' },
+      { $set: { status: 'claimed' as never, claimedAt: new Date() } },
+      { sort: { ts: 1 } },
+    );
     if (!m) {
       await sleep(10);
       continue;
     }
-    await events.insertOne({ _id: m._id as never, topic: m.topic, key: m.key, partition: m.partition, payload: m.payload, createdAt: m.createdAt, publishedAt: new Date() });
+    await events.insertOne({
+      _id: m._id as never,
+      topic: m.topic,
+      key: m.key,
+      partition: m.partition,
+      payload: m.payload,
+      createdAt: m.createdAt,
+      publishedAt: new Date(),
+    });
     await outbox.updateOne({ _id: m._id }, { $set: { status: 'sent', sentAt: new Date() } });
   }
 }
@@ -118,7 +150,10 @@ async function runBaseline(client: MongoClient): Promise<Result> {
   const worker = naiveWorker(db, stop.signal);
   const started = Date.now();
   try {
-    await waitUntil(async () => (await outbox.countDocuments({ status: 'pending' })) === 0 || Date.now() - started > BASELINE_BUDGET_MS, 600_000);
+    await waitUntil(
+      async () => (await outbox.countDocuments({ status: 'pending' })) === 0 || Date.now() - started > BASELINE_BUDGET_MS,
+      600_000,
+    );
     const done = await outbox.countDocuments({ status: 'sent' });
     const throughput = done / ((Date.now() - started) / 1000);
     // Latency on an empty backlog, as for the drainers.
@@ -138,7 +173,9 @@ const server = await startTestServer();
 const client = new MongoClient(server.url);
 await client.connect();
 try {
-  process.stdout.write(`backend: ${server.backend} at ${server.url}; ${MESSAGES} messages backlog, ${PARTITIONS} partitions; latency at ${RATE} msg/s for ${SECONDS}s\n`);
+  process.stdout.write(
+    `backend: ${server.backend} at ${server.url}; ${MESSAGES} messages backlog, ${PARTITIONS} partitions; latency at ${RATE} msg/s for ${SECONDS}s\n`,
+  );
   const results: Result[] = [];
   for (const n of [1, 2, 4]) {
     results.push(await runDrainers(client, server.url, n));

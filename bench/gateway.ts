@@ -50,9 +50,25 @@ const procs: BinaryProcess[] = [];
 const sockets: WebSocket[] = [];
 const started = Date.now();
 try {
-  const common = { MONGO_URL: server.url, MONGO_DB: db, METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', LOG_LEVEL: 'warn', OUTBOX_PARTITIONS: '16' };
+  const common = {
+    MONGO_URL: server.url,
+    MONGO_DB: db,
+    METRICS_HOST: '127.0.0.1',
+    METRICS_PORT: '0',
+    LOG_LEVEL: 'warn',
+    OUTBOX_PARTITIONS: '16',
+  };
   procs.push(startBinary('drainer', { ...common, POLL_MAX: '20ms' }));
-  const gateway = startBinary('gateway', { ...common, LOG_LEVEL: 'info', GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), JWT_SECRET: TEST_SECRET, TAIL_POLL_MAX: '20ms', PUBLISH_RATE: '100000', PUBLISH_BURST: '100000' });
+  const gateway = startBinary('gateway', {
+    ...common,
+    LOG_LEVEL: 'info',
+    GATEWAY_HOST: '127.0.0.1',
+    GATEWAY_PORT: String(port),
+    JWT_SECRET: TEST_SECRET,
+    TAIL_POLL_MAX: '20ms',
+    PUBLISH_RATE: '100000',
+    PUBLISH_BURST: '100000',
+  });
   procs.push(gateway);
   await gateway.waitForLog((l) => l.msg === 'gateway listening', 60_000);
   const pid = gateway.child.pid as number;
@@ -69,7 +85,9 @@ try {
   await sleep(3000);
   const after = rssKb(pid);
   const perConn = ((after - before) * 1024) / sockets.length;
-  process.stdout.write(`(a) ${sockets.length} authenticated idle connections in ${openSeconds.toFixed(1)} s; gateway RSS ${(before / 1024).toFixed(0)} MB -> ${(after / 1024).toFixed(0)} MB = ${(perConn / 1024).toFixed(1)} KB per connection\n`);
+  process.stdout.write(
+    `(a) ${sockets.length} authenticated idle connections in ${openSeconds.toFixed(1)} s; gateway RSS ${(before / 1024).toFixed(0)} MB -> ${(after / 1024).toFixed(0)} MB = ${(perConn / 1024).toFixed(1)} KB per connection\n`,
+  );
 
   // (b) fan-out to SUBSCRIBERS of those connections
   const subs = sockets.slice(0, SUBSCRIBERS);

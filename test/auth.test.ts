@@ -8,12 +8,23 @@ const SECRET = 'a-very-long-shared-secret-for-hs256-tests!';
 const hs = new TextEncoder().encode(SECRET);
 const inAMinute = () => Math.floor(Date.now() / 1000) + 60;
 
-async function token(claims: Record<string, unknown>, key: Parameters<SignJWT['sign']>[0] = hs, header: Record<string, unknown> = { alg: 'HS256' }) {
-  return new SignJWT(claims).setProtectedHeader(header as { alg: string }).setSubject('alice').setExpirationTime(inAMinute()).sign(key);
+async function token(
+  claims: Record<string, unknown>,
+  key: Parameters<SignJWT['sign']>[0] = hs,
+  header: Record<string, unknown> = { alg: 'HS256' },
+) {
+  return new SignJWT(claims)
+    .setProtectedHeader(header as { alg: string })
+    .setSubject('alice')
+    .setExpirationTime(inAMinute())
+    .sign(key);
 }
 
 async function refused(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(AuthError);
   return (err as AuthError).code;
 }
@@ -21,7 +32,15 @@ async function refused(p: Promise<unknown>): Promise<string> {
 describe('jose verifier', () => {
   it('accepts a valid HS256 token and compiles its scopes', async () => {
     const v = await createJoseVerifier({ algorithms: ['HS256'], keys: { kind: 'secret', secret: SECRET }, issuer: 'hub', audience: 'gw' });
-    const p = await v.verify(await new SignJWT({ scopes: 'publish:orders.* subscribe:orders.**' }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuer('hub').setAudience('gw').setExpirationTime(inAMinute()).sign(hs));
+    const p = await v.verify(
+      await new SignJWT({ scopes: 'publish:orders.* subscribe:orders.**' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('alice')
+        .setIssuer('hub')
+        .setAudience('gw')
+        .setExpirationTime(inAMinute())
+        .sign(hs),
+    );
     expect(p.subject).toBe('alice');
     expect(p.policy.canPublish('orders.created')).toBe(true);
     expect(p.policy.canPublish('orders.eu.created')).toBe(false);
@@ -29,20 +48,38 @@ describe('jose verifier', () => {
   });
 
   it('refuses alg none, expired tokens, wrong issuer or audience, tampered signatures and missing claims', async () => {
-    const v = await createJoseVerifier({ algorithms: ['HS256'], keys: { kind: 'secret', secret: SECRET }, issuer: 'hub', audience: 'gw', clockToleranceS: 5 });
+    const v = await createJoseVerifier({
+      algorithms: ['HS256'],
+      keys: { kind: 'secret', secret: SECRET },
+      issuer: 'hub',
+      audience: 'gw',
+      clockToleranceS: 5,
+    });
     const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const none = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'alice', exp: inAMinute(), iss: 'hub', aud: 'gw' })}.`;
     expect(await refused(v.verify(none))).toBe('ALG_NOT_ALLOWED');
 
     const base = () => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuer('hub').setAudience('gw');
-    expect(await refused(v.verify(await base().setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(hs)))).toBe('TOKEN_EXPIRED');
+    expect(
+      await refused(
+        v.verify(
+          await base()
+            .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+            .sign(hs),
+        ),
+      ),
+    ).toBe('TOKEN_EXPIRED');
     expect(await refused(v.verify(await base().setIssuer('evil').setExpirationTime(inAMinute()).sign(hs)))).toBe('BAD_ISSUER');
     expect(await refused(v.verify(await base().setAudience('other').setExpirationTime(inAMinute()).sign(hs)))).toBe('BAD_AUDIENCE');
     const good = await base().setExpirationTime(inAMinute()).sign(hs);
     const [h, payload, sig] = good.split('.') as [string, string, string];
     const forged = b64({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), sub: 'mallory' });
     expect(await refused(v.verify(`${h}.${forged}.${sig}`))).toBe('SIGNATURE_INVALID');
-    expect(await refused(v.verify(await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('x').setIssuer('hub').setAudience('gw').sign(hs)))).toBe('CLAIMS_INVALID');
+    expect(
+      await refused(
+        v.verify(await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('x').setIssuer('hub').setAudience('gw').sign(hs)),
+      ),
+    ).toBe('CLAIMS_INVALID');
     expect(await refused(v.verify('not.a.token'))).toBe('TOKEN_MALFORMED');
     expect(await refused(v.verify(''))).toBe('TOKEN_MISSING');
   });
@@ -65,9 +102,15 @@ describe('jose verifier', () => {
   });
 
   it('refuses unsafe configurations', async () => {
-    await expect(createJoseVerifier({ algorithms: ['HS256'], keys: { kind: 'secret', secret: 'short' } })).rejects.toMatchObject({ code: 'VERIFIER_CONFIG' });
-    await expect(createJoseVerifier({ algorithms: ['HS256', 'RS256'], keys: { kind: 'secret', secret: SECRET } })).rejects.toMatchObject({ code: 'VERIFIER_CONFIG' });
-    await expect(createJoseVerifier({ algorithms: ['HS256'], keys: { kind: 'secret', secret: SECRET }, clockToleranceS: 3600 })).rejects.toMatchObject({ code: 'VERIFIER_CONFIG' });
+    await expect(createJoseVerifier({ algorithms: ['HS256'], keys: { kind: 'secret', secret: 'short' } })).rejects.toMatchObject({
+      code: 'VERIFIER_CONFIG',
+    });
+    await expect(createJoseVerifier({ algorithms: ['HS256', 'RS256'], keys: { kind: 'secret', secret: SECRET } })).rejects.toMatchObject({
+      code: 'VERIFIER_CONFIG',
+    });
+    await expect(
+      createJoseVerifier({ algorithms: ['HS256'], keys: { kind: 'secret', secret: SECRET }, clockToleranceS: 3600 }),
+    ).rejects.toMatchObject({ code: 'VERIFIER_CONFIG' });
   });
 
   describe('remote JWKS', () => {
@@ -97,12 +140,16 @@ describe('jose verifier', () => {
       const slow = await createJoseVerifier({ algorithms: ['ES256'], keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 60_000 } });
       await slow.verify(await token({}, one.privateKey, { alg: 'ES256', kid: 'k1' }));
       const before = fetches;
-      for (let i = 0; i < 5; i++) expect(await refused(slow.verify(await token({}, two.privateKey, { alg: 'ES256', kid: 'k9' })))).toBe('UNKNOWN_KEY');
+      for (let i = 0; i < 5; i++)
+        expect(await refused(slow.verify(await token({}, two.privateKey, { alg: 'ES256', kid: 'k9' })))).toBe('UNKNOWN_KEY');
       expect(fetches - before).toBeLessThanOrEqual(1);
     });
 
     it('reports an unreachable key set as KEYS_UNAVAILABLE', async () => {
-      const v = await createJoseVerifier({ algorithms: ['ES256'], keys: { kind: 'jwks', url: 'http://127.0.0.1:1/jwks.json', timeoutMs: 500, cooldownMs: 0 } });
+      const v = await createJoseVerifier({
+        algorithms: ['ES256'],
+        keys: { kind: 'jwks', url: 'http://127.0.0.1:1/jwks.json', timeoutMs: 500, cooldownMs: 0 },
+      });
       const { privateKey } = await generateKeyPair('ES256');
       expect(await refused(v.verify(await token({}, privateKey, { alg: 'ES256', kid: 'k1' })))).toBe('KEYS_UNAVAILABLE');
     });
@@ -113,7 +160,13 @@ describe('policy', () => {
   it('lets deny win and refuses a wide filter under a narrow grant', () => {
     const p = Policy.fromClaims({
       scopes: ['subscribe:orders.*', 'publish:orders.created', 'read:other-resource'],
-      policy: { allow: [{ action: '*', topic: 'audit.**' }], deny: [{ action: 'subscribe', topic: 'audit.secret.**' }, { action: 'publish', topic: 'audit.locked' }] },
+      policy: {
+        allow: [{ action: '*', topic: 'audit.**' }],
+        deny: [
+          { action: 'subscribe', topic: 'audit.secret.**' },
+          { action: 'publish', topic: 'audit.locked' },
+        ],
+      },
     });
     expect(p.canPublish('orders.created')).toBe(true);
     expect(p.canPublish('orders.deleted')).toBe(false);
@@ -127,7 +180,12 @@ describe('policy', () => {
   });
 
   it('refuses malformed policy claims with CLAIMS_INVALID', () => {
-    for (const claims of [{ scopes: 7 }, { scopes: ['publish:a..b'] }, { policy: { allow: [{ action: 'delete', topic: 'a' }] } }, { policy: { deny: 'x' } }]) {
+    for (const claims of [
+      { scopes: 7 },
+      { scopes: ['publish:a..b'] },
+      { policy: { allow: [{ action: 'delete', topic: 'a' }] } },
+      { policy: { deny: 'x' } },
+    ]) {
       expect(() => Policy.fromClaims(claims)).toThrow(expect.objectContaining({ code: 'CLAIMS_INVALID' }));
     }
   });

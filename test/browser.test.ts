@@ -18,7 +18,15 @@ let browser: Browser;
 beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-sync',
+    ],
   });
 });
 afterAll(async () => browser?.close());
@@ -29,7 +37,14 @@ it('shows live events and recovers after the gateway restarts', async () => {
   const drainer = await startDrainer(t.url, db);
   let gateway = await startGateway(t.url, db, { GATEWAY_PORT: String(port) });
   const demo = new DemoApp(
-    loadDemoConfig({ MONGO_URL: t.url, MONGO_DB: db, DEMO_PORT: '0', GATEWAY_PUBLIC_URL: `ws://127.0.0.1:${port}/ws`, JWT_SECRET: TEST_SECRET, OUTBOX_PARTITIONS: '4' }),
+    loadDemoConfig({
+      MONGO_URL: t.url,
+      MONGO_DB: db,
+      DEMO_PORT: '0',
+      GATEWAY_PUBLIC_URL: `ws://127.0.0.1:${port}/ws`,
+      JWT_SECRET: TEST_SECRET,
+      OUTBOX_PARTITIONS: '4',
+    }),
     { log: createLogger({ level: 'error' }) },
   );
   await demo.start();

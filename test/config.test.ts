@@ -38,9 +38,15 @@ describe('configuration', () => {
     const cfg = loadDrainerConfig({ MONGO_URL: 'mongodb://db:27017/shop?replicaSet=rs0', LEASE_TTL: '9s' });
     expect(cfg).toMatchObject({ mongoDb: 'shop', partitions: 16, leaseTtlMs: 9000, leaseRenewMs: 3000, batchSize: 500 });
     expect(Object.isFrozen(cfg)).toBe(true);
-    expect(() => loadDrainerConfig({ MONGO_URL: 'mongodb://db', LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '5s' })).toThrow(/LEASE_RENEW_INTERVAL/);
+    expect(() => loadDrainerConfig({ MONGO_URL: 'mongodb://db', LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '5s' })).toThrow(
+      /LEASE_RENEW_INTERVAL/,
+    );
     expect(() => loadDrainerConfig({ MONGO_URL: 'mongodb://db', LEASE_BACKEND: 'etcd' })).toThrow(/LEASE_BACKEND/);
-    expect(loadDrainerConfig({ MONGO_URL: 'mongodb://db', LEASE_BACKEND: 'kubernetes', POD_NAMESPACE: 'events' })).toMatchObject({ leaseBackend: 'kubernetes', leaseNamespace: 'events', leasePrefix: 'outbox-hub' });
+    expect(loadDrainerConfig({ MONGO_URL: 'mongodb://db', LEASE_BACKEND: 'kubernetes', POD_NAMESPACE: 'events' })).toMatchObject({
+      leaseBackend: 'kubernetes',
+      leaseNamespace: 'events',
+      leasePrefix: 'outbox-hub',
+    });
   });
 });
 

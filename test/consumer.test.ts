@@ -27,7 +27,9 @@ it('runs a handler once per group and event, however often it is delivered', asy
 
 it('lets a failed handler run again, refuses a concurrent duplicate, and takes over a crashed claim', async () => {
   const s = await store({ claimMs: 300 });
-  await expect(s.processOnce('g', 'boom', async () => Promise.reject(new Error('side effect failed')))).rejects.toThrow('side effect failed');
+  await expect(s.processOnce('g', 'boom', async () => Promise.reject(new Error('side effect failed')))).rejects.toThrow(
+    'side effect failed',
+  );
   expect(await s.processOnce('g', 'boom', async () => undefined)).toBe('processed');
 
   let release!: () => void;
@@ -40,7 +42,16 @@ it('lets a failed handler run again, refuses a concurrent duplicate, and takes o
   expect(await slow).toBe('processed');
 
   // A worker that died holding a claim: after the lease another one runs the handler.
-  await t.db.collection(`dedupe_${n}`).insertOne({ _id: 'g/orphan' as never, group: 'g', eventId: 'orphan', status: 'processing', leaseUntil: new Date(Date.now() + 200), at: new Date() });
+  await t.db
+    .collection(`dedupe_${n}`)
+    .insertOne({
+      _id: 'g/orphan' as never,
+      group: 'g',
+      eventId: 'orphan',
+      status: 'processing',
+      leaseUntil: new Date(Date.now() + 200),
+      at: new Date(),
+    });
   await expect(s.processOnce('g', 'orphan', async () => undefined)).rejects.toMatchObject({ code: 'IN_PROGRESS' });
   await sleep(250);
   expect(await s.processOnce('g', 'orphan', async () => undefined)).toBe('processed');
@@ -53,14 +64,16 @@ it('purges records older than the retention', async () => {
   expect(await s.processOnce('g', 'old', async () => undefined)).toBe('processed');
 });
 
-itWith('transactions')('commits the handler\'s writes and the record together', async () => {
+itWith('transactions')("commits the handler's writes and the record together", async () => {
   const caps = await detectCapabilities(t.client, t.db);
   const s = await store({ client: t.client, transactions: caps.transactions });
   await s.processOnce('tx', 'e1', async ({ session }) => void (await t.db.collection('ledger').insertOne({ e: 'e1' }, { session })));
-  await expect(s.processOnce('tx', 'e2', async ({ session }) => {
-    await t.db.collection('ledger').insertOne({ e: 'e2' }, { session });
-    throw new Error('rollback');
-  })).rejects.toThrow('rollback');
+  await expect(
+    s.processOnce('tx', 'e2', async ({ session }) => {
+      await t.db.collection('ledger').insertOne({ e: 'e2' }, { session });
+      throw new Error('rollback');
+    }),
+  ).rejects.toThrow('rollback');
   expect(await s.processOnce('tx', 'e1', async () => undefined)).toBe('duplicate');
   expect(await t.db.collection('ledger').countDocuments()).toBe(1);
 });

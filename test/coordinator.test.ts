@@ -46,7 +46,11 @@ it('shares partitions fairly, moves only the surplus when a member joins, and ha
   await c.coordinator.start();
   await eventually(async () => sizes([a, b, c]).join() === '2,3,3', 5_000, 'a 3/3/2 split');
   const owners = new Map<number, string>();
-  for (const [name, m] of [['a', a], ['b', b], ['c', c]] as const) {
+  for (const [name, m] of [
+    ['a', a],
+    ['b', b],
+    ['c', c],
+  ] as const) {
     for (const p of m.coordinator.owned.keys()) {
       expect(owners.has(p)).toBe(false);
       owners.set(p, name);

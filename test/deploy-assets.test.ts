@@ -22,19 +22,23 @@ async function exported(): Promise<Set<string>> {
 
 function metricNames(expr: string): string[] {
   const words = expr.match(/[a-z_][a-z0-9_]*(?=\s*[{[)\s<>]|$)/g) ?? [];
-  return words
-    .filter((w) => /^(outbox|gateway|ops|process)_/.test(w))
-    .map((w) => w.replace(/_(bucket|sum|count)$/, ''));
+  return words.filter((w) => /^(outbox|gateway|ops|process)_/.test(w)).map((w) => w.replace(/_(bucket|sum|count)$/, ''));
 }
 
 it('dashboard and alert rules use only exported metrics', async () => {
   const names = await exported();
-  const dash = JSON.parse(readFileSync('deploy/grafana/outbox-hub-dashboard.json', 'utf8')) as { panels: Array<{ targets?: Array<{ expr: string }> }> };
+  const dash = JSON.parse(readFileSync('deploy/grafana/outbox-hub-dashboard.json', 'utf8')) as {
+    panels: Array<{ targets?: Array<{ expr: string }> }>;
+  };
   const exprs = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
   expect(exprs.length).toBeGreaterThan(15);
-  const rules = parse(readFileSync('deploy/prometheus/alerts.yaml', 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
+  const rules = parse(readFileSync('deploy/prometheus/alerts.yaml', 'utf8')) as {
+    groups: Array<{ rules: Array<{ alert: string; expr: string }> }>;
+  };
   const alerts = rules.groups.flatMap((g) => g.rules);
-  expect(alerts.map((a) => a.alert)).toEqual(expect.arrayContaining(['OutboxConsumerLagHigh', 'OutboxOldestPendingTooOld', 'OutboxPartitionsUnowned', 'OutboxDeadLettersGrowing']));
+  expect(alerts.map((a) => a.alert)).toEqual(
+    expect.arrayContaining(['OutboxConsumerLagHigh', 'OutboxOldestPendingTooOld', 'OutboxPartitionsUnowned', 'OutboxDeadLettersGrowing']),
+  );
   for (const expr of [...exprs, ...alerts.map((a) => a.expr)]) {
     const used = metricNames(expr);
     expect({ expr, used: used.length > 0 }).toEqual({ expr, used: true });
@@ -44,7 +48,17 @@ it('dashboard and alert rules use only exported metrics', async () => {
 
 it('docker compose runs every binary from the one image, hardened, after MongoDB is a healthy replica set', () => {
   const compose = parse(readFileSync('deploy/compose/docker-compose.yaml', 'utf8'), { merge: true }) as {
-    services: Record<string, { command?: string[]; read_only?: boolean; cap_drop?: string[]; depends_on?: Record<string, { condition: string }>; environment?: Record<string, string>; image?: string }>;
+    services: Record<
+      string,
+      {
+        command?: string[];
+        read_only?: boolean;
+        cap_drop?: string[];
+        depends_on?: Record<string, { condition: string }>;
+        environment?: Record<string, string>;
+        image?: string;
+      }
+    >;
   };
   expect(Object.keys(compose.services).sort()).toEqual(['drainer', 'gateway', 'mongo', 'ops']);
   for (const name of ['drainer', 'gateway', 'ops']) {

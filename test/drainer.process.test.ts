@@ -163,7 +163,16 @@ it('moves an unpublishable message to dead without blocking its partition, and c
   const first = await outbox.add({ topic: 'orders.created', key: 'k', payload: { key: 'k', n: 1 } });
   // Written around the library, as a buggy writer might: a wildcard topic cannot be published.
   await db.collection('outbox').insertOne({
-    _id: 'bad-1' as never, topic: 'orders.*', key: 'k', partition: 0, payload: {}, headers: {}, status: 'pending', ts: Date.now() * 1000 + 500, createdAt: new Date(), attempts: 0,
+    _id: 'bad-1' as never,
+    topic: 'orders.*',
+    key: 'k',
+    partition: 0,
+    payload: {},
+    headers: {},
+    status: 'pending',
+    ts: Date.now() * 1000 + 500,
+    createdAt: new Date(),
+    attempts: 0,
   });
   await sleep(2);
   const last = await outbox.add({ topic: 'orders.created', key: 'k', payload: { key: 'k', n: 2 } });
@@ -188,10 +197,14 @@ it('moves a message whose id is already in the log with other content to dead in
   await migrateOutbox(db);
   await migrateEventLog(db);
   const p = partitionOf('reused', 8);
-  await new MongoEventLog(db).append(p, 1, [{ id: 'reused', topic: 'orders.created', key: null, payload: { v: 1 }, headers: {}, createdAt: new Date() }]);
+  await new MongoEventLog(db).append(p, 1, [
+    { id: 'reused', topic: 'orders.created', key: null, payload: { v: 1 }, headers: {}, createdAt: new Date() },
+  ]);
   const outbox = createOutbox(db, { partitions: 8 });
   const same = await outbox.add({ id: 'same-again', topic: 'orders.created', payload: { v: 1 } });
-  await new MongoEventLog(db).append(same.partition, 1, [{ id: 'same-again', topic: 'orders.created', key: null, payload: { v: 1 }, headers: {}, createdAt: new Date() }]);
+  await new MongoEventLog(db).append(same.partition, 1, [
+    { id: 'same-again', topic: 'orders.created', key: null, payload: { v: 1 }, headers: {}, createdAt: new Date() },
+  ]);
   await outbox.add({ id: 'reused', topic: 'orders.created', payload: { v: 2 } });
   drainer(dbName, 'dup');
   const store = new MongoOutboxStore(db);
@@ -224,11 +237,22 @@ it('serves metrics, health and readiness over HTTP', async () => {
   expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
   await produce(createOutbox(db, { partitions: 8 }), 25, 5, 25);
   await drained(dbName);
-  const body = await eventually(async () => {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return /outbox_published_total\{binary="drainer"\} 25/.test(text) ? text : undefined;
-  }, 10_000, 'published counter');
-  for (const name of ['outbox_commit_to_publish_seconds_count', 'outbox_pending_messages', 'outbox_oldest_pending_age_seconds', 'outbox_partitions_owned', 'outbox_lease_acquisitions_total', 'outbox_lease_losses_total']) {
+  const body = await eventually(
+    async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return /outbox_published_total\{binary="drainer"\} 25/.test(text) ? text : undefined;
+    },
+    10_000,
+    'published counter',
+  );
+  for (const name of [
+    'outbox_commit_to_publish_seconds_count',
+    'outbox_pending_messages',
+    'outbox_oldest_pending_age_seconds',
+    'outbox_partitions_owned',
+    'outbox_lease_acquisitions_total',
+    'outbox_lease_losses_total',
+  ]) {
     expect(body).toContain(name);
   }
   expect(body).toMatch(/outbox_partitions_owned\{binary="drainer"\} 8/);

@@ -62,7 +62,7 @@ async function member(port: number, seen: string[]): Promise<TestClient> {
   return c;
 }
 
-it('shares a group across two gateway replicas and moves a killed replica\'s partitions to the other', async () => {
+it("shares a group across two gateway replicas and moves a killed replica's partitions to the other", async () => {
   const db = `${t.name}_group`;
   start('drainer', db);
   const g1 = await gateway(db, 'gw1');
@@ -72,18 +72,31 @@ it('shares a group across two gateway replicas and moves a killed replica\'s par
   await member(g1.port, seen1);
   await member(g2.port, seen2);
   // Both replicas hold some of the group's 4 partitions.
-  await eventually(async () => {
-    const leases = await t.client.db(db).collection('leases').find({ group: 'group:crew', expiresAt: { $gt: new Date() } }).toArray();
-    return new Set(leases.map((l) => l['holder'])).size === 2;
-  }, 10_000, 'both gateways to hold group partitions');
+  await eventually(
+    async () => {
+      const leases = await t.client
+        .db(db)
+        .collection('leases')
+        .find({ group: 'group:crew', expiresAt: { $gt: new Date() } })
+        .toArray();
+      return new Set(leases.map((l) => l['holder'])).size === 2;
+    },
+    10_000,
+    'both gateways to hold group partitions',
+  );
 
   const pub = await TestClient.authed(g1.port, await rootToken());
   clients.push(pub);
   const ids: string[] = [];
-  for (let i = 0; i < 40; i++) ids.push(((await pub.request({ op: 'PUBLISH', topic: 'work.item', key: `k${i}`, payload: i })) as unknown as { eventId: string }).eventId);
+  for (let i = 0; i < 40; i++)
+    ids.push(
+      ((await pub.request({ op: 'PUBLISH', topic: 'work.item', key: `k${i}`, payload: i })) as unknown as { eventId: string }).eventId,
+    );
   await eventually(async () => seen1.length + seen2.length >= 40, 30_000, 'every event to be delivered').catch((err: unknown) => {
     const brief = (p: BinaryProcess) => p.logs.filter((l) => l.level !== 'info' || /lease|group/.test(String(l.msg))).slice(-15);
-    throw new Error(`${String(err)}; seen ${seen1.length}+${seen2.length}; gw1 ${JSON.stringify(brief(g1.proc))}; gw2 ${JSON.stringify(brief(g2.proc))}`);
+    throw new Error(
+      `${String(err)}; seen ${seen1.length}+${seen2.length}; gw1 ${JSON.stringify(brief(g1.proc))}; gw2 ${JSON.stringify(brief(g2.proc))}`,
+    );
   });
   // One member of the group per event: nobody saw an event twice.
   expect(new Set([...seen1, ...seen2]).size).toBe(seen1.length + seen2.length);
@@ -92,7 +105,10 @@ it('shares a group across two gateway replicas and moves a killed replica\'s par
 
   g2.proc.kill('SIGKILL');
   const more: string[] = [];
-  for (let i = 0; i < 20; i++) more.push(((await pub.request({ op: 'PUBLISH', topic: 'work.item', key: `m${i}`, payload: i })) as unknown as { eventId: string }).eventId);
+  for (let i = 0; i < 20; i++)
+    more.push(
+      ((await pub.request({ op: 'PUBLISH', topic: 'work.item', key: `m${i}`, payload: i })) as unknown as { eventId: string }).eventId,
+    );
   await eventually(async () => more.every((id) => seen1.includes(id)), 20_000, 'the surviving replica to take over and deliver everything');
 });
 
@@ -107,7 +123,12 @@ it('closes clients with 1001 and exits 0 on SIGTERM', async () => {
 });
 
 it('refuses bad configuration naming the variables', async () => {
-  const p = startBinary('gateway', { MONGO_URL: 'mongodb://127.0.0.1:1', JWT_SECRET: '', JWT_ALGORITHMS: 'HS256,none', GATEWAY_PORT: 'eighty' });
+  const p = startBinary('gateway', {
+    MONGO_URL: 'mongodb://127.0.0.1:1',
+    JWT_SECRET: '',
+    JWT_ALGORITHMS: 'HS256,none',
+    GATEWAY_PORT: 'eighty',
+  });
   running.add(p);
   expect(await p.exited).toBe(2);
   const line = p.logs.find((l) => l.code === 'CONFIG_INVALID');

@@ -87,7 +87,10 @@ describe('authentication', () => {
     expect(reply).toMatchObject({ op: 'ERR', code: 'AUTH_FAILED', reason: 'SIGNATURE_INVALID' });
     expect((await bad.closed).code).toBe(CloseCode.AUTH_FAILED);
     const old = await client(h.port);
-    expect(await old.request({ op: 'AUTH', token: await testToken({}, { ttlS: -120 }) })).toMatchObject({ code: 'AUTH_FAILED', reason: 'TOKEN_EXPIRED' });
+    expect(await old.request({ op: 'AUTH', token: await testToken({}, { ttlS: -120 }) })).toMatchObject({
+      code: 'AUTH_FAILED',
+      reason: 'TOKEN_EXPIRED',
+    });
     expect((await old.closed).code).toBe(CloseCode.TOKEN_EXPIRED);
     const text = await metrics(h);
     expect(text).toMatch(/gateway_auth_failures_total\{reason="SIGNATURE_INVALID",binary="gateway"\} 1/);
@@ -101,7 +104,9 @@ describe('authentication', () => {
     const lapsed = await client(h.port, await testToken({ scopes }, { ttlS: 3 }));
     expect(await refreshed.request({ op: 'SUBSCRIBE', sub: 'a', topic: 'a.*' })).toMatchObject({ op: 'OK' });
     expect(await refreshed.request({ op: 'SUBSCRIBE', sub: 'b', topic: 'b.*' })).toMatchObject({ op: 'OK' });
-    expect(await refreshed.request({ op: 'AUTH', token: await testToken({ scopes: 'subscribe:a.* publish:a.* publish:b.*' }, { ttlS: 60 }) })).toMatchObject({ op: 'OK' });
+    expect(
+      await refreshed.request({ op: 'AUTH', token: await testToken({ scopes: 'subscribe:a.* publish:a.* publish:b.*' }, { ttlS: 60 }) }),
+    ).toMatchObject({ op: 'OK' });
     expect(await refreshed.waitFor((f) => f.op === 'ERR' && f.code === 'SUBSCRIPTION_REVOKED')).toMatchObject({ sub: 'b' });
     expect((await lapsed.closed).code).toBe(CloseCode.TOKEN_EXPIRED);
     // Past the first token's expiry the refreshed connection still works.
@@ -110,7 +115,10 @@ describe('authentication', () => {
     await refreshed.nEvents(1, 'a');
     await sleep(300);
     expect(refreshed.events('b')).toHaveLength(0);
-    expect(await refreshed.request({ op: 'AUTH', token: await testToken({ scopes }, { sub: 'mallory' }) })).toMatchObject({ code: 'AUTH_FAILED', reason: 'SUBJECT_CHANGED' });
+    expect(await refreshed.request({ op: 'AUTH', token: await testToken({ scopes }, { sub: 'mallory' }) })).toMatchObject({
+      code: 'AUTH_FAILED',
+      reason: 'SUBJECT_CHANGED',
+    });
   }, 20_000);
 });
 
@@ -130,10 +138,23 @@ describe('publish and live subscriptions', () => {
     // Durable at OK: in the outbox, or already drained (the drainer archives before it deletes, so one query finds it).
     const inOutbox = await db.collection('outbox').countDocuments({ _id: eventId as never });
     expect(inOutbox + (await db.collection('outbox_sent').countDocuments({ _id: eventId as never }))).toBeGreaterThanOrEqual(1);
-    await eventually(async () => (await db.collection('outbox').countDocuments({ _id: eventId as never })) === 0 && (await db.collection('outbox_sent').countDocuments({ _id: eventId as never })) === 1, 10_000, 'the message to be drained');
+    await eventually(
+      async () =>
+        (await db.collection('outbox').countDocuments({ _id: eventId as never })) === 0 &&
+        (await db.collection('outbox_sent').countDocuments({ _id: eventId as never })) === 1,
+      10_000,
+      'the message to be drained',
+    );
     await pub.request({ op: 'PUBLISH', topic: 'orders.eu.paid', key: 'o1', payload: { n: 2 } });
     const [first, second] = await wide.nEvents(2, 'all');
-    expect(first?.event).toMatchObject({ id: eventId, topic: 'orders.eu.created', key: 'o1', payload: { n: 1 }, headers: { trace: 't1' }, seq: 1 });
+    expect(first?.event).toMatchObject({
+      id: eventId,
+      topic: 'orders.eu.created',
+      key: 'o1',
+      payload: { n: 1 },
+      headers: { trace: 't1' },
+      seq: 1,
+    });
     expect(second?.event).toMatchObject({ topic: 'orders.eu.paid', seq: 2 });
     const [paid] = await narrow.nEvents(1, 'paid');
     expect(paid?.event.topic).toBe('orders.eu.paid');
@@ -153,7 +174,13 @@ describe('publish and live subscriptions', () => {
 
   it('enforces the ACL: no publish outside grants, no wide filter under a narrow grant, deny wins', async () => {
     const h = await hub();
-    const c = await client(h.port, await testToken({ scopes: ['publish:orders.*', 'subscribe:orders.*'], policy: { deny: [{ action: 'subscribe', topic: 'orders.secret' }] } }));
+    const c = await client(
+      h.port,
+      await testToken({
+        scopes: ['publish:orders.*', 'subscribe:orders.*'],
+        policy: { deny: [{ action: 'subscribe', topic: 'orders.secret' }] },
+      }),
+    );
     expect(await c.request({ op: 'PUBLISH', topic: 'invoices.created', payload: 1 })).toMatchObject({ code: 'FORBIDDEN' });
     expect(await c.request({ op: 'PUBLISH', topic: 'orders.*', payload: 1 })).toMatchObject({ code: 'INVALID_TOPIC' });
     expect(await c.request({ op: 'SUBSCRIBE', sub: 's1', topic: 'orders.**' })).toMatchObject({ code: 'FORBIDDEN' });
@@ -213,12 +240,16 @@ describe('limits', () => {
     const pub = await client(h.port, await rootToken());
     const pad = 'x'.repeat(100_000);
     for (let i = 0; i < 150; i++) await pub.request({ op: 'PUBLISH', topic: 'big.x', payload: { i, pad } });
-    await eventually(async () => /gateway_closes_total\{code="4008",binary="gateway"\} 1/.test(await metrics(h)), 30_000, 'the slow consumer to be closed');
+    await eventually(
+      async () => /gateway_closes_total\{code="4008",binary="gateway"\} 1/.test(await metrics(h)),
+      30_000,
+      'the slow consumer to be closed',
+    );
   }, 60_000);
 });
 
 describe('consumer groups', () => {
-  it('gives each event to one member, keeps per-key order, and redelivers a killed member\'s events', async () => {
+  it("gives each event to one member, keeps per-key order, and redelivers a killed member's events", async () => {
     const h = await hub({ ACK_TIMEOUT: '20s' });
     const token = await rootToken();
     const a = await client(h.port, token);
@@ -246,11 +277,15 @@ describe('consumer groups', () => {
     }
     expect(heldByB.length).toBeGreaterThan(0);
     expect(await metrics(h)).toMatch(/gateway_consumer_lag_events\{group="workers"/);
-    await eventually(async () => {
-      const cursors = await t.client.db(h.db).collection('group_cursors').find({ group: 'workers' }).toArray();
-      const heads = await t.client.db(h.db).collection('events').countDocuments();
-      return cursors.reduce((n, c) => n + (c['seq'] as number), 0) === heads;
-    }, 10_000, 'the cursors to cover every event');
+    await eventually(
+      async () => {
+        const cursors = await t.client.db(h.db).collection('group_cursors').find({ group: 'workers' }).toArray();
+        const heads = await t.client.db(h.db).collection('events').countDocuments();
+        return cursors.reduce((n, c) => n + (c['seq'] as number), 0) === heads;
+      },
+      10_000,
+      'the cursors to cover every event',
+    );
   });
 
   it('redelivers after NACK and after ack timeout, dead-letters after max deliveries, and replays a dead letter', async () => {
@@ -259,7 +294,9 @@ describe('consumer groups', () => {
     const c = await client(h.port, token);
     await c.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'mail.*', group: 'mailers' });
     const pub = await client(h.port, token);
-    const { eventId } = (await pub.request({ op: 'PUBLISH', topic: 'mail.send', key: 'm1', payload: 'hello' })) as unknown as { eventId: string };
+    const { eventId } = (await pub.request({ op: 'PUBLISH', topic: 'mail.send', key: 'm1', payload: 'hello' })) as unknown as {
+      eventId: string;
+    };
 
     const first = (await c.nEvents(1, 'g'))[0];
     expect(first?.delivery).toBe(1);
@@ -270,10 +307,14 @@ describe('consumer groups', () => {
     const third = (await c.nEvents(3, 'g'))[2];
     expect(third?.delivery).toBe(3);
     const store = new MongoGroupStore(t.client.db(h.db));
-    const dead = await eventually(async () => {
-      const list = await store.listDeadLetters('mailers', 10);
-      return list.length === 1 ? list : undefined;
-    }, 10_000, 'the dead letter');
+    const dead = await eventually(
+      async () => {
+        const list = await store.listDeadLetters('mailers', 10);
+        return list.length === 1 ? list : undefined;
+      },
+      10_000,
+      'the dead letter',
+    );
     expect(dead[0]).toMatchObject({ deliveries: 3, status: 'dead', event: { id: eventId } });
     expect(await c.request({ op: 'ACK', sub: 'g', eventId })).toMatchObject({ code: 'NO_SUCH_DELIVERY' });
     expect(await metrics(h)).toMatch(/gateway_dead_letters_total\{group="mailers",binary="gateway"\} 1/);
@@ -286,7 +327,7 @@ describe('consumer groups', () => {
     await eventually(async () => (await store.listDeadLetters('mailers', 10)).length === 0, 5_000, 'the replayed dead letter to clear');
   });
 
-  it('refuses a member whose filter differs from the group\'s', async () => {
+  it("refuses a member whose filter differs from the group's", async () => {
     const h = await hub();
     const c = await client(h.port, await rootToken());
     await c.request({ op: 'SUBSCRIBE', sub: 'g1', topic: 'x.*', group: 'gx' });
@@ -299,9 +340,22 @@ describe('shutdown', () => {
     const h = await startHub(t.url, `${t.name}_shutdown`);
     const c = await TestClient.authed(h.port, await rootToken());
     await c.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'z.*', group: 'zed' });
-    await eventually(async () => (await t.client.db(`${t.name}_shutdown`).collection('leases').countDocuments({ group: 'group:zed', holder: { $ne: null } })) === 4, 10_000, 'group leases');
+    await eventually(
+      async () =>
+        (await t.client
+          .db(`${t.name}_shutdown`)
+          .collection('leases')
+          .countDocuments({ group: 'group:zed', holder: { $ne: null } })) === 4,
+      10_000,
+      'group leases',
+    );
     await h.stop();
     expect((await c.closed).code).toBe(CloseCode.SHUTTING_DOWN);
-    expect(await t.client.db(`${t.name}_shutdown`).collection('leases').countDocuments({ group: 'group:zed', holder: { $ne: null } })).toBe(0);
+    expect(
+      await t.client
+        .db(`${t.name}_shutdown`)
+        .collection('leases')
+        .countDocuments({ group: 'group:zed', holder: { $ne: null } }),
+    ).toBe(0);
   });
 });

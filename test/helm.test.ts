@@ -21,7 +21,14 @@ const HELM = process.env['HELM_BIN'] ?? resolve('.tools/bin/helm');
 const CHART = resolve('helm/outbox-hub');
 const URL = ['--set', 'mongodb.url=mongodb://mongo:27017/shop?replicaSet=rs0', '--set', 'jwt.secret=0123456789abcdef0123456789abcdef'];
 
-type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string> }; spec?: any; data?: Record<string, string>; stringData?: Record<string, string> };
+type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; annotations?: Record<string, string> };
+  spec?: any;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+};
 
 function helm(...args: string[]): string {
   return execFileSync(HELM, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -32,7 +39,8 @@ function render(...args: string[]): K8sObject[] {
     .filter((o): o is K8sObject => o !== null);
 }
 const byKind = (objs: K8sObject[], kind: string) => objs.filter((o) => o.kind === kind);
-const deployment = (objs: K8sObject[], c: string) => objs.find((o) => o.kind === 'Deployment' && o.metadata.name === `hub-outbox-hub-${c}`) as K8sObject;
+const deployment = (objs: K8sObject[], c: string) =>
+  objs.find((o) => o.kind === 'Deployment' && o.metadata.name === `hub-outbox-hub-${c}`) as K8sObject;
 
 const MODELS: Record<string, Record<string, unknown>> = {
   'apps/v1': appsV1,
@@ -56,7 +64,9 @@ describe('helm chart', () => {
   });
 
   it('refuses to render without a MongoDB URL, and refuses values the schema forbids', () => {
-    expect(() => helm('template', 'hub', CHART)).toThrow(/mongodb.url \(or mongodb.existingSecret, or mongodb.embedded.enabled\) is required/);
+    expect(() => helm('template', 'hub', CHART)).toThrow(
+      /mongodb.url \(or mongodb.existingSecret, or mongodb.embedded.enabled\) is required/,
+    );
     expect(() => helm('template', 'hub', CHART, ...URL, '--set', 'partitions=0')).toThrow(/partitions/);
     expect(() => helm('template', 'hub', CHART, ...URL, '--set', 'gateway.replicaz=2')).toThrow(/replicaz/);
     expect(() => helm('template', 'hub', CHART, ...URL, '--set', 'jwt.secret=short')).toThrow(/secret/);
@@ -65,15 +75,24 @@ describe('helm chart', () => {
   it('renders hardened deployments for the three binaries with probes, shutdown settings and restart checksums', () => {
     const objs = render(...URL);
     for (const o of objs) validate(o);
-    expect(byKind(objs, 'Deployment').map((d) => d.metadata.name).sort()).toEqual(['hub-outbox-hub-drainer', 'hub-outbox-hub-gateway', 'hub-outbox-hub-ops']);
+    expect(
+      byKind(objs, 'Deployment')
+        .map((d) => d.metadata.name)
+        .sort(),
+    ).toEqual(['hub-outbox-hub-drainer', 'hub-outbox-hub-gateway', 'hub-outbox-hub-ops']);
     for (const c of ['drainer', 'gateway', 'ops']) {
       const d = deployment(objs, c);
       const pod = d.spec.template.spec;
       const container = pod.containers[0];
       expect(container.args).toEqual([`dist/cmd/${c}/main.js`]);
       expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001 });
-      expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-      for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) expect(container[probe].httpGet.path).toMatch(/^\/(healthz|readyz)$/);
+      expect(container.securityContext).toMatchObject({
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      });
+      for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'])
+        expect(container[probe].httpGet.path).toMatch(/^\/(healthz|readyz)$/);
       expect(container.lifecycle.preStop.sleep.seconds).toBeGreaterThan(0);
       // The binary's own stop bound stays inside the pod's grace period.
       const stop = container.env.find((e: { name: string }) => e.name === 'STOP_TIMEOUT').value as string;
@@ -82,18 +101,27 @@ describe('helm chart', () => {
       expect(container.resources.requests).toBeDefined();
     }
     expect(deployment(objs, 'drainer').spec.replicas).toBe(2);
-    expect(byKind(objs, 'Service').map((s) => s.metadata.name).sort()).toEqual(['hub-outbox-hub-gateway', 'hub-outbox-hub-ops']);
+    expect(
+      byKind(objs, 'Service')
+        .map((s) => s.metadata.name)
+        .sort(),
+    ).toEqual(['hub-outbox-hub-gateway', 'hub-outbox-hub-ops']);
     expect(byKind(objs, 'PodDisruptionBudget')).toHaveLength(2);
-    for (const kind of ['HorizontalPodAutoscaler', 'ServiceMonitor', 'PodMonitor', 'NetworkPolicy', 'StatefulSet', 'Role', 'RoleBinding']) expect(byKind(objs, kind)).toHaveLength(0);
+    for (const kind of ['HorizontalPodAutoscaler', 'ServiceMonitor', 'PodMonitor', 'NetworkPolicy', 'StatefulSet', 'Role', 'RoleBinding'])
+      expect(byKind(objs, kind)).toHaveLength(0);
     expect(deployment(objs, 'drainer').spec.template.spec.automountServiceAccountToken).toBe(false);
     const secret = byKind(objs, 'Secret')[0] as K8sObject;
-    expect(secret.stringData).toMatchObject({ MONGO_URL: 'mongodb://mongo:27017/shop?replicaSet=rs0', JWT_SECRET: '0123456789abcdef0123456789abcdef' });
+    expect(secret.stringData).toMatchObject({
+      MONGO_URL: 'mongodb://mongo:27017/shop?replicaSet=rs0',
+      JWT_SECRET: '0123456789abcdef0123456789abcdef',
+    });
   });
 
   it('restarts pods when configuration changes', () => {
     const a = deployment(render(...URL), 'gateway').spec.template.metadata.annotations;
     const b = deployment(render(...URL, '--set', 'logLevel=debug'), 'gateway').spec.template.metadata.annotations;
-    const c = deployment(render(...URL, '--set', 'jwt.secret=fedcba9876543210fedcba9876543210'), 'gateway').spec.template.metadata.annotations;
+    const c = deployment(render(...URL, '--set', 'jwt.secret=fedcba9876543210fedcba9876543210'), 'gateway').spec.template.metadata
+      .annotations;
     expect(b['checksum/config']).not.toBe(a['checksum/config']);
     expect(c['checksum/secret']).not.toBe(a['checksum/secret']);
   });
@@ -109,27 +137,50 @@ describe('helm chart', () => {
     expect(byKind(objs, 'NetworkPolicy')).toHaveLength(2);
     expect(byKind(objs, 'PodDisruptionBudget')).toHaveLength(3);
     // Kubernetes leases: a Role limited to leases, bound to the chart's service account, whose token is mounted.
-    expect(byKind(objs, 'Role')[0]?.['rules' as never]).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] }]);
+    expect(byKind(objs, 'Role')[0]?.['rules' as never]).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
+    ]);
     expect(byKind(objs, 'RoleBinding')).toHaveLength(1);
     const drainerPod = deployment(objs, 'drainer').spec.template.spec;
     expect(drainerPod.automountServiceAccountToken).toBe(true);
-    expect(drainerPod.containers[0].env).toEqual(expect.arrayContaining([{ name: 'LEASE_BACKEND', value: 'kubernetes' }, { name: 'LEASE_PREFIX', value: 'hub-outbox-hub' }]));
+    expect(drainerPod.containers[0].env).toEqual(
+      expect.arrayContaining([
+        { name: 'LEASE_BACKEND', value: 'kubernetes' },
+        { name: 'LEASE_PREFIX', value: 'hub-outbox-hub' },
+      ]),
+    );
     expect(byKind(objs, 'StatefulSet')[0]?.spec.template.spec.containers[0].args).toEqual(['--replSet', 'rs0', '--bind_ip_all']);
     const secret = byKind(objs, 'Secret')[0] as K8sObject;
     expect(secret.stringData?.['MONGO_URL']).toBe('mongodb://hub-outbox-hub-mongodb-0.hub-outbox-hub-mongodb:27017/?replicaSet=rs0');
-    expect(secret.stringData).toMatchObject({ OPS_ADMIN_TOKEN: 'admin-token-0123456789', JWT_PUBLIC_KEY: expect.stringContaining('BEGIN PUBLIC KEY') });
+    expect(secret.stringData).toMatchObject({
+      OPS_ADMIN_TOKEN: 'admin-token-0123456789',
+      JWT_PUBLIC_KEY: expect.stringContaining('BEGIN PUBLIC KEY'),
+    });
     const config = byKind(objs, 'ConfigMap').find((c) => c.metadata.name === 'hub-outbox-hub-config') as K8sObject;
-    expect(config.data).toMatchObject({ OUTBOX_PARTITIONS: '32', JWT_ALGORITHMS: 'ES256', ALLOWED_ORIGINS: 'https://app.example.com', JWT_ISSUER: 'https://issuer.example.com' });
+    expect(config.data).toMatchObject({
+      OUTBOX_PARTITIONS: '32',
+      JWT_ALGORITHMS: 'ES256',
+      ALLOWED_ORIGINS: 'https://app.example.com',
+      JWT_ISSUER: 'https://issuer.example.com',
+    });
     const dash = byKind(objs, 'ConfigMap').find((c) => c.metadata.name.endsWith('-dashboard')) as K8sObject;
-    expect(JSON.parse(dash.data?.['outbox-hub-dashboard.json'] ?? '')).toEqual(JSON.parse(readFileSync('deploy/grafana/outbox-hub-dashboard.json', 'utf8')));
+    expect(JSON.parse(dash.data?.['outbox-hub-dashboard.json'] ?? '')).toEqual(
+      JSON.parse(readFileSync('deploy/grafana/outbox-hub-dashboard.json', 'utf8')),
+    );
     const rules = byKind(objs, 'ConfigMap').find((c) => c.metadata.name.endsWith('-alerts')) as K8sObject;
-    const unowned = (parse(rules.data?.['outbox-hub-alerts.yaml'] ?? '') as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }).groups[0]?.rules.find((r) => r.alert === 'OutboxPartitionsUnowned');
+    const unowned = (
+      parse(rules.data?.['outbox-hub-alerts.yaml'] ?? '') as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }
+    ).groups[0]?.rules.find((r) => r.alert === 'OutboxPartitionsUnowned');
     expect(unowned?.expr).toBe('sum(outbox_partitions_owned) < 32');
-    expect(deployment(objs, 'ops').spec.template.spec.tolerations).toEqual([{ key: 'dedicated', operator: 'Equal', value: 'events', effect: 'NoSchedule' }]);
+    expect(deployment(objs, 'ops').spec.template.spec.tolerations).toEqual([
+      { key: 'dedicated', operator: 'Equal', value: 'events', effect: 'NoSchedule' },
+    ]);
   });
 
-  it('keeps the chart\'s copies of the dashboard and alert rules identical to deploy/', () => {
-    expect(readFileSync(`${CHART}/files/outbox-hub-dashboard.json`, 'utf8')).toBe(readFileSync('deploy/grafana/outbox-hub-dashboard.json', 'utf8'));
+  it("keeps the chart's copies of the dashboard and alert rules identical to deploy/", () => {
+    expect(readFileSync(`${CHART}/files/outbox-hub-dashboard.json`, 'utf8')).toBe(
+      readFileSync('deploy/grafana/outbox-hub-dashboard.json', 'utf8'),
+    );
     expect(readFileSync(`${CHART}/files/alerts.yaml`, 'utf8')).toBe(readFileSync('deploy/prometheus/alerts.yaml', 'utf8'));
   });
 
@@ -139,8 +190,20 @@ describe('helm chart', () => {
     try {
       cpSync(CHART, join(dir, 'outbox-hub'), { recursive: true });
       cpSync(`${CHART}/templates/NOTES.txt`, join(dir, 'outbox-hub', 'notes.txt'));
-      writeFileSync(join(dir, 'outbox-hub', 'templates', 'zz-notes.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: notes }\ndata:\n  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}\n');
-      const out = helm('template', 'hub', join(dir, 'outbox-hub'), '--namespace', 'events', '--show-only', 'templates/zz-notes.yaml', ...URL);
+      writeFileSync(
+        join(dir, 'outbox-hub', 'templates', 'zz-notes.yaml'),
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: notes }\ndata:\n  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}\n',
+      );
+      const out = helm(
+        'template',
+        'hub',
+        join(dir, 'outbox-hub'),
+        '--namespace',
+        'events',
+        '--show-only',
+        'templates/zz-notes.yaml',
+        ...URL,
+      );
       const notes = (parse(out) as { data: { notes: string } }).data.notes;
       expect(notes).toContain('kubectl port-forward -n events svc/hub-outbox-hub-ops 8081:8081');
       expect(notes).toContain('Requeue and replay are disabled');

@@ -38,51 +38,104 @@ async function forward(kc: KubeConfig, namespace: string, selector: string, port
   return { port: (server.address() as { port: number }).port, server };
 }
 
-itDocker('installs with helm on k3s, serves ops through a port-forward, publishes through the gateway, and scales drainers', async () => {
-  const { K3sContainer } = await import('@testcontainers/k3s');
-  const dir = mkdtempSync(join(tmpdir(), 'k3s-e2e-'));
-  execFileSync('docker', ['build', '-t', 'outbox-hub:e2e', '.'], { stdio: 'inherit' });
-  execFileSync('docker', ['save', 'outbox-hub:e2e', '-o', join(dir, 'image.tar')]);
-  const k3s = await new K3sContainer('rancher/k3s:v1.31.2-k3s1').start();
-  const servers: Server[] = [];
-  try {
-    await k3s.copyFilesToContainer([{ source: join(dir, 'image.tar'), target: '/tmp/image.tar' }]);
-    await k3s.exec(['ctr', '-n', 'k8s.io', 'images', 'import', '/tmp/image.tar']);
-    const kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(kubeconfig, k3s.getKubeConfig());
-    const helm = process.env['HELM_BIN'] ?? resolve('.tools/bin/helm');
-    execFileSync(helm, ['install', 'hub', 'helm/outbox-hub', '--kubeconfig', kubeconfig, '--namespace', 'events', '--create-namespace', '--wait', '--timeout', '8m',
-      '--set', 'image.repository=outbox-hub', '--set', 'image.tag=e2e', '--set', 'image.pullPolicy=Never', '--set', 'mongodb.embedded.enabled=true',
-      '--set', `jwt.secret=${SECRET}`, '--set', `ops.adminToken=${ADMIN}`, '--set', 'leaseBackend=kubernetes'], { stdio: 'inherit' });
-    execFileSync(helm, ['test', 'hub', '--kubeconfig', kubeconfig, '--namespace', 'events'], { stdio: 'inherit' });
-
-    const kc = new KubeConfig();
-    kc.loadFromString(k3s.getKubeConfig());
-    const ops = await forward(kc, 'events', 'app.kubernetes.io/component=ops', 8081);
-    const gw = await forward(kc, 'events', 'app.kubernetes.io/component=gateway', 8080);
-    servers.push(ops.server, gw.server);
-
-    const client = createClient({ url: `ws://127.0.0.1:${gw.port}/ws`, getToken: () => testToken({ scopes: 'publish:** subscribe:**' }, { secret: SECRET }) });
+itDocker(
+  'installs with helm on k3s, serves ops through a port-forward, publishes through the gateway, and scales drainers',
+  async () => {
+    const { K3sContainer } = await import('@testcontainers/k3s');
+    const dir = mkdtempSync(join(tmpdir(), 'k3s-e2e-'));
+    execFileSync('docker', ['build', '-t', 'outbox-hub:e2e', '.'], { stdio: 'inherit' });
+    execFileSync('docker', ['save', 'outbox-hub:e2e', '-o', join(dir, 'image.tar')]);
+    const k3s = await new K3sContainer('rancher/k3s:v1.31.2-k3s1').start();
+    const servers: Server[] = [];
     try {
-      for (let i = 0; i < 20; i++) await client.publish('e2e.item', { i }, { key: `k${i}` });
-    } finally {
-      await client.close();
-    }
-    await eventually(async () => {
-      const o = (await (await fetch(`http://127.0.0.1:${ops.port}/api/overview`)).json()) as { backlog: { pending: number }; partitionHeads: Array<{ head: number }> };
-      return o.backlog.pending === 0 && o.partitionHeads.reduce((n, p) => n + p.head, 0) === 20;
-    }, 120_000, 'ops to show every event published');
+      await k3s.copyFilesToContainer([{ source: join(dir, 'image.tar'), target: '/tmp/image.tar' }]);
+      await k3s.exec(['ctr', '-n', 'k8s.io', 'images', 'import', '/tmp/image.tar']);
+      const kubeconfig = join(dir, 'kubeconfig');
+      writeFileSync(kubeconfig, k3s.getKubeConfig());
+      const helm = process.env['HELM_BIN'] ?? resolve('.tools/bin/helm');
+      execFileSync(
+        helm,
+        [
+          'install',
+          'hub',
+          'helm/outbox-hub',
+          '--kubeconfig',
+          kubeconfig,
+          '--namespace',
+          'events',
+          '--create-namespace',
+          '--wait',
+          '--timeout',
+          '8m',
+          '--set',
+          'image.repository=outbox-hub',
+          '--set',
+          'image.tag=e2e',
+          '--set',
+          'image.pullPolicy=Never',
+          '--set',
+          'mongodb.embedded.enabled=true',
+          '--set',
+          `jwt.secret=${SECRET}`,
+          '--set',
+          `ops.adminToken=${ADMIN}`,
+          '--set',
+          'leaseBackend=kubernetes',
+        ],
+        { stdio: 'inherit' },
+      );
+      execFileSync(helm, ['test', 'hub', '--kubeconfig', kubeconfig, '--namespace', 'events'], { stdio: 'inherit' });
 
-    const apps = kc.makeApiClient(AppsV1Api);
-    const scale = await apps.readNamespacedDeploymentScale({ name: 'hub-outbox-hub-drainer', namespace: 'events' });
-    await apps.replaceNamespacedDeploymentScale({ name: 'hub-outbox-hub-drainer', namespace: 'events', body: { ...scale, spec: { replicas: 3 } } });
-    await eventually(async () => {
-      const o = (await (await fetch(`http://127.0.0.1:${ops.port}/api/overview`)).json()) as { leases: { drainers: unknown[] }; unownedPartitions: number[] };
-      return o.leases.drainers.length === 3 && o.unownedPartitions.length === 0;
-    }, 180_000, 'three drainers sharing every partition');
-  } finally {
-    for (const s of servers) s.close();
-    await k3s.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}, 20 * 60_000);
+      const kc = new KubeConfig();
+      kc.loadFromString(k3s.getKubeConfig());
+      const ops = await forward(kc, 'events', 'app.kubernetes.io/component=ops', 8081);
+      const gw = await forward(kc, 'events', 'app.kubernetes.io/component=gateway', 8080);
+      servers.push(ops.server, gw.server);
+
+      const client = createClient({
+        url: `ws://127.0.0.1:${gw.port}/ws`,
+        getToken: () => testToken({ scopes: 'publish:** subscribe:**' }, { secret: SECRET }),
+      });
+      try {
+        for (let i = 0; i < 20; i++) await client.publish('e2e.item', { i }, { key: `k${i}` });
+      } finally {
+        await client.close();
+      }
+      await eventually(
+        async () => {
+          const o = (await (await fetch(`http://127.0.0.1:${ops.port}/api/overview`)).json()) as {
+            backlog: { pending: number };
+            partitionHeads: Array<{ head: number }>;
+          };
+          return o.backlog.pending === 0 && o.partitionHeads.reduce((n, p) => n + p.head, 0) === 20;
+        },
+        120_000,
+        'ops to show every event published',
+      );
+
+      const apps = kc.makeApiClient(AppsV1Api);
+      const scale = await apps.readNamespacedDeploymentScale({ name: 'hub-outbox-hub-drainer', namespace: 'events' });
+      await apps.replaceNamespacedDeploymentScale({
+        name: 'hub-outbox-hub-drainer',
+        namespace: 'events',
+        body: { ...scale, spec: { replicas: 3 } },
+      });
+      await eventually(
+        async () => {
+          const o = (await (await fetch(`http://127.0.0.1:${ops.port}/api/overview`)).json()) as {
+            leases: { drainers: unknown[] };
+            unownedPartitions: number[];
+          };
+          return o.leases.drainers.length === 3 && o.unownedPartitions.length === 0;
+        },
+        180_000,
+        'three drainers sharing every partition',
+      );
+    } finally {
+      for (const s of servers) s.close();
+      await k3s.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  20 * 60_000,
+);

@@ -28,8 +28,18 @@ it('lets two coordinators share partitions through Kubernetes Leases', async () 
   const make = (member: string) => {
     const owned = new Set<number>();
     const c = new PartitionCoordinator({
-      store, group: 'drainer', member, partitions: 6, ttlMs: 3_000, intervalMs: 100, log: silentLogger,
-      handlers: { acquired: (l: Lease) => void owned.add(l.partition), lost: (p) => void owned.delete(p), releasing: async (p) => void owned.delete(p) },
+      store,
+      group: 'drainer',
+      member,
+      partitions: 6,
+      ttlMs: 3_000,
+      intervalMs: 100,
+      log: silentLogger,
+      handlers: {
+        acquired: (l: Lease) => void owned.add(l.partition),
+        lost: (p) => void owned.delete(p),
+        releasing: async (p) => void owned.delete(p),
+      },
     });
     return { c, owned };
   };

@@ -21,10 +21,21 @@ const READ = 'read-token-0123456789abc';
 const apps: OpsApp[] = [];
 
 async function ops(db: string, env: Record<string, string> = {}): Promise<{ app: OpsApp; url: string }> {
-  const app = new OpsApp(loadOpsConfig({ MONGO_URL: t.url, MONGO_DB: db, OPS_HOST: '127.0.0.1', OPS_PORT: '0', OUTBOX_PARTITIONS: '4', OPS_SAMPLE_INTERVAL: '200ms', ...env }), {
-    log: createLogger({ level: 'error' }),
-    registry: createRegistry('ops'),
-  });
+  const app = new OpsApp(
+    loadOpsConfig({
+      MONGO_URL: t.url,
+      MONGO_DB: db,
+      OPS_HOST: '127.0.0.1',
+      OPS_PORT: '0',
+      OUTBOX_PARTITIONS: '4',
+      OPS_SAMPLE_INTERVAL: '200ms',
+      ...env,
+    }),
+    {
+      log: createLogger({ level: 'error' }),
+      registry: createRegistry('ops'),
+    },
+  );
   await app.start();
   apps.push(app);
   return { app, url: `http://127.0.0.1:${app.port}` };
@@ -41,13 +52,33 @@ async function seed(dbName: string): Promise<{ pendingIds: string[] }> {
   await migrateLeases(db);
   await migrateGroups(db);
   const log = new MongoEventLog(db);
-  const mk = (i: number, key: string) => ({ id: `ev-${key}-${i}`, topic: 'orders.created', key, payload: { i }, headers: {}, createdAt: new Date(Date.now() - 120_000) });
+  const mk = (i: number, key: string) => ({
+    id: `ev-${key}-${i}`,
+    topic: 'orders.created',
+    key,
+    payload: { i },
+    headers: {},
+    createdAt: new Date(Date.now() - 120_000),
+  });
   await log.append(0, 1, [mk(1, 'a'), mk(2, 'a'), mk(3, 'b'), mk(4, 'a')]);
   await log.append(1, 1, [mk(5, 'z')]);
   const outbox = createOutbox(db, { partitions: 4 });
-  const pending = await outbox.addMany([{ topic: 'orders.created', key: 'p1', payload: 1 }, { topic: 'orders.created', key: 'p2', payload: 2 }]);
+  const pending = await outbox.addMany([
+    { topic: 'orders.created', key: 'p1', payload: 1 },
+    { topic: 'orders.created', key: 'p2', payload: 2 },
+  ]);
   await db.collection('outbox').insertOne({
-    _id: 'dead-1' as never, topic: 'orders.broken', key: 'd', partition: partitionOf('d', 4), payload: {}, headers: {}, status: 'dead', ts: 1, createdAt: new Date(), attempts: 5, lastError: 'boom',
+    _id: 'dead-1' as never,
+    topic: 'orders.broken',
+    key: 'd',
+    partition: partitionOf('d', 4),
+    payload: {},
+    headers: {},
+    status: 'dead',
+    ts: 1,
+    createdAt: new Date(),
+    attempts: 5,
+    lastError: 'boom',
   });
   const leases = new MongoLeaseStore(db);
   for (const p of [0, 1, 2]) await leases.acquire('drainer', p, 'drainer-a', 60_000);
@@ -70,7 +101,11 @@ describe('ops API', () => {
   });
   const get = async (path: string, headers: Record<string, string> = {}) => {
     const res = await fetch(url + path, { headers });
-    return { status: res.status, body: (res.headers.get('content-type') ?? '').includes('application/json') ? await res.json() : await res.text(), type: res.headers.get('content-type') };
+    return {
+      status: res.status,
+      body: (res.headers.get('content-type') ?? '').includes('application/json') ? await res.json() : await res.text(),
+      type: res.headers.get('content-type'),
+    };
   };
 
   it('summarises backlog, leases, replicas, throughput and groups', async () => {
@@ -86,7 +121,12 @@ describe('ops API', () => {
   });
 
   it('reports per-partition backlog, leases and group lag', async () => {
-    const backlog = (await get('/api/backlog')).body as Array<{ partition: number; pending: number; dead: number; oldestPendingAgeSeconds: number }>;
+    const backlog = (await get('/api/backlog')).body as Array<{
+      partition: number;
+      pending: number;
+      dead: number;
+      oldestPendingAgeSeconds: number;
+    }>;
     expect(backlog.reduce((n, b) => n + b.pending, 0)).toBe(2);
     expect(backlog.find((b) => b.partition === partitionOf('d', 4))?.dead).toBe(1);
     const leases = (await get('/api/leases')).body;
@@ -103,7 +143,10 @@ describe('ops API', () => {
     expect(((await get('/api/events?partition=0&after=1&limit=2')).body as Array<{ seq: number }>).map((e) => e.seq)).toEqual([2, 3]);
     const exp = await get('/api/events/export?partition=0');
     expect(exp.type).toContain('application/x-ndjson');
-    const lines = (exp.body as string).trim().split('\n').map((l) => JSON.parse(l) as { seq: number });
+    const lines = (exp.body as string)
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number });
     expect(lines.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     expect(((await get('/api/events/export?partition=0&after=1&until=3')).body as string).trim().split('\n')).toHaveLength(2);
   });
@@ -119,13 +162,18 @@ describe('ops API', () => {
       ['/api/events/latest?topic=orders.created', 'key'],
     ] as const) {
       const r = await get(path);
-      expect({ path, status: r.status, body: r.body }).toEqual({ path, status: 400, body: expect.objectContaining({ error: 'INVALID_PARAMETER', parameter }) });
+      expect({ path, status: r.status, body: r.body }).toEqual({
+        path,
+        status: 400,
+        body: expect.objectContaining({ error: 'INVALID_PARAMETER', parameter }),
+      });
     }
     expect((await get('/api/nope')).body).toMatchObject({ error: 'NOT_FOUND' });
   });
 
   it('requires the admin token for mutations, then requeues and replays', async () => {
-    const post = (path: string, token?: string) => fetch(url + path, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const post = (path: string, token?: string) =>
+      fetch(url + path, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} });
     expect((await post('/api/outbox/dead-1/requeue')).status).toBe(401);
     expect(await (await post('/api/outbox/dead-1/requeue', 'wrong-token-0123456789')).json()).toMatchObject({ error: 'UNAUTHORIZED' });
     expect((await get('/api/outbox/dead-1')).body).toMatchObject({ status: 'dead', lastError: 'boom' });
@@ -160,7 +208,10 @@ it('renders the dashboard in Chromium: problems at a glance, leases, and a worki
   const dbName = `${t.name}_page`;
   await seed(dbName);
   const { url } = await ops(dbName, { OPS_ADMIN_TOKEN: ADMIN });
-  const browser = await chromium.launch({ executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const browser = await chromium.launch({
+    executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(url);
@@ -174,8 +225,15 @@ it('renders the dashboard in Chromium: problems at a glance, leases, and a worki
     mkdirSync('test-artifacts', { recursive: true });
     await page.screenshot({ path: 'test-artifacts/ops-dashboard.png', fullPage: true });
     await page.click('#t-dead button[data-requeue="dead-1"]');
-    await page.waitForFunction(() => document.querySelector('#t-dead button[data-requeue="dead-1"]')?.textContent === 'done' || !document.querySelector('#t-dead button[data-requeue="dead-1"]'));
-    const m = await t.client.db(dbName).collection('outbox').findOne({ _id: 'dead-1' as never });
+    await page.waitForFunction(
+      () =>
+        document.querySelector('#t-dead button[data-requeue="dead-1"]')?.textContent === 'done' ||
+        !document.querySelector('#t-dead button[data-requeue="dead-1"]'),
+    );
+    const m = await t.client
+      .db(dbName)
+      .collection('outbox')
+      .findOne({ _id: 'dead-1' as never });
     expect(m?.['status']).toBe('pending');
   } finally {
     await browser.close();

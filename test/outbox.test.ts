@@ -27,15 +27,25 @@ describe('Outbox.add', () => {
     expect(r.partition).toBe(partitionOf('order-1', 8));
     expect(r.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     const doc = await t.db.collection<OutboxDocument>('outbox').findOne({ _id: r.id });
-    expect(doc).toMatchObject({ topic: 'orders.created', key: 'order-1', status: 'pending', attempts: 0, payload: { total: 42 }, headers: { trace: 'abc' } });
+    expect(doc).toMatchObject({
+      topic: 'orders.created',
+      key: 'order-1',
+      status: 'pending',
+      attempts: 0,
+      payload: { total: 42 },
+      headers: { trace: 'abc' },
+    });
     expect(doc?.createdAt.getTime()).toBe(r.createdAt.getTime());
   });
 
-  it('partitions by id when there is no key, and keeps a writer\'s order in ts', async () => {
+  it("partitions by id when there is no key, and keeps a writer's order in ts", async () => {
     const outbox = createOutbox(t.db, { partitions: 4 });
     const receipts = await outbox.addMany(Array.from({ length: 20 }, (_, i) => ({ topic: 'audit.log', payload: i })));
     for (const r of receipts) expect(r.partition).toBe(partitionOf(r.id, 4));
-    const docs = await t.db.collection<OutboxDocument>('outbox').find({ _id: { $in: receipts.map((r) => r.id) } }).toArray();
+    const docs = await t.db
+      .collection<OutboxDocument>('outbox')
+      .find({ _id: { $in: receipts.map((r) => r.id) } })
+      .toArray();
     const ts = new Map(docs.map((d) => [d._id, d.ts]));
     const ordered = receipts.map((r) => ts.get(r.id) as number);
     expect([...ordered].sort((a, b) => a - b)).toEqual(ordered);
@@ -67,7 +77,9 @@ describe('Outbox.add', () => {
   it('refuses a second message with the same id, keeping the first', async () => {
     const outbox = createOutbox(t.db);
     await outbox.add({ id: 'order-7:created', topic: 'orders.created', payload: { v: 1 } });
-    await expect(outbox.add({ id: 'order-7:created', topic: 'orders.created', payload: { v: 2 } })).rejects.toMatchObject({ code: 'DUPLICATE_ID' });
+    await expect(outbox.add({ id: 'order-7:created', topic: 'orders.created', payload: { v: 2 } })).rejects.toMatchObject({
+      code: 'DUPLICATE_ID',
+    });
     expect(await t.db.collection('outbox').findOne({ _id: 'order-7:created' as never })).toMatchObject({ payload: { v: 1 } });
   });
 

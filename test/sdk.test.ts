@@ -21,8 +21,17 @@ const clients: HubClient<Topics>[] = [];
 const stops: Array<() => Promise<void>> = [];
 let n = 0;
 
-function client(port: number, getToken: () => Promise<string> = () => rootToken(), extra: Partial<Parameters<typeof createClient>[0]> = {}): HubClient<Topics> {
-  const c = createClient<Topics>({ url: `ws://127.0.0.1:${port}/ws`, getToken, reconnect: { initialDelayMs: 50, maxDelayMs: 500 }, ...extra });
+function client(
+  port: number,
+  getToken: () => Promise<string> = () => rootToken(),
+  extra: Partial<Parameters<typeof createClient>[0]> = {},
+): HubClient<Topics> {
+  const c = createClient<Topics>({
+    url: `ws://127.0.0.1:${port}/ws`,
+    getToken,
+    reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+    ...extra,
+  });
   clients.push(c);
   return c;
 }
@@ -67,10 +76,14 @@ it('acks group deliveries when the handler resolves and nacks when it throws', a
   await eventually(async () => seen.length === 4, 10_000, 'three events and one redelivery');
   // Per-key order holds through the redelivery: 1, 2 (failed), 2 (again), 3.
   expect(seen.map(([x]) => x)).toEqual([1, 2, 2, 3]);
-  await eventually(async () => {
-    const cursors = await t.client.db(h.db).collection('group_cursors').find({ group: 'sdk-workers' }).toArray();
-    return cursors.reduce((s, d) => s + (d['seq'] as number), 0) === 3;
-  }, 10_000, 'the cursor to cover all three');
+  await eventually(
+    async () => {
+      const cursors = await t.client.db(h.db).collection('group_cursors').find({ group: 'sdk-workers' }).toArray();
+      return cursors.reduce((s, d) => s + (d['seq'] as number), 0) === 3;
+    },
+    10_000,
+    'the cursor to cover all three',
+  );
 });
 
 it('streams deliveries as an async iterator, acking as it goes, and unsubscribes on break', async () => {
@@ -126,16 +139,25 @@ it('reconnects after the gateway restarts, resubscribes, and completes a publish
   expect(states).toContain('reconnecting');
   expect(c.state).toBe('open');
   // The retried publish was stored once.
-  expect(await t.client.db(db).collection('events').countDocuments({ _id: 'while-down' as never })).toBe(1);
+  expect(
+    await t.client
+      .db(db)
+      .collection('events')
+      .countDocuments({ _id: 'while-down' as never }),
+  ).toBe(1);
 });
 
 it('refreshes the token before it expires and keeps the connection', async () => {
   const h = await hub();
   let calls = 0;
-  const c = client(h.port, async () => {
-    calls++;
-    return testToken({ scopes: 'publish:** subscribe:**' }, { ttlS: 3 });
-  }, { refreshBeforeMs: 1_500 });
+  const c = client(
+    h.port,
+    async () => {
+      calls++;
+      return testToken({ scopes: 'publish:** subscribe:**' }, { ttlS: 3 });
+    },
+    { refreshBeforeMs: 1_500 },
+  );
   const got: number[] = [];
   await c.subscribe('jobs.run', {}, (p) => void got.push(p.n));
   await sleep(4_500);

@@ -97,28 +97,36 @@ describe('pattern matching (property-based)', () => {
 describe('TopicIndex', () => {
   it('returns exactly the subscriptions whose pattern matches, through adds and removes', () => {
     fc.assert(
-      fc.property(fc.array(patternArb(4), { minLength: 1, maxLength: 30 }), fc.array(topicArb, { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (patterns, topics, removals) => {
-        const index = new TopicIndex<number>();
-        const live = new Map<number, TopicPattern>();
-        patterns.forEach((p, i) => {
-          const compiled = TopicPattern.compile(p);
-          index.add(compiled, i);
-          live.set(i, compiled);
-        });
-        for (const r of removals) {
-          const i = r % patterns.length;
-          const compiled = live.get(i);
-          if (compiled) {
-            index.remove(compiled, i);
-            live.delete(i);
+      fc.property(
+        fc.array(patternArb(4), { minLength: 1, maxLength: 30 }),
+        fc.array(topicArb, { minLength: 1, maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (patterns, topics, removals) => {
+          const index = new TopicIndex<number>();
+          const live = new Map<number, TopicPattern>();
+          patterns.forEach((p, i) => {
+            const compiled = TopicPattern.compile(p);
+            index.add(compiled, i);
+            live.set(i, compiled);
+          });
+          for (const r of removals) {
+            const i = r % patterns.length;
+            const compiled = live.get(i);
+            if (compiled) {
+              index.remove(compiled, i);
+              live.delete(i);
+            }
           }
-        }
-        expect(index.size).toBe(live.size);
-        for (const t of topics) {
-          const expected = [...live].filter(([, p]) => p.matches(t)).map(([i]) => i).sort((x, y) => x - y);
-          expect([...index.match(t)].sort((x, y) => x - y)).toEqual(expected);
-        }
-      }),
+          expect(index.size).toBe(live.size);
+          for (const t of topics) {
+            const expected = [...live]
+              .filter(([, p]) => p.matches(t))
+              .map(([i]) => i)
+              .sort((x, y) => x - y);
+            expect([...index.match(t)].sort((x, y) => x - y)).toEqual(expected);
+          }
+        },
+      ),
       { numRuns: 500 },
     );
   });

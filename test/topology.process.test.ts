@@ -24,8 +24,18 @@ afterAll(async () => {
 it('scales drainers up and down under load across 2 gateways and loses nothing', async () => {
   const db = `${t.name}_topo`;
   const common = {
-    MONGO_URL: t.url, MONGO_DB: db, OUTBOX_PARTITIONS: '8', METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', JWT_SECRET: TEST_SECRET,
-    LEASE_TTL: '3s', LEASE_RENEW_INTERVAL: '300ms', POLL_MAX: '50ms', TAIL_POLL_MAX: '50ms', GROUP_LEASE_TTL: '3s', GROUP_LEASE_RENEW_INTERVAL: '300ms',
+    MONGO_URL: t.url,
+    MONGO_DB: db,
+    OUTBOX_PARTITIONS: '8',
+    METRICS_HOST: '127.0.0.1',
+    METRICS_PORT: '0',
+    JWT_SECRET: TEST_SECRET,
+    LEASE_TTL: '3s',
+    LEASE_RENEW_INTERVAL: '300ms',
+    POLL_MAX: '50ms',
+    TAIL_POLL_MAX: '50ms',
+    GROUP_LEASE_TTL: '3s',
+    GROUP_LEASE_RENEW_INTERVAL: '300ms',
   };
   const start = (name: string, env: Record<string, string>): BinaryProcess => {
     const p = startBinary(name, { ...common, ...env });
@@ -34,10 +44,15 @@ it('scales drainers up and down under load across 2 gateways and loses nothing',
   };
   const drainers = [1, 2, 3].map((i) => start('drainer', { MEMBER_ID: `d${i}` }));
   const gwPorts = [await freePort(), await freePort()];
-  const gateways = gwPorts.map((port, i) => start('gateway', { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), MEMBER_ID: `g${i + 1}` }));
+  const gateways = gwPorts.map((port, i) =>
+    start('gateway', { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), MEMBER_ID: `g${i + 1}` }),
+  );
   const opsPort = await freePort();
   const ops = start('ops', { OPS_HOST: '127.0.0.1', OPS_PORT: String(opsPort) });
-  await Promise.all([...gateways.map((g) => g.waitForLog((l) => l.msg === 'gateway listening')), ops.waitForLog((l) => l.msg === 'ops listening')]);
+  await Promise.all([
+    ...gateways.map((g) => g.waitForLog((l) => l.msg === 'gateway listening')),
+    ops.waitForLog((l) => l.msg === 'ops listening'),
+  ]);
 
   const client = (port: number) => {
     const c = createClient<{ 'load.item': { key: string; n: number } }>({ url: `ws://127.0.0.1:${port}/ws`, getToken: () => rootToken() });
@@ -53,14 +68,16 @@ it('scales drainers up and down under load across 2 gateways and loses nothing',
   const TOTAL = 600;
   for (let i = 0; i < TOTAL; i += 20) {
     // Each key stays on one publisher so its order is defined by that publisher's sequence.
-    await Promise.all(publishers.map(async (pub, which) => {
-      for (let j = 0; j < 10; j++) {
-        const key = `k${which}-${(i + j) % 7}`;
-        const n = (counters.get(key) ?? 0) + 1;
-        counters.set(key, n);
-        ids.push(await pub.publish('load.item', { key, n }, { key }));
-      }
-    }));
+    await Promise.all(
+      publishers.map(async (pub, which) => {
+        for (let j = 0; j < 10; j++) {
+          const key = `k${which}-${(i + j) % 7}`;
+          const n = (counters.get(key) ?? 0) + 1;
+          counters.set(key, n);
+          ids.push(await pub.publish('load.item', { key, n }, { key }));
+        }
+      }),
+    );
     if (i === 100) drainers.push(start('drainer', { MEMBER_ID: 'd4' }), start('drainer', { MEMBER_ID: 'd5' }));
     if (i === 300) {
       for (const d of drainers.splice(0, 2)) d.kill('SIGTERM');
@@ -71,10 +88,18 @@ it('scales drainers up and down under load across 2 gateways and loses nothing',
   await verifyExactlyOnceInOrder(t.client.db(db), ids);
   await eventually(async () => ids.every((id) => consumed.has(id)), 60_000, 'the group consumer to receive everything');
 
-  const overview = await eventually(async () => {
-    const o = (await (await fetch(`http://127.0.0.1:${opsPort}/api/overview`)).json()) as { backlog: { pending: number; dead: number }; unownedPartitions: number[]; leases: { drainers: unknown[]; gateways: unknown[] } };
-    return o.leases.drainers.length === 3 && o.unownedPartitions.length === 0 ? o : undefined;
-  }, 20_000, 'ops to report 3 drainers and every partition owned');
+  const overview = await eventually(
+    async () => {
+      const o = (await (await fetch(`http://127.0.0.1:${opsPort}/api/overview`)).json()) as {
+        backlog: { pending: number; dead: number };
+        unownedPartitions: number[];
+        leases: { drainers: unknown[]; gateways: unknown[] };
+      };
+      return o.leases.drainers.length === 3 && o.unownedPartitions.length === 0 ? o : undefined;
+    },
+    20_000,
+    'ops to report 3 drainers and every partition owned',
+  );
   expect(overview.backlog).toMatchObject({ pending: 0, dead: 0 });
   expect(overview.leases.gateways).toHaveLength(2);
 }, 180_000);

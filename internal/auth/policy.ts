@@ -12,7 +12,7 @@ interface Rule {
 const ACTIONS: readonly Action[] = ['publish', 'subscribe'];
 
 function parseAction(value: unknown): Action[] {
-  if (value === '*' ) return [...ACTIONS];
+  if (value === '*') return [...ACTIONS];
   if (value === 'publish' || value === 'subscribe') return [value];
   throw new AuthError('CLAIMS_INVALID', `unknown action ${JSON.stringify(value)} (publish, subscribe or *)`);
 }
@@ -67,7 +67,10 @@ export class Policy {
     const policy = claims['policy'];
     if (policy !== undefined) {
       if (typeof policy !== 'object' || policy === null) throw new AuthError('CLAIMS_INVALID', 'policy must be an object');
-      for (const [list, into] of [['allow', allow], ['deny', deny]] as const) {
+      for (const [list, into] of [
+        ['allow', allow],
+        ['deny', deny],
+      ] as const) {
         const rules = (policy as Record<string, unknown>)[list] ?? [];
         if (!Array.isArray(rules)) throw new AuthError('CLAIMS_INVALID', `policy.${list} must be an array`);
         for (const r of rules) {

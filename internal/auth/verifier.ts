@@ -76,23 +76,30 @@ export async function createJoseVerifier(options: JoseVerifierOptions): Promise<
   const algorithms = [...options.algorithms];
   if (algorithms.length === 0) throw new AuthError('VERIFIER_CONFIG', 'at least one algorithm must be allowed');
   const tolerance = options.clockToleranceS ?? 30;
-  if (tolerance < 0 || tolerance > MAX_CLOCK_TOLERANCE_S) throw new AuthError('VERIFIER_CONFIG', `clock tolerance must be 0-${MAX_CLOCK_TOLERANCE_S} s`);
+  if (tolerance < 0 || tolerance > MAX_CLOCK_TOLERANCE_S)
+    throw new AuthError('VERIFIER_CONFIG', `clock tolerance must be 0-${MAX_CLOCK_TOLERANCE_S} s`);
   const hmac = algorithms.filter((a) => HMAC.has(a));
   const keys = options.keys;
-  if (keys.kind === 'secret' && hmac.length !== algorithms.length) throw new AuthError('VERIFIER_CONFIG', 'a shared secret only verifies HS* algorithms');
-  if (keys.kind !== 'secret' && hmac.length > 0) throw new AuthError('VERIFIER_CONFIG', 'HS* algorithms need a shared secret, not public keys');
-  if (keys.kind === 'secret' && new TextEncoder().encode(keys.secret).length < 32) throw new AuthError('VERIFIER_CONFIG', 'the shared secret must be at least 32 bytes');
+  if (keys.kind === 'secret' && hmac.length !== algorithms.length)
+    throw new AuthError('VERIFIER_CONFIG', 'a shared secret only verifies HS* algorithms');
+  if (keys.kind !== 'secret' && hmac.length > 0)
+    throw new AuthError('VERIFIER_CONFIG', 'HS* algorithms need a shared secret, not public keys');
+  if (keys.kind === 'secret' && new TextEncoder().encode(keys.secret).length < 32)
+    throw new AuthError('VERIFIER_CONFIG', 'the shared secret must be at least 32 bytes');
 
   let key: Uint8Array | CryptoKey | JWTVerifyGetKey;
   if (keys.kind === 'secret') key = new TextEncoder().encode(keys.secret);
-  else if (keys.kind === 'jwks') key = createRemoteJWKSet(new URL(keys.url), { timeoutDuration: keys.timeoutMs, cooldownDuration: keys.cooldownMs });
+  else if (keys.kind === 'jwks')
+    key = createRemoteJWKSet(new URL(keys.url), { timeoutDuration: keys.timeoutMs, cooldownDuration: keys.cooldownMs });
   else {
     const pem = keys.kind === 'pem' ? keys.pem : await readFile(keys.path, 'utf8');
     if (algorithms.length !== 1) throw new AuthError('VERIFIER_CONFIG', 'a PEM public key goes with exactly one algorithm');
     try {
       key = await importSPKI(pem, algorithms[0] as string);
     } catch (err) {
-      throw new AuthError('VERIFIER_CONFIG', `cannot import the public key for ${algorithms[0]}: ${(err as Error).message}`, { cause: err });
+      throw new AuthError('VERIFIER_CONFIG', `cannot import the public key for ${algorithms[0]}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
 

@@ -73,17 +73,28 @@ export class DemoApp implements Service {
 
   async start(): Promise<void> {
     this.#bundle = await readFile(this.#cfg.sdkBundle);
-    const { client, db, caps } = await openHubDb({ url: this.#cfg.mongoUrl, dbName: this.#cfg.mongoDb, appName: 'outbox-hub-demo', log: this.#log });
+    const { client, db, caps } = await openHubDb({
+      url: this.#cfg.mongoUrl,
+      dbName: this.#cfg.mongoDb,
+      appName: 'outbox-hub-demo',
+      log: this.#log,
+    });
     this.#client = client;
     this.#caps = caps;
     this.#outbox = createOutbox(db, { partitions: this.#cfg.partitions });
     if (!caps.transactions) {
-      this.#log.warn('this server has no multi-document transactions: orders and outbox messages are written one after the other, not atomically', { flavor: caps.flavor });
+      this.#log.warn(
+        'this server has no multi-document transactions: orders and outbox messages are written one after the other, not atomically',
+        { flavor: caps.flavor },
+      );
     }
-    const server = createServer((req, res) => void this.#route(req, res).catch((err: unknown) => {
-      this.#log.error('request failed', { err });
-      if (!res.headersSent) res.writeHead(500).end('internal error\n');
-    }));
+    const server = createServer(
+      (req, res) =>
+        void this.#route(req, res).catch((err: unknown) => {
+          this.#log.error('request failed', { err });
+          if (!res.headersSent) res.writeHead(500).end('internal error\n');
+        }),
+    );
     this.#closeServer = closerFor(server);
     await new Promise<void>((resolve) => server.listen(this.#cfg.port, this.#cfg.host, () => resolve()));
     this.#server = server;
@@ -130,7 +141,9 @@ export class DemoApp implements Service {
       return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'BAD_JSON' }));
     }
     if (typeof input.item !== 'string' || !Number.isSafeInteger(input.qty) || (input.qty as number) < 1) {
-      return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'BAD_ORDER', message: 'item (string) and qty (positive integer) are required' }));
+      return void res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: 'BAD_ORDER', message: 'item (string) and qty (positive integer) are required' }));
     }
     const client = this.#client as MongoClient;
     const orders = client.db(this.#cfg.mongoDb).collection('demo_orders');
@@ -153,9 +166,12 @@ export class DemoApp implements Service {
         await (this.#outbox as Outbox).add(message);
       }
     } catch (err) {
-      if (isOutboxError(err)) return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: err.code }));
+      if (isOutboxError(err))
+        return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: err.code }));
       throw err;
     }
-    res.writeHead(201, { 'content-type': 'application/json', 'x-outbox-atomic': String(atomic) }).end(JSON.stringify({ orderId: order._id, atomic }));
+    res
+      .writeHead(201, { 'content-type': 'application/json', 'x-outbox-atomic': String(atomic) })
+      .end(JSON.stringify({ orderId: order._id, atomic }));
   }
 }

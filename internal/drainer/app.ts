@@ -39,7 +39,13 @@ export class DrainerApp implements Service {
       ready: () => this.#drainer?.ready ?? false,
     });
     this.#log.info('telemetry listening', { port: this.#telemetry.port });
-    const { client, db, caps } = await openHubDb({ url: cfg.mongoUrl, dbName: cfg.mongoDb, appName: 'outbox-hub-drainer', log: this.#log, signal: this.#abort.signal });
+    const { client, db, caps } = await openHubDb({
+      url: cfg.mongoUrl,
+      dbName: cfg.mongoDb,
+      appName: 'outbox-hub-drainer',
+      log: this.#log,
+      signal: this.#abort.signal,
+    });
     this.#client = client;
     this.#drainer = new Drainer({
       outbox: new MongoOutboxStore(db, { changeStreams: caps.changeStreams }),

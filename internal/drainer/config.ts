@@ -5,7 +5,6 @@ import { LOG_LEVELS, type LogLevel } from '../log/index.js';
 import { mongoSettings } from '../mongo/index.js';
 import { leaseSettings, type LeaseBackend } from '../lease/index.js';
 
-
 /** Validated drainer configuration. Frozen; built once by {@link loadDrainerConfig}. */
 export interface DrainerConfig {
   readonly mongoUrl: string;
@@ -73,7 +72,10 @@ export function loadDrainerConfig(env: Readonly<Record<string, string | undefine
     metricsHost: r.string('METRICS_HOST', { default: '0.0.0.0' }),
     metricsPort: r.int('METRICS_PORT', { default: DRAINER_DEFAULTS.metricsPort, min: 0, max: 65_535 }),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
-    member: r.string('MEMBER_ID', { default: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`, pattern: /^[A-Za-z0-9_.:-]{1,120}$/ }),
+    member: r.string('MEMBER_ID', {
+      default: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+      pattern: /^[A-Za-z0-9_.:-]{1,120}$/,
+    }),
     stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: DRAINER_DEFAULTS.stopTimeoutMs, min: 100 }),
     ...leaseSettings(r, env),
   };

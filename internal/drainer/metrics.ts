@@ -22,21 +22,35 @@ export function createDrainerMetrics(registry: Registry): DrainerMetrics {
   const registers = [registry];
   return {
     published: new Counter({ name: 'outbox_published_total', help: 'Messages appended to the event log', registers }),
-    duplicates: new Counter({ name: 'outbox_duplicates_total', help: 'Messages found already in the event log (no second append)', registers }),
+    duplicates: new Counter({
+      name: 'outbox_duplicates_total',
+      help: 'Messages found already in the event log (no second append)',
+      registers,
+    }),
     commitToPublish: new Histogram({
       name: 'outbox_commit_to_publish_seconds',
       help: 'Time from outbox write to event-log append',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),
-    pending: new Gauge({ name: 'outbox_pending_messages', help: 'Pending outbox messages per owned partition', labelNames: ['partition'], registers }),
+    pending: new Gauge({
+      name: 'outbox_pending_messages',
+      help: 'Pending outbox messages per owned partition',
+      labelNames: ['partition'],
+      registers,
+    }),
     oldestPendingAge: new Gauge({
       name: 'outbox_oldest_pending_age_seconds',
       help: 'Age of the oldest pending message per owned partition',
       labelNames: ['partition'],
       registers,
     }),
-    deadMessages: new Gauge({ name: 'outbox_dead_messages', help: 'Dead outbox messages per owned partition', labelNames: ['partition'], registers }),
+    deadMessages: new Gauge({
+      name: 'outbox_dead_messages',
+      help: 'Dead outbox messages per owned partition',
+      labelNames: ['partition'],
+      registers,
+    }),
     partitionsOwned: new Gauge({ name: 'outbox_partitions_owned', help: 'Partitions this drainer holds a lease on', registers }),
     leaseAcquisitions: new Counter({ name: 'outbox_lease_acquisitions_total', help: 'Partition leases acquired', registers }),
     leaseLosses: new Counter({ name: 'outbox_lease_losses_total', help: 'Partition leases lost without releasing', registers }),

@@ -122,7 +122,12 @@ export class PartitionWorker {
    * culprit; a single message that keeps failing is moved to `dead` so its
    * partition goes on (later messages of its key overtake it).
    */
-  async #onPermanentFailure(batch: PendingMessage[], err: unknown, failures: number, single: boolean): Promise<{ failures: number; single: boolean }> {
+  async #onPermanentFailure(
+    batch: PendingMessage[],
+    err: unknown,
+    failures: number,
+    single: boolean,
+  ): Promise<{ failures: number; single: boolean }> {
     const { maxAttempts } = this.#d.config;
     if (batch.length > 1) return failures >= maxAttempts ? { failures: 0, single: true } : { failures, single };
     const message = batch[0] as PendingMessage;
@@ -143,7 +148,8 @@ export class PartitionWorker {
     const invalid: Array<{ id: string; problem: string }> = [];
     for (const m of batch) {
       const problem = topicProblem(m.topic);
-      if (problem === undefined) events.push({ id: m.id, topic: m.topic, key: m.key, payload: m.payload, headers: m.headers, createdAt: m.createdAt });
+      if (problem === undefined)
+        events.push({ id: m.id, topic: m.topic, key: m.key, payload: m.payload, headers: m.headers, createdAt: m.createdAt });
       else invalid.push({ id: m.id, problem });
     }
     if (invalid.length > 0) {
@@ -160,13 +166,21 @@ export class PartitionWorker {
     // A duplicate is normally our own earlier append; one with other content reused an id: never drop it silently.
     for (const id of result.duplicates) {
       const [mine, logged] = [batch.find((m) => m.id === id), await eventLog.get(id)];
-      if (!mine || !logged || (logged.topic === mine.topic && logged.key === mine.key && JSON.stringify(logged.payload) === JSON.stringify(mine.payload))) continue;
+      if (
+        !mine ||
+        !logged ||
+        (logged.topic === mine.topic && logged.key === mine.key && JSON.stringify(logged.payload) === JSON.stringify(mine.payload))
+      )
+        continue;
       done.delete(id);
       await this.#assertHolder();
       await outbox.recordFailure(id, `DUPLICATE_ID: event ${id} is already in the log with other content`, true);
       metrics.deadLettered.inc();
     }
-    await outbox.markSent(batch.filter((m) => done.has(m.id)), new Date());
+    await outbox.markSent(
+      batch.filter((m) => done.has(m.id)),
+      new Date(),
+    );
     metrics.published.inc(result.appended.length);
     if (result.duplicates.length > 0) metrics.duplicates.inc(result.duplicates.length);
     for (const e of result.appended) metrics.commitToPublish.observe((e.publishedAt.getTime() - e.createdAt.getTime()) / 1000);

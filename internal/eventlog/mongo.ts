@@ -40,7 +40,11 @@ export const EVENT_INDEXES = [
 
 /** Idempotent start-up migration for the event log. */
 export async function migrateEventLog(db: Db, names: EventCollections = DEFAULT_EVENT_COLLECTIONS): Promise<void> {
-  await ensureIndexes(db, names.events, EVENT_INDEXES.map((i) => ({ ...i, key: { ...i.key } })));
+  await ensureIndexes(
+    db,
+    names.events,
+    EVENT_INDEXES.map((i) => ({ ...i, key: { ...i.key } })),
+  );
   await ensureIndexes(db, names.fences, []);
 }
 
@@ -90,7 +94,8 @@ export class MongoEventLog implements EventLog {
   }
 
   async claim(partition: number, epoch: number): Promise<number> {
-    if (!Number.isSafeInteger(epoch) || epoch < 1) throw new EventLogError('INVALID_EPOCH', `epoch must be a positive integer, got ${epoch}`);
+    if (!Number.isSafeInteger(epoch) || epoch < 1)
+      throw new EventLogError('INVALID_EPOCH', `epoch must be a positive integer, got ${epoch}`);
     try {
       const fence = await this.#fences.findOneAndUpdate(
         { _id: partition, epoch: { $lte: epoch } },
@@ -162,9 +167,11 @@ export class MongoEventLog implements EventLog {
 
   async read(range: ReadRange): Promise<LogEvent[]> {
     const after = range.afterSeq ?? 0;
-    if (!Number.isSafeInteger(range.partition) || range.partition < 0) throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
+    if (!Number.isSafeInteger(range.partition) || range.partition < 0)
+      throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
     if (!Number.isSafeInteger(after) || after < 0) throw new EventLogError('INVALID_RANGE', 'afterSeq must be a non-negative integer');
-    if (!Number.isSafeInteger(range.limit) || range.limit < 1 || range.limit > 10_000) throw new EventLogError('INVALID_RANGE', 'limit must be 1-10000');
+    if (!Number.isSafeInteger(range.limit) || range.limit < 1 || range.limit > 10_000)
+      throw new EventLogError('INVALID_RANGE', 'limit must be 1-10000');
     const filter = { ...(range.topic === undefined ? {} : { topic: range.topic }), partition: range.partition, seq: { $gt: after } };
     const docs = await this.#events.find(filter, { sort: { seq: 1 }, limit: range.limit }).toArray();
     return docs.map(toEvent);
@@ -174,7 +181,9 @@ export class MongoEventLog implements EventLog {
     if (positions.size === 0) return [];
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new EventLogError('INVALID_RANGE', 'limit must be 1-10000');
     const clauses = [...positions].map(([partition, after]) => ({ partition, seq: { $gt: after } }));
-    const docs = await this.#events.find(clauses.length === 1 ? (clauses[0] as object) : { $or: clauses }, { sort: { partition: 1, seq: 1 }, limit }).toArray();
+    const docs = await this.#events
+      .find(clauses.length === 1 ? (clauses[0] as object) : { $or: clauses }, { sort: { partition: 1, seq: 1 }, limit })
+      .toArray();
     return docs.map(toEvent);
   }
 

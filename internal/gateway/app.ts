@@ -57,7 +57,12 @@ export class GatewayApp implements Service {
 
   async start(): Promise<void> {
     const cfg = this.#config;
-    this.#telemetry = await startTelemetryServer({ host: cfg.metricsHost, port: cfg.metricsPort, registry: this.#registry, ready: () => this.#ready });
+    this.#telemetry = await startTelemetryServer({
+      host: cfg.metricsHost,
+      port: cfg.metricsPort,
+      registry: this.#registry,
+      ready: () => this.#ready,
+    });
     this.#log.info('telemetry listening', { port: this.#telemetry.port });
     const verifier = await createJoseVerifier({
       algorithms: cfg.jwt.algorithms,
@@ -66,7 +71,13 @@ export class GatewayApp implements Service {
       ...(cfg.jwt.issuer === undefined ? {} : { issuer: cfg.jwt.issuer }),
       ...(cfg.jwt.audience === undefined ? {} : { audience: cfg.jwt.audience }),
     });
-    const { client, db } = await openHubDb({ url: cfg.mongoUrl, dbName: cfg.mongoDb, appName: 'outbox-hub-gateway', log: this.#log, signal: this.#abort.signal });
+    const { client, db } = await openHubDb({
+      url: cfg.mongoUrl,
+      dbName: cfg.mongoDb,
+      appName: 'outbox-hub-gateway',
+      log: this.#log,
+      signal: this.#abort.signal,
+    });
     this.#client = client;
     await migrateGroups(db);
     const metrics = createGatewayMetrics(this.#registry);
@@ -109,7 +120,9 @@ export class GatewayApp implements Service {
     // Presence for operators: ops lists the gateways seen alive.
     const beat = () => leases.heartbeat(GATEWAY_PRESENCE_GROUP, cfg.instance, cfg.leaseTtlMs);
     await beat();
-    this.#presence = repeat(cfg.leaseRenewMs, this.#abort.signal, beat, (err) => this.#log.warn('presence heartbeat failed', { err: describeError(err) }));
+    this.#presence = repeat(cfg.leaseRenewMs, this.#abort.signal, beat, (err) =>
+      this.#log.warn('presence heartbeat failed', { err: describeError(err) }),
+    );
     this.#leaveGroup = () => leases.leave(GATEWAY_PRESENCE_GROUP, cfg.instance);
     this.#ready = true;
   }

@@ -97,9 +97,13 @@ function keySource(r: EnvReader): KeySource {
 export function loadGatewayConfig(env: Readonly<Record<string, string | undefined>>): GatewayConfig {
   const r = envReader(env);
   const algText = r.string('JWT_ALGORITHMS', { default: 'HS256' });
-  const algorithms = algText.split(',').map((a) => a.trim()).filter(Boolean);
+  const algorithms = algText
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
   const unknown = algorithms.filter((a) => !(SUPPORTED_ALGORITHMS as readonly string[]).includes(a));
-  if (unknown.length > 0 || algorithms.length === 0) r.fail('JWT_ALGORITHMS', `must list algorithms from ${SUPPORTED_ALGORITHMS.join(', ')}, got ${JSON.stringify(algText)}`);
+  if (unknown.length > 0 || algorithms.length === 0)
+    r.fail('JWT_ALGORITHMS', `must list algorithms from ${SUPPORTED_ALGORITHMS.join(', ')}, got ${JSON.stringify(algText)}`);
   const leaseTtlMs = r.duration('GROUP_LEASE_TTL', { default: GATEWAY_DEFAULTS.leaseTtlMs, min: 1_000, max: 300_000 });
   const keys = keySource(r);
   const origins = r.string('ALLOWED_ORIGINS', { required: false });
@@ -111,7 +115,10 @@ export function loadGatewayConfig(env: Readonly<Record<string, string | undefine
     metricsHost: r.string('METRICS_HOST', { default: '0.0.0.0' }),
     metricsPort: r.int('METRICS_PORT', { default: GATEWAY_DEFAULTS.metricsPort, min: 0, max: 65_535 }),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
-    instance: r.string('MEMBER_ID', { default: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`, pattern: /^[A-Za-z0-9_.:-]{1,120}$/ }),
+    instance: r.string('MEMBER_ID', {
+      default: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+      pattern: /^[A-Za-z0-9_.:-]{1,120}$/,
+    }),
     jwt: Object.freeze({
       algorithms: algorithms as Algorithm[],
       keys,
@@ -119,7 +126,14 @@ export function loadGatewayConfig(env: Readonly<Record<string, string | undefine
       audience: r.string('JWT_AUDIENCE', { required: false }) || undefined,
       clockToleranceS: r.int('JWT_CLOCK_TOLERANCE_SECONDS', { default: 30, min: 0, max: 300 }),
     }),
-    allowedOrigins: Object.freeze(origins ? origins.split(',').map((o) => o.trim()).filter(Boolean) : []),
+    allowedOrigins: Object.freeze(
+      origins
+        ? origins
+            .split(',')
+            .map((o) => o.trim())
+            .filter(Boolean)
+        : [],
+    ),
     authTimeoutMs: r.duration('AUTH_TIMEOUT', { default: GATEWAY_DEFAULTS.authTimeoutMs, min: 100, max: 120_000 }),
     maxFrameBytes: r.int('MAX_FRAME_BYTES', { default: GATEWAY_DEFAULTS.maxFrameBytes, min: 1024, max: 16 * 1024 * 1024 }),
     maxPayloadBytes: r.int('MAX_PAYLOAD_BYTES', { default: GATEWAY_DEFAULTS.maxPayloadBytes, min: 16, max: 15 * 1024 * 1024 }),

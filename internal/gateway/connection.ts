@@ -120,7 +120,8 @@ export class Connection {
     clearTimeout(this.#expiryTimer);
     const subs = [...this.#subs.values()];
     this.#subs.clear();
-    for (const s of subs) void s.close().catch((err: unknown) => this.#log.warn('unsubscribe on close failed', { err: describeError(err) }));
+    for (const s of subs)
+      void s.close().catch((err: unknown) => this.#log.warn('unsubscribe on close failed', { err: describeError(err) }));
   }
 
   /** Sends a text frame unless the socket is closed or past its high-water mark. */
@@ -216,7 +217,9 @@ export class Connection {
         // Live subscriptions are at-most-once: there is nothing to settle.
         if (s.group === undefined) return this.#ok(f.id);
         const done = f.op === 'ACK' ? this.#d.groups.ack(s.group, f.eventId) : this.#d.groups.nack(s.group, f.eventId, f.delayMs);
-        return done ? this.#ok(f.id) : this.#err(f.id, 'NO_SUCH_DELIVERY', `no delivery ${f.eventId} in flight (already settled, or its partition moved)`);
+        return done
+          ? this.#ok(f.id)
+          : this.#err(f.id, 'NO_SUCH_DELIVERY', `no delivery ${f.eventId} in flight (already settled, or its partition moved)`);
       }
     }
   }
@@ -261,10 +264,13 @@ export class Connection {
       this.close(CloseCode.TOKEN_EXPIRED, 'token expired');
       return;
     }
-    this.#expiryTimer = setTimeout(() => {
-      if (Date.now() >= at) this.close(CloseCode.TOKEN_EXPIRED, 'token expired; AUTH again before expiry to stay connected');
-      else this.#armExpiry(at);
-    }, Math.min(delay, MAX_TIMER_MS));
+    this.#expiryTimer = setTimeout(
+      () => {
+        if (Date.now() >= at) this.close(CloseCode.TOKEN_EXPIRED, 'token expired; AUTH again before expiry to stay connected');
+        else this.#armExpiry(at);
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    );
   }
 
   async #publish(f: Extract<ClientFrame, { op: 'PUBLISH' }>): Promise<void> {
@@ -324,7 +330,10 @@ export class Connection {
       this.#d.metrics.aclDenials.inc({ op: 'SUBSCRIBE' });
       return this.#err(f.id, 'FORBIDDEN', `not allowed to subscribe to ${f.topic}`);
     }
-    const sub = f.group === undefined ? this.#liveSubscription(f.sub, pattern, f.from ?? 'now') : await this.#groupSubscription(f.sub, pattern, f.group, f.maxInFlight);
+    const sub =
+      f.group === undefined
+        ? this.#liveSubscription(f.sub, pattern, f.from ?? 'now')
+        : await this.#groupSubscription(f.sub, pattern, f.group, f.maxInFlight);
     if (this.#state === 'closed') {
       await sub.close();
       return;

@@ -123,14 +123,32 @@ export class MongoGroupStore implements GroupStore {
   async deadLetter(group: string, event: LogEvent, deliveries: number, reason: string): Promise<void> {
     await this.#dead.updateOne(
       { _id: `${group}/${event.id}` },
-      { $set: { group, partition: event.partition, eventId: event.id, event, deliveries, reason: reason.slice(0, 2000), status: 'dead', deadAt: new Date() } },
+      {
+        $set: {
+          group,
+          partition: event.partition,
+          eventId: event.id,
+          event,
+          deliveries,
+          reason: reason.slice(0, 2000),
+          status: 'dead',
+          deadAt: new Date(),
+        },
+      },
       { upsert: true },
     );
   }
 
   async listDeadLetters(group: string, limit: number): Promise<DeadLetter[]> {
     const docs = await this.#dead.find({ group, status: { $in: ['dead', 'replay'] } }, { sort: { deadAt: 1 }, limit }).toArray();
-    return docs.map((d) => ({ group: d.group, event: d.event, deliveries: d.deliveries, reason: d.reason, status: d.status, deadAt: d.deadAt }));
+    return docs.map((d) => ({
+      group: d.group,
+      event: d.event,
+      deliveries: d.deliveries,
+      reason: d.reason,
+      status: d.status,
+      deadAt: d.deadAt,
+    }));
   }
 
   async requestReplay(group: string, eventId: string): Promise<boolean> {
@@ -140,7 +158,8 @@ export class MongoGroupStore implements GroupStore {
 
   async takeReplays(group: string, partition: number, limit: number): Promise<DeadLetter[]> {
     const docs = await this.#dead.find({ group, partition, status: 'replay' }, { limit }).toArray();
-    if (docs.length > 0) await this.#dead.updateMany({ _id: { $in: docs.map((d) => d._id) }, status: 'replay' }, { $set: { status: 'replayed' } });
+    if (docs.length > 0)
+      await this.#dead.updateMany({ _id: { $in: docs.map((d) => d._id) }, status: 'replay' }, { $set: { status: 'replayed' } });
     return docs.map((d) => ({ group: d.group, event: d.event, deliveries: 0, reason: d.reason, status: 'replayed', deadAt: d.deadAt }));
   }
 

@@ -130,8 +130,12 @@ class GroupPartition {
   pump(): void {
     if (this.#stopped || !this.#loaded) return;
     this.#dispatch();
-    if (!this.#reading && this.#buffer.length < READ_AHEAD && this.#readUpTo < this.#g.deps.tail.position(this.partition)) void this.#read();
-    this.#g.deps.metrics.consumerLag.set({ group: this.#g.name, partition: String(this.partition) }, Math.max(0, this.#g.deps.tail.position(this.partition) - this.#cursor));
+    if (!this.#reading && this.#buffer.length < READ_AHEAD && this.#readUpTo < this.#g.deps.tail.position(this.partition))
+      void this.#read();
+    this.#g.deps.metrics.consumerLag.set(
+      { group: this.#g.name, partition: String(this.partition) },
+      Math.max(0, this.#g.deps.tail.position(this.partition) - this.#cursor),
+    );
   }
 
   async #read(): Promise<void> {
@@ -225,13 +229,16 @@ class GroupPartition {
     }
     const wait = delayMs ?? settings.redeliveryBaseMs * 2 ** Math.max(0, d.deliveries - 1);
     if (!counts) d.deliveries--;
-    d.timer = setTimeout(() => {
-      d.timer = undefined;
-      this.#waiting.delete(d);
-      if (this.#stopped) return;
-      this.#ready.push(d);
-      this.pump();
-    }, Math.min(wait, 3_600_000));
+    d.timer = setTimeout(
+      () => {
+        d.timer = undefined;
+        this.#waiting.delete(d);
+        if (this.#stopped) return;
+        this.#ready.push(d);
+        this.pump();
+      },
+      Math.min(wait, 3_600_000),
+    );
     this.#waiting.add(d);
     return true;
   }
@@ -451,7 +458,8 @@ export class GroupManager {
         );
       }
       runtime = await starting;
-      if (runtime.filter.source !== filter.source) throw new GatewayError('GROUP_MISMATCH', `group ${name} consumes ${runtime.filter.source}`);
+      if (runtime.filter.source !== filter.source)
+        throw new GatewayError('GROUP_MISMATCH', `group ${name} consumes ${runtime.filter.source}`);
     }
     runtime.add(member);
   }
@@ -486,10 +494,12 @@ export class GroupManager {
     await Promise.all([...this.#starting.values()].map((p) => p.catch(() => undefined)));
     const all = [...this.#groups.values()];
     this.#groups.clear();
-    await Promise.all(all.map(async (r) => {
-      await r.flush();
-      await r.stop();
-    }));
+    await Promise.all(
+      all.map(async (r) => {
+        await r.flush();
+        await r.stop();
+      }),
+    );
     await Promise.all([...this.#stopping].map((p) => p.catch(() => undefined)));
   }
 }

@@ -16,7 +16,17 @@ export { GatewayApp } from './app.js';
 export { GATEWAY_DEFAULTS, loadGatewayConfig, type GatewayConfig } from './config.js';
 export { GatewayError } from './errors.js';
 export { GROUP_COLLECTIONS, MongoGroupStore, migrateGroups, type DeadLetter, type GroupStore } from './group-store.js';
-export { CLIENT_OPS, CloseCode, PROTOCOL, parseClientFrame, type ClientFrame, type ErrorCode, type ServerFrame, type StartFrom, type WireEvent } from '../protocol/index.js';
+export {
+  CLIENT_OPS,
+  CloseCode,
+  PROTOCOL,
+  parseClientFrame,
+  type ClientFrame,
+  type ErrorCode,
+  type ServerFrame,
+  type StartFrom,
+  type WireEvent,
+} from '../protocol/index.js';
 export { TokenBucket } from './tokens.js';
 export { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 export { toWire as toWireEvent } from './hub.js';

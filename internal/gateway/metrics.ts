@@ -19,7 +19,12 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
   const registers = [registry];
   return {
     connections: new Gauge({ name: 'gateway_connections', help: 'Open WebSocket connections', registers }),
-    authFailures: new Counter({ name: 'gateway_auth_failures_total', help: 'Refused authentications by reason', labelNames: ['reason'], registers }),
+    authFailures: new Counter({
+      name: 'gateway_auth_failures_total',
+      help: 'Refused authentications by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
     aclDenials: new Counter({ name: 'gateway_acl_denials_total', help: 'Requests refused by topic ACL', labelNames: ['op'], registers }),
     framesIn: new Counter({ name: 'gateway_frames_in_total', help: 'Client frames by op', labelNames: ['op'], registers }),
     framesOut: new Counter({ name: 'gateway_frames_out_total', help: 'Server frames by op', labelNames: ['op'], registers }),
@@ -29,9 +34,29 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
-    redeliveries: new Counter({ name: 'gateway_redeliveries_total', help: 'Group events delivered again (nack or ack timeout)', labelNames: ['group'], registers }),
-    deadLetters: new Counter({ name: 'gateway_dead_letters_total', help: 'Group events moved to dead letters', labelNames: ['group'], registers }),
-    consumerLag: new Gauge({ name: 'gateway_consumer_lag_events', help: 'Events between a group cursor and the partition head', labelNames: ['group', 'partition'], registers }),
-    closes: new Counter({ name: 'gateway_closes_total', help: 'Connections closed by the server, by close code', labelNames: ['code'], registers }),
+    redeliveries: new Counter({
+      name: 'gateway_redeliveries_total',
+      help: 'Group events delivered again (nack or ack timeout)',
+      labelNames: ['group'],
+      registers,
+    }),
+    deadLetters: new Counter({
+      name: 'gateway_dead_letters_total',
+      help: 'Group events moved to dead letters',
+      labelNames: ['group'],
+      registers,
+    }),
+    consumerLag: new Gauge({
+      name: 'gateway_consumer_lag_events',
+      help: 'Events between a group cursor and the partition head',
+      labelNames: ['group', 'partition'],
+      registers,
+    }),
+    closes: new Counter({
+      name: 'gateway_closes_total',
+      help: 'Connections closed by the server, by close code',
+      labelNames: ['code'],
+      registers,
+    }),
   };
 }

@@ -51,7 +51,9 @@ export class GatewayServer {
     });
     this.#wss = wss;
     const http = createServer((req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end(`connect with WebSocket to /ws (subprotocol ${PROTOCOL})\n`);
+      res
+        .writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
+        .end(`connect with WebSocket to /ws (subprotocol ${PROTOCOL})\n`);
     });
     this.#http = http;
     this.#closeHttp = closerFor(http);
@@ -65,7 +67,8 @@ export class GatewayServer {
       const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
       if (!offered.includes(PROTOCOL)) return refuse(400, 'Bad Request');
       const origin = req.headers.origin;
-      if (config.allowedOrigins.length > 0 && (origin === undefined || !config.allowedOrigins.includes(origin))) return refuse(403, 'Forbidden');
+      if (config.allowedOrigins.length > 0 && (origin === undefined || !config.allowedOrigins.includes(origin)))
+        return refuse(403, 'Forbidden');
       wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws));
     });
     await new Promise<void>((resolve, reject) => {

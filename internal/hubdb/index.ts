@@ -19,7 +19,13 @@ export interface HubDb {
 }
 
 /** Connects to `url`, probes capabilities, migrates the shared collections of `dbName`. */
-export async function openHubDb(options: { url: string; dbName: string; appName: string; log: Logger; signal?: AbortSignal }): Promise<HubDb> {
+export async function openHubDb(options: {
+  url: string;
+  dbName: string;
+  appName: string;
+  log: Logger;
+  signal?: AbortSignal;
+}): Promise<HubDb> {
   const client = await connectMongo(options.url, { appName: options.appName, ...(options.signal ? { signal: options.signal } : {}) });
   try {
     const db = client.db(options.dbName);

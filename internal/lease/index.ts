@@ -45,7 +45,10 @@ export async function openLeaseStore(options: {
 }
 
 /** LEASE_BACKEND, LEASE_NAMESPACE (default POD_NAMESPACE, else default), LEASE_PREFIX: shared by drainer and gateway. */
-export function leaseSettings(r: EnvReader, env: Readonly<Record<string, string | undefined>>): { leaseBackend: LeaseBackend; leaseNamespace: string; leasePrefix: string } {
+export function leaseSettings(
+  r: EnvReader,
+  env: Readonly<Record<string, string | undefined>>,
+): { leaseBackend: LeaseBackend; leaseNamespace: string; leasePrefix: string } {
   return {
     leaseBackend: r.oneOf('LEASE_BACKEND', LEASE_BACKENDS, { default: 'mongodb' }),
     leaseNamespace: r.string('LEASE_NAMESPACE', { default: env['POD_NAMESPACE'] || 'default', pattern: /^[a-z0-9-]{1,63}$/ }),

@@ -17,7 +17,10 @@ export interface KubernetesLeaseOptions {
 }
 
 function dns(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
 }
 
 function isStatus(err: unknown, ...codes: number[]): boolean {
@@ -64,7 +67,13 @@ export class KubernetesLeaseStore implements LeaseStore {
   }
 
   #toLease(l: V1Lease, group: string, partition: number): Lease {
-    return Object.freeze({ group, partition, holder: l.spec?.holderIdentity ?? '', epoch: l.spec?.leaseTransitions ?? 0, expiresAt: new Date(expiresAt(l)) });
+    return Object.freeze({
+      group,
+      partition,
+      holder: l.spec?.holderIdentity ?? '',
+      epoch: l.spec?.leaseTransitions ?? 0,
+      expiresAt: new Date(expiresAt(l)),
+    });
   }
 
   async #read(name: string): Promise<V1Lease | null> {
@@ -81,8 +90,20 @@ export class KubernetesLeaseStore implements LeaseStore {
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { name, namespace: this.#ns, labels, annotations: { [ANN_EXPIRES]: String(now.getTime() + ttlMs) }, ...(resourceVersion ? { resourceVersion } : {}) },
-      spec: { holderIdentity: holder, leaseDurationSeconds: Math.max(1, Math.ceil(ttlMs / 1000)), leaseTransitions: epoch, renewTime: microTime(now), acquireTime: microTime(now) },
+      metadata: {
+        name,
+        namespace: this.#ns,
+        labels,
+        annotations: { [ANN_EXPIRES]: String(now.getTime() + ttlMs) },
+        ...(resourceVersion ? { resourceVersion } : {}),
+      },
+      spec: {
+        holderIdentity: holder,
+        leaseDurationSeconds: Math.max(1, Math.ceil(ttlMs / 1000)),
+        leaseTransitions: epoch,
+        renewTime: microTime(now),
+        acquireTime: microTime(now),
+      },
     };
   }
 

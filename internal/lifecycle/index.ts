@@ -81,7 +81,12 @@ export async function runService(service: Service, options: RunOptions): Promise
  * Calls `fn` every `intervalMs` until `signal` aborts; never overlaps calls.
  * Resolves once stopped. `fn` errors go to `onError` and do not stop the loop.
  */
-export async function repeat(intervalMs: number, signal: AbortSignal, fn: () => Promise<void>, onError: (err: unknown) => void): Promise<void> {
+export async function repeat(
+  intervalMs: number,
+  signal: AbortSignal,
+  fn: () => Promise<void>,
+  onError: (err: unknown) => void,
+): Promise<void> {
   while (!signal.aborted) {
     try {
       await sleep(intervalMs, undefined, { signal });

@@ -35,7 +35,11 @@ export interface LoggerOptions {
 function render(value: unknown): unknown {
   if (value instanceof Error) {
     const code = (value as { code?: unknown }).code;
-    return { message: describeError(value), ...(code === undefined ? {} : { code }), ...(value.cause ? { cause: describeError(value.cause) } : {}) };
+    return {
+      message: describeError(value),
+      ...(code === undefined ? {} : { code }),
+      ...(value.cause ? { cause: describeError(value.cause) } : {}),
+    };
   }
   return value;
 }

@@ -103,7 +103,7 @@ export async function ensureIndexes(db: Db, collection: string, indexes: IndexDe
       await db.createCollection(collection);
     } catch (err) {
       // Another replica may have created it between our check and our call.
-      if (!(err instanceof MongoError && (err.code === 48))) throw err;
+      if (!(err instanceof MongoError && err.code === 48)) throw err;
     }
   }
   // Create only what is missing: cheaper, and FerretDB 1.x drops the connection when

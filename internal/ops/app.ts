@@ -60,7 +60,12 @@ export class OpsApp implements Service {
     await migrateGroups(db);
     const q = new OpsQueries(db, cfg.partitions);
     await q.sample();
-    this.#sampler = repeat(cfg.sampleIntervalMs, this.#timers.signal, () => q.sample(), (err) => this.#log.warn('head sample failed', { err: describeError(err) }));
+    this.#sampler = repeat(
+      cfg.sampleIntervalMs,
+      this.#timers.signal,
+      () => q.sample(),
+      (err) => this.#log.warn('head sample failed', { err: describeError(err) }),
+    );
     const app = this.#routes(q);
     const server = app.listen(cfg.port, cfg.host);
     this.#closeServer = closerFor(server);
@@ -86,15 +91,23 @@ export class OpsApp implements Service {
     const app = express();
     app.disable('x-powered-by');
     app.set('query parser', 'simple');
-    const requests = new Counter({ name: 'ops_http_requests_total', help: 'Ops API requests by route and status', labelNames: ['route', 'status'], registers: [this.#registry] });
+    const requests = new Counter({
+      name: 'ops_http_requests_total',
+      help: 'Ops API requests by route and status',
+      labelNames: ['route', 'status'],
+      registers: [this.#registry],
+    });
     app.use((req, res, next) => {
-      res.on('finish', () => requests.inc({ route: (req.route as { path?: string } | undefined)?.path ?? 'unmatched', status: String(res.statusCode) }));
+      res.on('finish', () =>
+        requests.inc({ route: (req.route as { path?: string } | undefined)?.path ?? 'unmatched', status: String(res.statusCode) }),
+      );
       next();
     });
 
     const read = (h: Handler) => async (req: Request, res: Response, next: NextFunction) => {
       try {
-        if (cfg.readToken && !tokenMatches(req.headers.authorization, cfg.readToken, cfg.adminToken)) throw new OpsError('UNAUTHORIZED', 401, 'a read token is required');
+        if (cfg.readToken && !tokenMatches(req.headers.authorization, cfg.readToken, cfg.adminToken))
+          throw new OpsError('UNAUTHORIZED', 401, 'a read token is required');
         await h(req, res);
       } catch (err) {
         next(err);
@@ -103,7 +116,8 @@ export class OpsApp implements Service {
     const mutate = (h: Handler) => async (req: Request, res: Response, next: NextFunction) => {
       try {
         if (!cfg.adminToken) throw new OpsError('MUTATIONS_DISABLED', 403, 'set OPS_ADMIN_TOKEN to enable mutations');
-        if (!tokenMatches(req.headers.authorization, cfg.adminToken)) throw new OpsError('UNAUTHORIZED', 401, 'the admin token is required');
+        if (!tokenMatches(req.headers.authorization, cfg.adminToken))
+          throw new OpsError('UNAUTHORIZED', 401, 'the admin token is required');
         await h(req, res);
       } catch (err) {
         next(err);
@@ -112,88 +126,147 @@ export class OpsApp implements Service {
     const wire = (e: LogEvent | null) => (e ? toWireEvent(e) : null);
 
     app.get('/healthz', (_req, res) => void res.type('text').send('ok\n'));
-    app.get('/readyz', (_req, res) => void res.status(this.#ready ? 200 : 503).type('text').send(this.#ready ? 'ready\n' : 'not ready\n'));
+    app.get(
+      '/readyz',
+      (_req, res) =>
+        void res
+          .status(this.#ready ? 200 : 503)
+          .type('text')
+          .send(this.#ready ? 'ready\n' : 'not ready\n'),
+    );
     app.get('/metrics', async (_req, res) => void res.type(this.#registry.contentType).send(await this.#registry.metrics()));
     app.get('/', (_req, res) => void res.type('html').send(dashboardPage()));
 
-    app.get('/api/overview', read(async (_req, res) => {
-      const heads = await q.heads();
-      const [backlog, leases, partitions, groups] = await Promise.all([q.backlog(), q.leases(), q.partitions(heads), q.groups(heads)]);
-      res.json({
-        at: new Date(),
-        partitions: cfg.partitions,
-        backlog: {
-          pending: backlog.reduce((n, b) => n + b.pending, 0),
-          dead: backlog.reduce((n, b) => n + b.dead, 0),
-          oldestPendingAgeSeconds: Math.max(0, ...backlog.map((b) => b.oldestPendingAgeSeconds)),
-          byPartition: backlog,
-        },
-        leases,
-        unownedPartitions: leases.partitions.filter((p) => !p.live).map((p) => p.partition),
-        throughputPerSecond: Number(partitions.reduce((n, p) => n + p.ratePerSecond, 0).toFixed(2)),
-        partitionHeads: partitions,
-        groups: groups.map((g) => ({ group: g.group, filter: g.filter, lagEvents: g.lagEvents, maxLagSeconds: Math.max(0, ...g.partitions.map((p) => p.lagSeconds)), deadLetters: g.deadLetters })),
-      });
-    }));
-    app.get('/api/backlog', read(async (_req, res) => void res.json(await q.backlog())));
-    app.get('/api/leases', read(async (_req, res) => void res.json(await q.leases())));
-    app.get('/api/partitions', read(async (_req, res) => void res.json(await q.partitions())));
-    app.get('/api/groups', read(async (_req, res) => void res.json(await q.groups())));
-    app.get('/api/events/latest', read(async (req, res) => {
-      const topic = topicParam(req) as string;
-      const event = await q.latest(topic, idParam(req, 'key'));
-      if (!event) throw new OpsError('NOT_FOUND', 404, `no event for ${topic} with that key`);
-      res.json(wire(event));
-    }));
-    app.get('/api/events', read(async (req, res) => {
-      const partition = intParam(req, 'partition', 0, cfg.partitions - 1);
-      const events = await q.range(partition, intParam(req, 'after', 0, Number.MAX_SAFE_INTEGER, 0), intParam(req, 'limit', 1, 1000, 100), topicParam(req, 'topic', false));
-      res.json(events.map(wire));
-    }));
-    app.get('/api/events/export', read(async (req, res) => {
-      const partition = intParam(req, 'partition', 0, cfg.partitions - 1);
-      let after = intParam(req, 'after', 0, Number.MAX_SAFE_INTEGER, 0);
-      const topic = topicParam(req, 'topic', false);
-      const until = intParam(req, 'until', 0, Number.MAX_SAFE_INTEGER, await q.head(partition));
-      let closed = false;
-      req.on('close', () => (closed = true));
-      res.status(200).type('application/x-ndjson');
-      // Streams in pages of 500: memory stays flat whatever the range.
-      while (!closed && after < until) {
-        const page = await q.range(partition, after, 500, topic);
-        const inRange = page.filter((e) => e.seq <= until);
-        for (const e of inRange) {
-          if (!res.write(`${JSON.stringify(wire(e))}\n`)) await new Promise((r) => res.once('drain', r));
+    app.get(
+      '/api/overview',
+      read(async (_req, res) => {
+        const heads = await q.heads();
+        const [backlog, leases, partitions, groups] = await Promise.all([q.backlog(), q.leases(), q.partitions(heads), q.groups(heads)]);
+        res.json({
+          at: new Date(),
+          partitions: cfg.partitions,
+          backlog: {
+            pending: backlog.reduce((n, b) => n + b.pending, 0),
+            dead: backlog.reduce((n, b) => n + b.dead, 0),
+            oldestPendingAgeSeconds: Math.max(0, ...backlog.map((b) => b.oldestPendingAgeSeconds)),
+            byPartition: backlog,
+          },
+          leases,
+          unownedPartitions: leases.partitions.filter((p) => !p.live).map((p) => p.partition),
+          throughputPerSecond: Number(partitions.reduce((n, p) => n + p.ratePerSecond, 0).toFixed(2)),
+          partitionHeads: partitions,
+          groups: groups.map((g) => ({
+            group: g.group,
+            filter: g.filter,
+            lagEvents: g.lagEvents,
+            maxLagSeconds: Math.max(0, ...g.partitions.map((p) => p.lagSeconds)),
+            deadLetters: g.deadLetters,
+          })),
+        });
+      }),
+    );
+    app.get(
+      '/api/backlog',
+      read(async (_req, res) => void res.json(await q.backlog())),
+    );
+    app.get(
+      '/api/leases',
+      read(async (_req, res) => void res.json(await q.leases())),
+    );
+    app.get(
+      '/api/partitions',
+      read(async (_req, res) => void res.json(await q.partitions())),
+    );
+    app.get(
+      '/api/groups',
+      read(async (_req, res) => void res.json(await q.groups())),
+    );
+    app.get(
+      '/api/events/latest',
+      read(async (req, res) => {
+        const topic = topicParam(req) as string;
+        const event = await q.latest(topic, idParam(req, 'key'));
+        if (!event) throw new OpsError('NOT_FOUND', 404, `no event for ${topic} with that key`);
+        res.json(wire(event));
+      }),
+    );
+    app.get(
+      '/api/events',
+      read(async (req, res) => {
+        const partition = intParam(req, 'partition', 0, cfg.partitions - 1);
+        const events = await q.range(
+          partition,
+          intParam(req, 'after', 0, Number.MAX_SAFE_INTEGER, 0),
+          intParam(req, 'limit', 1, 1000, 100),
+          topicParam(req, 'topic', false),
+        );
+        res.json(events.map(wire));
+      }),
+    );
+    app.get(
+      '/api/events/export',
+      read(async (req, res) => {
+        const partition = intParam(req, 'partition', 0, cfg.partitions - 1);
+        let after = intParam(req, 'after', 0, Number.MAX_SAFE_INTEGER, 0);
+        const topic = topicParam(req, 'topic', false);
+        const until = intParam(req, 'until', 0, Number.MAX_SAFE_INTEGER, await q.head(partition));
+        let closed = false;
+        req.on('close', () => (closed = true));
+        res.status(200).type('application/x-ndjson');
+        // Streams in pages of 500: memory stays flat whatever the range.
+        while (!closed && after < until) {
+          const page = await q.range(partition, after, 500, topic);
+          const inRange = page.filter((e) => e.seq <= until);
+          for (const e of inRange) {
+            if (!res.write(`${JSON.stringify(wire(e))}\n`)) await new Promise((r) => res.once('drain', r));
+          }
+          if (page.length < 500 || inRange.length < page.length) break;
+          after = (page.at(-1) as LogEvent).seq;
         }
-        if (page.length < 500 || inRange.length < page.length) break;
-        after = (page.at(-1) as LogEvent).seq;
-      }
-      res.end();
-    }));
-    app.get('/api/dead-letters', read(async (req, res) => {
-      const limit = intParam(req, 'limit', 1, 500, 50);
-      const groups = await q.groupNames();
-      const byGroup = await Promise.all(groups.map(async (g) => ({ group: g.group, letters: (await q.deadGroupLetters(g.group, limit)).map((d) => ({ ...d, event: wire(d.event) })) })));
-      res.json({ outbox: await q.deadOutbox(limit), groups: byGroup.filter((g) => g.letters.length > 0) });
-    }));
-    app.get('/api/outbox/:id', read(async (req, res) => {
-      const m = await q.outboxMessage(idParam(req, 'id', 128));
-      if (!m) throw new OpsError('NOT_FOUND', 404, 'no such message');
-      res.json(m);
-    }));
-    app.post('/api/outbox/:id/requeue', mutate(async (req, res) => {
-      const id = idParam(req, 'id', 128);
-      if ((await q.requeue(id)) === 0) throw new OpsError('NOT_FOUND', 404, 'no dead message with that id');
-      this.#log.info('dead message requeued', { id });
-      res.json({ requeued: id });
-    }));
-    app.post('/api/groups/:group/dead-letters/:eventId/replay', mutate(async (req, res) => {
-      const group = idParam(req, 'group', 64);
-      const eventId = idParam(req, 'eventId', 128);
-      if (!(await q.replay(group, eventId))) throw new OpsError('NOT_FOUND', 404, 'no dead letter with that id in that group');
-      this.#log.info('dead letter replay requested', { group, eventId });
-      res.json({ replaying: eventId, group });
-    }));
+        res.end();
+      }),
+    );
+    app.get(
+      '/api/dead-letters',
+      read(async (req, res) => {
+        const limit = intParam(req, 'limit', 1, 500, 50);
+        const groups = await q.groupNames();
+        const byGroup = await Promise.all(
+          groups.map(async (g) => ({
+            group: g.group,
+            letters: (await q.deadGroupLetters(g.group, limit)).map((d) => ({ ...d, event: wire(d.event) })),
+          })),
+        );
+        res.json({ outbox: await q.deadOutbox(limit), groups: byGroup.filter((g) => g.letters.length > 0) });
+      }),
+    );
+    app.get(
+      '/api/outbox/:id',
+      read(async (req, res) => {
+        const m = await q.outboxMessage(idParam(req, 'id', 128));
+        if (!m) throw new OpsError('NOT_FOUND', 404, 'no such message');
+        res.json(m);
+      }),
+    );
+    app.post(
+      '/api/outbox/:id/requeue',
+      mutate(async (req, res) => {
+        const id = idParam(req, 'id', 128);
+        if ((await q.requeue(id)) === 0) throw new OpsError('NOT_FOUND', 404, 'no dead message with that id');
+        this.#log.info('dead message requeued', { id });
+        res.json({ requeued: id });
+      }),
+    );
+    app.post(
+      '/api/groups/:group/dead-letters/:eventId/replay',
+      mutate(async (req, res) => {
+        const group = idParam(req, 'group', 64);
+        const eventId = idParam(req, 'eventId', 128);
+        if (!(await q.replay(group, eventId))) throw new OpsError('NOT_FOUND', 404, 'no dead letter with that id in that group');
+        this.#log.info('dead letter replay requested', { group, eventId });
+        res.json({ replaying: eventId, group });
+      }),
+    );
     app.use((_req: Request, _res: Response, next: NextFunction) => next(new OpsError('NOT_FOUND', 404, 'no such route')));
     app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
       if (res.headersSent) {

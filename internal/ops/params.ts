@@ -53,6 +53,7 @@ export function topicParam(req: Request, name = 'topic', required = true): strin
 /** A bounded identifier-like string (ids, keys, group names). */
 export function idParam(req: Request, name: string, max = 512): string {
   const v = raw(req, name);
-  if (v === undefined || v.length === 0 || v.length > max) throw new OpsError('INVALID_PARAMETER', 400, `${name} must be 1-${max} characters`, name);
+  if (v === undefined || v.length === 0 || v.length > max)
+    throw new OpsError('INVALID_PARAMETER', 400, `${name} must be 1-${max} characters`, name);
   return v;
 }

@@ -74,13 +74,26 @@ export class OpsQueries {
     return Promise.all(
       this.#range().map(async (partition) => {
         const b = await this.#outbox.backlog(partition);
-        return { partition, pending: b.pending, dead: b.dead, oldestPendingAgeSeconds: b.oldestPendingAt ? Math.max(0, (now - b.oldestPendingAt.getTime()) / 1000) : 0 };
+        return {
+          partition,
+          pending: b.pending,
+          dead: b.dead,
+          oldestPendingAgeSeconds: b.oldestPendingAt ? Math.max(0, (now - b.oldestPendingAt.getTime()) / 1000) : 0,
+        };
       }),
     );
   }
 
-  async leases(): Promise<{ partitions: Array<{ partition: number; holder: string | null; epoch: number; expiresAt: Date | null; live: boolean }>; drainers: Member[]; gateways: Member[] }> {
-    const [list, drainers, gateways] = await Promise.all([this.#leases.list(DRAINER_GROUP), this.#leases.members(DRAINER_GROUP), this.#leases.members(GATEWAY_GROUP)]);
+  async leases(): Promise<{
+    partitions: Array<{ partition: number; holder: string | null; epoch: number; expiresAt: Date | null; live: boolean }>;
+    drainers: Member[];
+    gateways: Member[];
+  }> {
+    const [list, drainers, gateways] = await Promise.all([
+      this.#leases.list(DRAINER_GROUP),
+      this.#leases.members(DRAINER_GROUP),
+      this.#leases.members(GATEWAY_GROUP),
+    ]);
     const byPartition = new Map(list.map((l) => [l.partition, l]));
     const now = Date.now();
     const partitions = this.#range().map((partition) => {
@@ -104,12 +117,17 @@ export class OpsQueries {
 
   /** Names of the registered consumer groups (a small registry, read whole on purpose). */
   async groupNames(): Promise<Array<{ group: string; filter: string }>> {
-    const registry = await this.#db.collection<{ _id: string; filter: string }>(GROUP_COLLECTIONS.groups).find({}, { sort: { _id: 1 }, limit: 1000 }).toArray();
+    const registry = await this.#db
+      .collection<{ _id: string; filter: string }>(GROUP_COLLECTIONS.groups)
+      .find({}, { sort: { _id: 1 }, limit: 1000 })
+      .toArray();
     return registry.map((g) => ({ group: g._id, filter: g.filter }));
   }
 
   /** Groups with cursor, lag in events and seconds per partition, and dead-letter counts. */
-  async groups(heads?: number[]): Promise<Array<{ group: string; filter: string; deadLetters: number; lagEvents: number; partitions: GroupPartitionRow[] }>> {
+  async groups(
+    heads?: number[],
+  ): Promise<Array<{ group: string; filter: string; deadLetters: number; lagEvents: number; partitions: GroupPartitionRow[] }>> {
     const [registry, seqs] = await Promise.all([this.groupNames(), heads ?? this.#heads()]);
     const now = Date.now();
     return Promise.all(
@@ -127,7 +145,9 @@ export class OpsQueries {
             return { partition, cursor, head, lagEvents: Math.max(0, head - cursor), lagSeconds };
           }),
         );
-        const deadLetters = await this.#db.collection(GROUP_COLLECTIONS.dead).countDocuments({ group, status: { $in: ['dead', 'replay'] } });
+        const deadLetters = await this.#db
+          .collection(GROUP_COLLECTIONS.dead)
+          .countDocuments({ group, status: { $in: ['dead', 'replay'] } });
         return { group, filter, deadLetters, lagEvents: partitions.reduce((n, p) => n + p.lagEvents, 0), partitions };
       }),
     );

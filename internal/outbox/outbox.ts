@@ -51,7 +51,11 @@ export function sentCollectionName(outbox: string): string {
 
 /** Idempotent start-up migration: creates the outbox, its sent archive and their indexes. */
 export async function migrateOutbox(db: Db, collection = DEFAULT_OUTBOX_COLLECTION): Promise<void> {
-  await ensureIndexes(db, collection, OUTBOX_INDEXES.map((i) => ({ ...i, key: { ...i.key } })));
+  await ensureIndexes(
+    db,
+    collection,
+    OUTBOX_INDEXES.map((i) => ({ ...i, key: { ...i.key } })),
+  );
   await ensureIndexes(db, sentCollectionName(collection), [{ key: { sentAt: 1 }, name: 'sentAt' }]);
 }
 
@@ -123,7 +127,10 @@ export class Outbox {
       // Published messages leave the outbox for the archive, so a caller-chosen id must be new there too.
       // Checked after the insert: the drainer archives before it deletes, so a copy drained before our
       // insert succeeded is visible now, and one still pending made the insert fail above.
-      if (explicit.length > 0 && (await this.#sent.findOne({ _id: { $in: explicit } }, { session: options.session, projection: { _id: 1 } }))) {
+      if (
+        explicit.length > 0 &&
+        (await this.#sent.findOne({ _id: { $in: explicit } }, { session: options.session, projection: { _id: 1 } }))
+      ) {
         await this.#collection.deleteMany({ _id: { $in: docs.map((d) => d._id) }, status: 'pending' }, { session: options.session });
         throw new OutboxError('DUPLICATE_ID', 'a message with this id was already accepted and published');
       }

@@ -92,17 +92,23 @@ export class MongoOutboxStore implements OutboxStore {
   }
 
   async pending(partition: number, limit: number): Promise<PendingMessage[]> {
-    const docs = await this.#c
-      .find({ partition, status: 'pending' }, { sort: { ts: 1 }, limit })
-      .toArray();
+    const docs = await this.#c.find({ partition, status: 'pending' }, { sort: { ts: 1 }, limit }).toArray();
     return docs.map(toStored);
   }
 
   async markSent(messages: readonly PendingMessage[], at: Date): Promise<number> {
     if (messages.length === 0) return 0;
     const archived: SentDocument[] = messages.map((m) => ({
-      _id: m.id, topic: m.topic, key: m.key, partition: m.partition, payload: m.payload, headers: m.headers,
-      status: 'sent', createdAt: m.createdAt, attempts: m.attempts, sentAt: at,
+      _id: m.id,
+      topic: m.topic,
+      key: m.key,
+      partition: m.partition,
+      payload: m.payload,
+      headers: m.headers,
+      status: 'sent',
+      createdAt: m.createdAt,
+      attempts: m.attempts,
+      sentAt: at,
     }));
     try {
       await this.#sent.insertMany(archived, { ordered: false });

@@ -104,13 +104,15 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
   } catch {
     return { id: null, code: 'BAD_FRAME', message: 'frame is not valid JSON' };
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { id: null, code: 'BAD_FRAME', message: 'frame must be a JSON object' };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return { id: null, code: 'BAD_FRAME', message: 'frame must be a JSON object' };
   const f = raw as Record<string, unknown>;
   const id = str(f['id']) && ID.test(f['id']) ? f['id'] : null;
   const bad = (message: string): FrameProblem => ({ id, code: 'BAD_FRAME', message });
   if (id === null) return bad('id must be 1-64 characters of [A-Za-z0-9_.:-]');
   const op = f['op'];
-  if (!str(op) || !(CLIENT_OPS as readonly string[]).includes(op)) return { id, code: 'UNKNOWN_OP', message: `unknown op ${JSON.stringify(op)}` };
+  if (!str(op) || !(CLIENT_OPS as readonly string[]).includes(op))
+    return { id, code: 'UNKNOWN_OP', message: `unknown op ${JSON.stringify(op)}` };
   const sub = f['sub'];
   const needSub = (): string | FrameProblem => (str(sub) && SUB.test(sub) ? sub : bad('sub must be 1-64 characters of [A-Za-z0-9_.:-]'));
   switch (op) {
@@ -124,7 +126,8 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
       if (f['key'] !== undefined && f['key'] !== null && !str(f['key'])) return bad('key must be a string');
       if (f['eventId'] !== undefined && !str(f['eventId'])) return bad('eventId must be a string');
       const headers = f['headers'];
-      if (headers !== undefined && (typeof headers !== 'object' || headers === null || Array.isArray(headers))) return bad('headers must be an object');
+      if (headers !== undefined && (typeof headers !== 'object' || headers === null || Array.isArray(headers)))
+        return bad('headers must be an object');
       return {
         op,
         id,
@@ -143,14 +146,17 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
       if (group !== undefined && !(str(group) && GROUP.test(group))) return bad('group must be 1-64 characters of [A-Za-z0-9_.-]');
       const from = f['from'];
       if (from !== undefined && from !== 'now' && from !== 'earliest') {
-        if (typeof from !== 'object' || from === null || Array.isArray(from)) return bad("from must be 'now', 'earliest' or { partition: seq }");
+        if (typeof from !== 'object' || from === null || Array.isArray(from))
+          return bad("from must be 'now', 'earliest' or { partition: seq }");
         for (const [p, seq] of Object.entries(from)) {
-          if (!/^\d{1,4}$/.test(p) || !Number.isSafeInteger(seq) || (seq as number) < 0) return bad('from must map partition numbers to non-negative sequences');
+          if (!/^\d{1,4}$/.test(p) || !Number.isSafeInteger(seq) || (seq as number) < 0)
+            return bad('from must map partition numbers to non-negative sequences');
         }
       }
       if (group !== undefined && from !== undefined) return bad('from applies to live subscriptions; a group resumes from its cursor');
       const mif = f['maxInFlight'];
-      if (mif !== undefined && !(Number.isSafeInteger(mif) && (mif as number) >= 1 && (mif as number) <= 10_000)) return bad('maxInFlight must be 1-10000');
+      if (mif !== undefined && !(Number.isSafeInteger(mif) && (mif as number) >= 1 && (mif as number) <= 10_000))
+        return bad('maxInFlight must be 1-10000');
       return {
         op,
         id,

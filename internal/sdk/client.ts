@@ -22,7 +22,9 @@ type Matching<K extends string, P extends string> = P extends '**'
         : never;
 
 /** Payload type for a topic or pattern: the declared topics it matches, or all of them when that cannot be told. */
-export type PayloadOf<T extends TopicMap, P extends string> = [Matching<keyof T & string, P>] extends [never] ? T[keyof T] : T[Matching<keyof T & string, P>];
+export type PayloadOf<T extends TopicMap, P extends string> = [Matching<keyof T & string, P>] extends [never]
+  ? T[keyof T]
+  : T[Matching<keyof T & string, P>];
 
 /** Connection state. */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -226,7 +228,10 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
    * one (unless acked or nacked already); breaking out unsubscribes; an
    * exception in the loop body nacks the current delivery.
    */
-  stream<P extends string>(topic: P, options: SubscribeOptions = {}): AsyncIterableIterator<Delivery<PayloadOf<T, P>>> & { unsubscribe(): Promise<void> } {
+  stream<P extends string>(
+    topic: P,
+    options: SubscribeOptions = {},
+  ): AsyncIterableIterator<Delivery<PayloadOf<T, P>>> & { unsubscribe(): Promise<void> } {
     type D = Delivery<PayloadOf<T, P>>;
     const queue: D[] = [];
     const waiters: Array<(r: IteratorResult<D>) => void> = [];
@@ -444,10 +449,13 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
     const at = Date.parse(expiresAt);
     if (!Number.isFinite(at)) return;
     const delay = Math.max(1_000, at - Date.now() - (this.#o.refreshBeforeMs ?? 30_000));
-    this.#refreshTimer = setTimeout(() => {
-      const ws = this.#ws;
-      if (ws && this.#authed) void this.#authenticate(ws, false);
-    }, Math.min(delay, 2 ** 31 - 1));
+    this.#refreshTimer = setTimeout(
+      () => {
+        const ws = this.#ws;
+        if (ws && this.#authed) void this.#authenticate(ws, false);
+      },
+      Math.min(delay, 2 ** 31 - 1),
+    );
   }
 
   #onFrame(text: string): void {

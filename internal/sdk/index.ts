@@ -12,5 +12,17 @@
  *   throws. Lifecycle: connecting -> open <-> reconnecting -> closed (`close()`
  *   or the `signal`), after which every call rejects with `CLOSED`.
  */
-export { HubClient, createClient, type ClientOptions, type ClientState, type Delivery, type HubEvent, type PayloadOf, type PublishOptions, type SubscribeOptions, type Subscription, type TopicMap } from './client.js';
+export {
+  HubClient,
+  createClient,
+  type ClientOptions,
+  type ClientState,
+  type Delivery,
+  type HubEvent,
+  type PayloadOf,
+  type PublishOptions,
+  type SubscribeOptions,
+  type Subscription,
+  type TopicMap,
+} from './client.js';
 export { HubClientError, type ClientErrorCode } from './errors.js';

@@ -29,7 +29,11 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       expect(second.appended.map((e) => e.seq)).toEqual([3]);
       expect(second.head).toBe(3);
       const all = await a.read({ partition: 3, limit: 100 });
-      expect(all.map((e) => [e.seq, (e.payload as { n: number }).n])).toEqual([[1, 1], [2, 2], [3, 3]]);
+      expect(all.map((e) => [e.seq, (e.payload as { n: number }).n])).toEqual([
+        [1, 1],
+        [2, 2],
+        [3, 3],
+      ]);
       expect(all[0]?.headers).toEqual({ h: '1' });
       expect(await a.read({ partition: 3, afterSeq: 1, limit: 1 })).toHaveLength(1);
       expect((await a.read({ partition: 3, topic: 'orders.paid', limit: 10 })).map((e) => e.seq)).toEqual([3]);
@@ -73,7 +77,12 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       expect(all.map((e) => e.seq)).toEqual(batch.map((_, i) => i + 1));
       expect(all.map((e) => (e.payload as { n: number }).n)).toEqual(batch.map((_, i) => i + 1));
       // Every input is accounted for exactly once by each writer.
-      expect([...ra.appended.map((e) => e.id), ...ra.duplicates].sort()).toEqual(batch.slice(0, 25).map((e) => e.id).sort());
+      expect([...ra.appended.map((e) => e.id), ...ra.duplicates].sort()).toEqual(
+        batch
+          .slice(0, 25)
+          .map((e) => e.id)
+          .sort(),
+      );
       expect([...rb.appended.map((e) => e.id), ...rb.duplicates].sort()).toEqual(batch.map((e) => e.id).sort());
       expect(ra.appended.length + rb.appended.length).toBe(40);
     });

@@ -40,7 +40,10 @@ export function leaseStoreContract(name: string, factory: () => Promise<LeaseSto
       await s.acquire('g3', 0, 'bob', 10_000);
       await s.acquire('other', 0, 'alice', 10_000);
       const list = await s.list('g3');
-      expect(list.map((l) => [l.partition, l.holder])).toEqual([[0, 'bob'], [1, 'alice']]);
+      expect(list.map((l) => [l.partition, l.holder])).toEqual([
+        [0, 'bob'],
+        [1, 'alice'],
+      ]);
     });
 
     it('tracks live members by heartbeat, expiry and leave', async () => {

@@ -53,7 +53,13 @@ for (let i = 0; i < DRAINERS; i++) {
 }
 const gatewayPort = Number(process.env['GATEWAY_PORT'] ?? (await freePort()));
 const gatewayMetrics = await freePort();
-run('gateway', { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(gatewayPort), METRICS_PORT: String(gatewayMetrics), JWT_SECRET, MEMBER_ID: 'dev-gateway-1' });
+run('gateway', {
+  GATEWAY_HOST: '127.0.0.1',
+  GATEWAY_PORT: String(gatewayPort),
+  METRICS_PORT: String(gatewayMetrics),
+  JWT_SECRET,
+  MEMBER_ID: 'dev-gateway-1',
+});
 const opsPort = Number(process.env['OPS_PORT'] ?? (await freePort()));
 const OPS_ADMIN_TOKEN = process.env['OPS_ADMIN_TOKEN'] ?? randomBytes(16).toString('hex');
 run('ops', { OPS_HOST: '127.0.0.1', OPS_PORT: String(opsPort), OPS_ADMIN_TOKEN, OPS_SAMPLE_INTERVAL: '2s' });

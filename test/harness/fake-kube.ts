@@ -30,7 +30,8 @@ export async function startFakeKube(): Promise<FakeKube> {
     requests++;
     const url = new URL(req.url ?? '/', 'http://x');
     const m = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/.exec(url.pathname);
-    const send = (code: number, body: unknown): void => void res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const send = (code: number, body: unknown): void =>
+      void res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (!m) return send(404, status(404, 'NotFound'));
     const [, ns, name] = m;
     let raw = '';
@@ -41,12 +42,18 @@ export async function startFakeKube(): Promise<FakeKube> {
       if (!name && req.method === 'GET') {
         const [k, v] = (url.searchParams.get('labelSelector') ?? '').split('=');
         const items = [...leases.values()].filter((l) => l.metadata.namespace === ns && (!k || l.metadata.labels?.[k] === v));
-        return send(200, { apiVersion: 'coordination.k8s.io/v1', kind: 'LeaseList', metadata: { resourceVersion: String(version) }, items });
+        return send(200, {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'LeaseList',
+          metadata: { resourceVersion: String(version) },
+          items,
+        });
       }
       // Like the API server: MicroTime fields must carry exactly six fractional digits.
       const spec = (body?.['spec'] ?? {}) as Record<string, unknown>;
       for (const f of ['renewTime', 'acquireTime']) {
-        if (spec[f] !== undefined && !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/.test(String(spec[f]))) return send(400, status(400, `BadRequest: spec.${f} is not a MicroTime`));
+        if (spec[f] !== undefined && !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/.test(String(spec[f])))
+          return send(400, status(400, `BadRequest: spec.${f} is not a MicroTime`));
       }
       if (!name && req.method === 'POST' && body) {
         const k = `${ns}/${body.metadata.name}`;
@@ -85,9 +92,10 @@ export async function startFakeKube(): Promise<FakeKube> {
     get requests() {
       return requests;
     },
-    close: () => new Promise<void>((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
   };
 }

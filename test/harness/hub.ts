@@ -9,7 +9,10 @@ import { createRegistry } from '../../internal/telemetry/index.js';
 export const TEST_SECRET = 'outbox-hub-test-secret-at-least-32-bytes-long';
 
 /** A signed test token for `sub` with `claims` (scopes, policy) expiring in `ttlS` seconds. */
-export async function testToken(claims: Record<string, unknown>, options: { sub?: string; ttlS?: number; secret?: string } = {}): Promise<string> {
+export async function testToken(
+  claims: Record<string, unknown>,
+  options: { sub?: string; ttlS?: number; secret?: string } = {},
+): Promise<string> {
   return new SignJWT(claims)
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(options.sub ?? 'tester')
@@ -62,16 +65,24 @@ export async function startGateway(url: string, db: string, env: Record<string, 
 
 /** Starts a drainer alone on `db`. */
 export async function startDrainer(url: string, db: string, env: Record<string, string> = {}): Promise<DrainerApp> {
-  const drainer = new DrainerApp(loadDrainerConfig({ ...baseEnv(url, db), POLL_MAX: '30ms', LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '200ms', ...env }), {
-    log: quietLogger(),
-    registry: createRegistry('drainer'),
-  });
+  const drainer = new DrainerApp(
+    loadDrainerConfig({ ...baseEnv(url, db), POLL_MAX: '30ms', LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '200ms', ...env }),
+    {
+      log: quietLogger(),
+      registry: createRegistry('drainer'),
+    },
+  );
   await drainer.start();
   return drainer;
 }
 
 /** Starts a gateway (and a drainer unless `drainer: false`) on `db`. */
-export async function startHub(url: string, db: string, env: Record<string, string> = {}, options: { drainer?: boolean } = {}): Promise<TestHub> {
+export async function startHub(
+  url: string,
+  db: string,
+  env: Record<string, string> = {},
+  options: { drainer?: boolean } = {},
+): Promise<TestHub> {
   const drainer = options.drainer === false ? undefined : await startDrainer(url, db, env);
   const gateway = await startGateway(url, db, env);
   return {

@@ -89,7 +89,9 @@ async function waitForServer(url: string, child: ChildProcess, timeoutMs: number
 }
 
 /** Starts FerretDB on a free loopback port with a fresh SQLite directory. */
-export async function startFerretDB(options: { binary?: string; quiet?: boolean; dataDir?: string; detached?: boolean } = {}): Promise<TestServer> {
+export async function startFerretDB(
+  options: { binary?: string; quiet?: boolean; dataDir?: string; detached?: boolean } = {},
+): Promise<TestServer> {
   const binary = options.binary ?? ferretdbBinary();
   if (!existsSync(binary)) throw new Error(`FerretDB not found at ${binary}: run 'make tools' (or set MONGO_URL)`);
   const keep = options.dataDir !== undefined;

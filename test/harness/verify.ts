@@ -22,7 +22,10 @@ export interface LogCheck {
  * `n` increases with seq (per-key order).
  */
 export async function verifyExactlyOnceInOrder(db: Db, expectedIds: readonly string[]): Promise<LogCheck> {
-  const rows = await db.collection<EventRow>('events').find({}, { sort: { partition: 1, seq: 1 } }).toArray();
+  const rows = await db
+    .collection<EventRow>('events')
+    .find({}, { sort: { partition: 1, seq: 1 } })
+    .toArray();
   const ids = rows.map((r) => r._id);
   expect(new Set(ids).size).toBe(ids.length);
   expect([...ids].sort()).toEqual([...expectedIds].sort());
