@@ -1,92 +1,89 @@
 /**
- * Drain benchmark (`make bench`). Not part of the test suite.
+ * Drain benchmark (`make bench-drain`). Not part of the test suite.
  *
- * For 1, 2 and 4 drainer processes: (1) throughput draining a pre-filled
- * backlog of BENCH_MESSAGES messages; (2) commit-to-publish latency p50/p99
- * under a steady BENCH_RATE msg/s for BENCH_SECONDS. Then the naive baseline:
- * one worker claiming one message at a time with findOneAndUpdate, same load.
+ * On one server, in one run:
+ * 1. the database's own limit: raw `insertMany` of event-shaped documents in
+ *    batches of 100 (the drainer's append chunk);
+ * 2. drain rate with 1, 2 and 4 drainer processes at backlogs of 1k, 10k and
+ *    30k messages (BENCH_BACKLOGS), each on a fresh database, and its ratio to (1);
+ * 3. commit-to-publish latency under a steady BENCH_RATE msg/s with 1 drainer.
+ *
+ * Progress is read from the drainers' own `/metrics` (outbox_published_total),
+ * never by counting documents (a full scan on FerretDB).
  * Uses MONGO_URL if set, else a local FerretDB like the tests.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient, type Db } from 'mongodb';
-import { createOutbox, migrateOutbox, type OutboxDocument } from '../internal/outbox/index.js';
+import { createOutbox, migrateOutbox } from '../internal/outbox/index.js';
 import { startBinary, type BinaryProcess } from '../test/harness/process.js';
-import { startTestServer } from '../test/harness/server.js';
+import { freePort, startTestServer } from '../test/harness/server.js';
 
-const MESSAGES = Number(process.env['BENCH_MESSAGES'] ?? 5000);
-const RATE = Number(process.env['BENCH_RATE'] ?? 200);
+const BACKLOGS = (process.env['BENCH_BACKLOGS'] ?? '1000,10000,30000').split(',').map(Number);
+const DRAINERS = (process.env['BENCH_DRAINERS'] ?? '1,2,4').split(',').map(Number);
+const RATE = Number(process.env['BENCH_RATE'] ?? 500);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
+const RAW_DOCS = Number(process.env['BENCH_RAW_DOCS'] ?? 20_000);
 const PARTITIONS = 16;
-const BASELINE_BUDGET_MS = Number(process.env['BENCH_BASELINE_SECONDS'] ?? 30) * 1000;
-
-interface Result {
-  name: string;
-  throughput: number;
-  p50: number;
-  p99: number;
-}
+const PAD = 'x'.repeat(200);
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
-async function fill(db: Db, n: number): Promise<void> {
-  const outbox = createOutbox(db, { partitions: PARTITIONS });
-  for (let i = 0; i < n; i += 500) {
-    await outbox.addMany(
-      Array.from({ length: Math.min(500, n - i) }, (_, j) => ({
+const message = (i: number) => ({ topic: 'bench.order', key: `k${i % 1000}`, payload: { i, pad: PAD } });
+
+/** The database's own write limit for event-shaped documents, in docs/s. */
+async function rawInsertRate(db: Db): Promise<number> {
+  const c = db.collection('raw_events');
+  await c.createIndex({ partition: 1, seq: 1 }, { unique: true });
+  const started = performance.now();
+  for (let i = 0; i < RAW_DOCS; i += 100) {
+    await c.insertMany(
+      Array.from({ length: Math.min(100, RAW_DOCS - i) }, (_, j) => ({
+        _id: `raw-${i + j}` as never,
         topic: 'bench.order',
         key: `k${(i + j) % 1000}`,
-        payload: { i: i + j, pad: 'x'.repeat(200) },
+        partition: (i + j) % PARTITIONS,
+        seq: Math.floor((i + j) / PARTITIONS) + 1,
+        epoch: 1,
+        w: 'bench',
+        payload: { i: i + j, pad: PAD },
+        headers: {},
+        createdAt: new Date(),
+        publishedAt: new Date(),
       })),
+      { ordered: true },
     );
   }
+  return RAW_DOCS / ((performance.now() - started) / 1000);
 }
 
-/** Writes at `rate` msg/s for `seconds`, in 20 ms ticks; returns the ids written. */
-async function steady(db: Db, rate: number, seconds: number): Promise<string[]> {
+async function fill(db: Db, n: number): Promise<void> {
   const outbox = createOutbox(db, { partitions: PARTITIONS });
-  const ids: string[] = [];
-  const start = Date.now();
-  let sent = 0;
-  while (Date.now() - start < seconds * 1000) {
-    const due = Math.floor(((Date.now() - start) / 1000) * rate);
-    if (due > sent) {
-      const batch = Array.from({ length: due - sent }, (_, j) => ({ topic: 'bench.live', key: `k${(sent + j) % 1000}`, payload: { j } }));
-      ids.push(...(await outbox.addMany(batch)).map((r) => r.id));
-      sent = due;
+  for (let i = 0; i < n; i += 500) await outbox.addMany(Array.from({ length: Math.min(500, n - i) }, (_, j) => message(i + j)));
+}
+
+async function published(ports: number[]): Promise<number> {
+  let total = 0;
+  for (const port of ports) {
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const m = /^outbox_published_total\{[^}]*\} (\d+)/m.exec(text);
+      total += Number(m?.[1] ?? 0);
+    } catch {
+      // Not listening yet.
     }
-    await sleep(20);
   }
-  return ids;
+  return total;
 }
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('benchmark timed out');
-    await sleep(25);
-  }
-}
-
-async function latencies(db: Db, ids: string[]): Promise<number[]> {
-  const events = await db
-    .collection<{ createdAt: Date; publishedAt: Date }>('events')
-    .find({ _id: { $in: ids as never[] } })
-    .toArray();
-  return events.map((e) => e.publishedAt.getTime() - e.createdAt.getTime()).sort((a, b) => a - b);
-}
-
-async function runDrainers(client: MongoClient, url: string, n: number): Promise<Result> {
-  const dbName = `bench_drainers_${n}_${Date.now()}`;
-  const db = client.db(dbName);
-  await migrateOutbox(db);
-  await fill(db, MESSAGES);
-  const outbox = db.collection('outbox');
+async function startDrainers(url: string, dbName: string, n: number): Promise<{ procs: BinaryProcess[]; ports: number[] }> {
   const procs: BinaryProcess[] = [];
-  const started = Date.now();
+  const ports: number[] = [];
   for (let i = 0; i < n; i++) {
+    const port = await freePort();
+    ports.push(port);
     procs.push(
       startBinary('drainer', {
         MONGO_URL: url,
@@ -94,99 +91,103 @@ async function runDrainers(client: MongoClient, url: string, n: number): Promise
         MEMBER_ID: `bench-${i}`,
         OUTBOX_PARTITIONS: String(PARTITIONS),
         METRICS_HOST: '127.0.0.1',
-        METRICS_PORT: '0',
+        METRICS_PORT: String(port),
         LOG_LEVEL: 'warn',
-        LEASE_RENEW_INTERVAL: '500ms',
       }),
     );
   }
+  return { procs, ports };
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`benchmark timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function stop(procs: BinaryProcess[]): Promise<void> {
+  for (const p of procs) p.kill('SIGTERM');
+  await Promise.all(procs.map((p) => p.exited));
+}
+
+/** Drain rate in msg/s, from the first published message to the last (start-up excluded). */
+async function drainRate(client: MongoClient, url: string, backlog: number, drainers: number): Promise<number> {
+  const dbName = `bench_drain_${backlog}_${drainers}_${Date.now()}`;
+  const db = client.db(dbName);
+  await migrateOutbox(db, { partitions: PARTITIONS });
+  await fill(db, backlog);
+  const { procs, ports } = await startDrainers(url, dbName, drainers);
   try {
-    await waitUntil(async () => (await outbox.countDocuments({ status: 'pending' })) === 0, 600_000);
-    const throughput = MESSAGES / ((Date.now() - started) / 1000);
-    const ids = await steady(db, RATE, SECONDS);
-    await waitUntil(async () => (await outbox.countDocuments({ status: 'pending' })) === 0, 120_000);
-    const lat = await latencies(db, ids);
-    return { name: `${n} drainer${n > 1 ? 's' : ''}`, throughput, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+    let first = 0;
+    let firstCount = 0;
+    await until(
+      async () => {
+        const n = await published(ports);
+        if (n > 0 && first === 0) [first, firstCount] = [performance.now(), n];
+        return n >= backlog;
+      },
+      900_000,
+      'the backlog to drain',
+    );
+    return (backlog - firstCount) / ((performance.now() - first) / 1000);
   } finally {
-    for (const p of procs) p.kill('SIGTERM');
-    await Promise.all(procs.map((p) => p.exited));
+    await stop(procs);
     await db.dropDatabase();
   }
 }
 
-/** The naive design: claim one message at a time, append it, mark it. */
-async function naiveWorker(db: Db, stop: AbortSignal): Promise<void> {
-  const outbox = db.collection<OutboxDocument & { claimedAt?: Date }>('outbox');
-  const events = db.collection('events');
-  while (!stop.aborted) {
-    const m = await outbox.findOneAndUpdate(
-      { status: 'pending' },
-      { $set: { status: 'claimed' as never, claimedAt: new Date() } },
-      { sort: { ts: 1 } },
-    );
-    if (!m) {
-      await sleep(10);
-      continue;
-    }
-    await events.insertOne({
-      _id: m._id as never,
-      topic: m.topic,
-      key: m.key,
-      partition: m.partition,
-      payload: m.payload,
-      createdAt: m.createdAt,
-      publishedAt: new Date(),
-    });
-    await outbox.updateOne({ _id: m._id }, { $set: { status: 'sent', sentAt: new Date() } });
-  }
-}
-
-async function runBaseline(client: MongoClient): Promise<Result> {
-  const db = client.db(`bench_baseline_${Date.now()}`);
-  await migrateOutbox(db);
-  await fill(db, MESSAGES);
-  const outbox = db.collection('outbox');
-  const stop = new AbortController();
-  const worker = naiveWorker(db, stop.signal);
-  const started = Date.now();
+/** Commit-to-publish latency at a steady rate with one drainer. */
+async function latency(client: MongoClient, url: string): Promise<{ p50: number; p99: number; rate: number }> {
+  const dbName = `bench_latency_${Date.now()}`;
+  const db = client.db(dbName);
+  await migrateOutbox(db, { partitions: PARTITIONS });
+  const { procs, ports } = await startDrainers(url, dbName, 1);
   try {
-    await waitUntil(
-      async () => (await outbox.countDocuments({ status: 'pending' })) === 0 || Date.now() - started > BASELINE_BUDGET_MS,
-      600_000,
-    );
-    const done = await outbox.countDocuments({ status: 'sent' });
-    const throughput = done / ((Date.now() - started) / 1000);
-    // Latency on an empty backlog, as for the drainers.
-    await outbox.deleteMany({ status: 'pending' });
-    const ids = await steady(db, Math.min(RATE, Math.max(1, Math.floor(throughput * 0.8))), SECONDS);
-    await waitUntil(async () => (await outbox.countDocuments({ status: 'pending' })) === 0, 120_000);
-    const lat = await latencies(db, ids);
-    return { name: 'baseline (findOneAndUpdate, 1 at a time)', throughput, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+    await until(async () => (await fetch(`http://127.0.0.1:${ports[0]}/readyz`).catch(() => undefined))?.status === 200, 30_000, 'readiness');
+    const outbox = createOutbox(db, { partitions: PARTITIONS });
+    const ids: string[] = [];
+    const start = Date.now();
+    let sent = 0;
+    while (Date.now() - start < SECONDS * 1000) {
+      const due = Math.floor(((Date.now() - start) / 1000) * RATE);
+      if (due > sent) {
+        ids.push(...(await outbox.addMany(Array.from({ length: due - sent }, (_, j) => message(sent + j)))).map((r) => r.id));
+        sent = due;
+      }
+      await sleep(10);
+    }
+    await until(async () => (await published(ports)) >= ids.length, 120_000, 'the steady load to drain');
+    const events = await db
+      .collection<{ createdAt: Date; publishedAt: Date }>('events')
+      .find({}, { projection: { createdAt: 1, publishedAt: 1 } })
+      .toArray();
+    const lat = events.map((e) => e.publishedAt.getTime() - e.createdAt.getTime()).sort((a, b) => a - b);
+    return { p50: percentile(lat, 50), p99: percentile(lat, 99), rate: ids.length / SECONDS };
   } finally {
-    stop.abort();
-    await worker;
+    await stop(procs);
     await db.dropDatabase();
   }
 }
 
 const server = await startTestServer();
-const client = new MongoClient(server.url);
-await client.connect();
+const client = await new MongoClient(server.url).connect();
 try {
-  process.stdout.write(
-    `backend: ${server.backend} at ${server.url}; ${MESSAGES} messages backlog, ${PARTITIONS} partitions; latency at ${RATE} msg/s for ${SECONDS}s\n`,
-  );
-  const results: Result[] = [];
-  for (const n of [1, 2, 4]) {
-    results.push(await runDrainers(client, server.url, n));
-    process.stdout.write(`  done: ${results.at(-1)?.name}\n`);
+  const rawDb = client.db(`bench_raw_${Date.now()}`);
+  const raw = await rawInsertRate(rawDb);
+  await rawDb.dropDatabase();
+  console.log(`server: ${server.backend}; raw insertMany (batches of 100): ${raw.toFixed(0)} docs/s\n`);
+  console.log('| backlog | drainers | drain msg/s | ratio to raw insert |');
+  console.log('|---:|---:|---:|---:|');
+  for (const backlog of BACKLOGS) {
+    for (const n of DRAINERS) {
+      const rate = await drainRate(client, server.url, backlog, n);
+      console.log(`| ${backlog} | ${n} | ${rate.toFixed(0)} | ${(rate / raw).toFixed(2)}x |`);
+    }
   }
-  const baseline = await runBaseline(client);
-  results.push(baseline);
-  process.stdout.write('\n| setup | drain throughput (msg/s) | commit-to-publish p50 (ms) | p99 (ms) |\n|---|---:|---:|---:|\n');
-  for (const r of results) process.stdout.write(`| ${r.name} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} |\n`);
-  const one = results[0] as Result;
-  process.stdout.write(`\n1 drainer vs baseline: ${(one.throughput / baseline.throughput).toFixed(1)}x throughput\n`);
+  const l = await latency(client, server.url);
+  console.log(`\ncommit-to-publish at ${l.rate.toFixed(0)} msg/s, 1 drainer: p50 ${l.p50} ms, p99 ${l.p99} ms`);
 } finally {
   await client.close();
   await server.stop();

@@ -73,7 +73,7 @@ it('reports a lease as lost when another member takes it after expiry', async ()
   await a.coordinator.start();
   const lease = a.coordinator.owned.get(0) as Lease;
   // Simulate a pause: the lease expires and someone else takes it with a new epoch.
-  await t.db.collection('leases').updateOne({ _id: 'lost/0' as never }, { $set: { expiresAt: new Date(0) } });
+  await t.db.collection('leases').updateOne({ _id: `lost/0/${lease.epoch}` as never }, { $set: { expiresAt: new Date(0) } });
   const taken = await store.acquire('lost', 0, 'intruder', 60_000);
   expect(taken?.epoch).toBe(lease.epoch + 1);
   await eventually(async () => a.events.includes('!0'), 5_000, 'the loss to be reported');

@@ -9,7 +9,7 @@ import { createOutbox, migrateOutbox, MongoOutboxStore, partitionOf, type Outbox
 import { useTestDb } from './harness/db.js';
 import { eventually, startBinary, type BinaryProcess } from './harness/process.js';
 import { freePort } from './harness/server.js';
-import { verifyExactlyOnceInOrder } from './harness/verify.js';
+import { logProblems, pendingCount, verifyExactlyOnceInOrder } from './harness/verify.js';
 
 const t = useTestDb('drainer');
 const running = new Set<BinaryProcess>();
@@ -67,15 +67,15 @@ async function produce(
 
 const acquiredCount = (p: BinaryProcess): number => p.logs.filter((l) => l.msg === 'lease acquired').length;
 
-async function drained(dbName: string): Promise<void> {
-  const outbox = t.client.db(dbName).collection('outbox');
-  await eventually(async () => (await outbox.countDocuments({ status: 'pending' })) === 0, 90_000, 'the outbox to drain');
+async function drained(dbName: string, partitions = 8): Promise<void> {
+  const db = t.client.db(dbName);
+  await eventually(async () => (await pendingCount(db, partitions)) === 0, 90_000, 'the outbox to drain');
 }
 
 it('publishes exactly once and in per-key order with 3 drainers, one SIGKILLed mid-stream and a fourth added', async () => {
   const dbName = `${t.name}_scale`;
   const db = t.client.db(dbName);
-  await migrateOutbox(db);
+  await migrateOutbox(db, { partitions: 8 });
   const outbox = createOutbox(db, { partitions: 8 });
   const [d1, d2, d3] = [drainer(dbName, 'd1'), drainer(dbName, 'd2'), drainer(dbName, 'd3')];
   await Promise.all([d1, d2, d3].map((d) => d.waitForLog((l) => l.msg === 'partition claimed')));
@@ -102,17 +102,17 @@ it('publishes exactly once and in per-key order with 3 drainers, one SIGKILLed m
 it('fences a holder paused past its lease: when it wakes it appends nothing', async () => {
   const dbName = `${t.name}_fence`;
   const db = t.client.db(dbName);
-  await migrateOutbox(db);
+  await migrateOutbox(db, { partitions: 2 });
   const outbox = createOutbox(db, { partitions: 2 });
   // A polls fast but renews slowly, so on waking it tries to drain before it notices the loss.
-  const a = drainer(dbName, 'a', { OUTBOX_PARTITIONS: '2', LEASE_TTL: '1500ms', LEASE_RENEW_INTERVAL: '1s', POLL_MAX: '20ms' });
+  const a = drainer(dbName, 'a', { OUTBOX_PARTITIONS: '2', LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '1s', POLL_MAX: '20ms' });
   await eventually(async () => a.logs.filter((l) => l.msg === 'partition claimed').length === 2, 20_000, 'a to claim both partitions');
   const counters = new Map<string, number>();
   const before = await produce(outbox, 20, 4, 10, undefined, counters);
-  await drained(dbName);
+  await drained(dbName, 2);
 
   a.kill('SIGSTOP');
-  const b = drainer(dbName, 'b', { OUTBOX_PARTITIONS: '2', LEASE_TTL: '1500ms' });
+  const b = drainer(dbName, 'b', { OUTBOX_PARTITIONS: '2', LEASE_TTL: '2s' });
   await eventually(async () => b.logs.filter((l) => l.msg === 'partition claimed').length === 2, 20_000, 'b to claim both partitions');
   b.kill('SIGSTOP');
 
@@ -123,8 +123,8 @@ it('fences a holder paused past its lease: when it wakes it appends nothing', as
   // Once B's lease lapses too, A may legitimately take over again, but only under a new epoch.
 
   b.kill('SIGCONT');
-  await drained(dbName);
-  await verifyExactlyOnceInOrder(db, [...before, ...during]);
+  await drained(dbName, 2);
+  await verifyExactlyOnceInOrder(db, [...before, ...during], 2);
   const stale = await db.collection('events').countDocuments({ _id: { $in: during as never[] }, epoch: 1 });
   expect(stale).toBe(0);
 });
@@ -132,7 +132,7 @@ it('fences a holder paused past its lease: when it wakes it appends nothing', as
 it('hands partitions over on SIGTERM without waiting for the lease to expire', async () => {
   const dbName = `${t.name}_term`;
   const db = t.client.db(dbName);
-  await migrateOutbox(db);
+  await migrateOutbox(db, { partitions: 8 });
   const outbox = createOutbox(db, { partitions: 8 });
   const env = { LEASE_TTL: '60s', LEASE_RENEW_INTERVAL: '250ms' };
   const a = drainer(dbName, 'a', env);
@@ -158,72 +158,113 @@ it('hands partitions over on SIGTERM without waiting for the lease to expire', a
 it('moves an unpublishable message to dead without blocking its partition, and can requeue it', async () => {
   const dbName = `${t.name}_dead`;
   const db = t.client.db(dbName);
-  await migrateOutbox(db);
+  await migrateOutbox(db, { partitions: 1 });
   const outbox = createOutbox(db, { partitions: 1 });
   const first = await outbox.add({ topic: 'orders.created', key: 'k', payload: { key: 'k', n: 1 } });
   // Written around the library, as a buggy writer might: a wildcard topic cannot be published.
-  await db.collection('outbox').insertOne({
+  await db.collection('outbox_p0').insertOne({
     _id: 'bad-1' as never,
     topic: 'orders.*',
     key: 'k',
-    partition: 0,
     payload: {},
     headers: {},
-    status: 'pending',
     ts: Date.now() * 1000 + 500,
     createdAt: new Date(),
-    attempts: 0,
   });
   await sleep(2);
   const last = await outbox.add({ topic: 'orders.created', key: 'k', payload: { key: 'k', n: 2 } });
   drainer(dbName, 'solo', { OUTBOX_PARTITIONS: '1' });
-  await drained(dbName);
-  const store = new MongoOutboxStore(db);
+  await drained(dbName, 1);
+  const store = new MongoOutboxStore(db, { partitions: 1 });
   const dead = await store.get('bad-1');
   expect(dead).toMatchObject({ status: 'dead', attempts: 1 });
   expect(dead?.lastError).toMatch(/wildcard/);
   expect((await store.listDead(0, 10)).map((m) => m.id)).toEqual(['bad-1']);
   expect(await db.collection('events').countDocuments({ _id: { $in: [first.id, last.id] as never[] } })).toBe(2);
 
-  await db.collection('outbox').updateOne({ _id: 'bad-1' as never }, { $set: { topic: 'orders.fixed' } });
+  await db.collection('outbox_dead').updateOne({ _id: 'bad-1' as never }, { $set: { topic: 'orders.fixed' } });
   expect(await store.requeue(['bad-1'])).toBe(1);
-  await eventually(async () => (await store.get('bad-1'))?.status === 'sent', 20_000, 'the requeued message to be sent');
-  expect((await db.collection('events').findOne({ _id: 'bad-1' as never }))?.['seq']).toBe(3);
+  await eventually(async () => (await db.collection('events').findOne({ _id: 'bad-1' as never }))?.['seq'] === 3, 20_000, 'the requeued message to be appended');
+  expect(await store.get('bad-1')).toBeNull();
 });
 
 it('moves a message whose id is already in the log with other content to dead instead of dropping it', async () => {
   const dbName = `${t.name}_dupid`;
   const db = t.client.db(dbName);
-  await migrateOutbox(db);
+  await migrateOutbox(db, { partitions: 8 });
   await migrateEventLog(db);
-  const p = partitionOf('reused', 8);
-  await new MongoEventLog(db).append(p, 1, [
-    { id: 'reused', topic: 'orders.created', key: null, payload: { v: 1 }, headers: {}, createdAt: new Date() },
-  ]);
   const outbox = createOutbox(db, { partitions: 8 });
   const same = await outbox.add({ id: 'same-again', topic: 'orders.created', payload: { v: 1 } });
-  await new MongoEventLog(db).append(same.partition, 1, [
-    { id: 'same-again', topic: 'orders.created', key: null, payload: { v: 1 }, headers: {}, createdAt: new Date() },
-  ]);
-  await outbox.add({ id: 'reused', topic: 'orders.created', payload: { v: 2 } });
+  const reused = await outbox.add({ id: 'reused', topic: 'orders.created', payload: { v: 2 } });
+  // As a holder that died before removing them would leave it: one with the same content, one reusing the id.
+  const log = new MongoEventLog(db);
+  await log.append(same.partition, 1, [{ id: 'same-again', topic: 'orders.created', key: null, payload: { v: 1 }, headers: {}, createdAt: same.createdAt }]);
+  await log.append(partitionOf('other-key', 8), 1, [{ id: 'reused', topic: 'orders.created', key: 'other-key', payload: { v: 1 }, headers: {}, createdAt: new Date() }]);
   drainer(dbName, 'dup');
-  const store = new MongoOutboxStore(db);
-  await eventually(async () => (await store.get('reused'))?.status === 'dead', 20_000, 'the conflicting message to be dead');
+  const store = new MongoOutboxStore(db, { partitions: 8 });
+  await eventually(async () => (await store.get('reused', reused.partition))?.status === 'dead', 20_000, 'the conflicting message to be dead');
   expect((await store.get('reused'))?.lastError).toMatch(/DUPLICATE_ID/);
-  // The same message drained twice is simply marked sent.
-  await eventually(async () => (await store.get('same-again'))?.status === 'sent', 20_000, 'the true duplicate to be sent');
+  // The same message drained twice is simply removed from the outbox, and in the log once.
+  await eventually(async () => (await store.get('same-again')) === null, 20_000, 'the true duplicate to leave the outbox');
+  expect(await db.collection('events').countDocuments({ _id: 'same-again' as never })).toBe(1);
 });
 
-it('removes sent messages after the retention period', async () => {
-  const dbName = `${t.name}_retention`;
+it('re-drains after a crash that left more than 100 messages logged but pending, without holes or reordering', async () => {
+  const dbName = `${t.name}_redrain`;
   const db = t.client.db(dbName);
-  await migrateOutbox(db);
-  const outbox = createOutbox(db, { partitions: 8 });
-  await produce(outbox, 30, 3, 30);
-  drainer(dbName, 'r', { OUTBOX_RETENTION: '1s', RETENTION_SWEEP_INTERVAL: '200ms' });
-  await eventually(async () => (await db.collection('outbox').countDocuments()) === 0, 20_000, 'the outbox to drain');
-  await eventually(async () => (await db.collection('outbox_sent').countDocuments()) === 0, 20_000, 'retention to remove sent messages');
-  expect(await db.collection('events').countDocuments()).toBe(30);
+  await migrateOutbox(db, { partitions: 1 });
+  await migrateEventLog(db);
+  const outbox = createOutbox(db, { partitions: 1 });
+  const counters = new Map<string, number>();
+  const crashed = await produce(outbox, 250, 7, 50, undefined, counters);
+  // A holder appended the first 230 (in chunks, as it would) and died before removing them from the outbox.
+  const store = new MongoOutboxStore(db, { partitions: 1 });
+  const log = new MongoEventLog(db);
+  await log.claim(0, 1);
+  const pending = await store.pending(0, 230);
+  await log.append(
+    0,
+    1,
+    pending.map((m) => ({ id: m.id, topic: m.topic, key: m.key, payload: m.payload, headers: m.headers, createdAt: m.createdAt })),
+  );
+  const fresh = await produce(outbox, 11, 7, 11, undefined, counters);
+  const d = drainer(dbName, 'next', { OUTBOX_PARTITIONS: '1' });
+  await drained(dbName, 1);
+  await verifyExactlyOnceInOrder(db, [...crashed, ...fresh], 1);
+  expect(await db.collection('events').countDocuments()).toBe(261);
+  expect(d.logs.filter((l) => l.msg === 'drain batch failed')).toEqual([]);
+});
+
+it('drains the single outbox collection of 0.1 first, then the partition collections', async () => {
+  const dbName = `${t.name}_legacy`;
+  const db = t.client.db(dbName);
+  const legacy = db.collection('outbox');
+  const old = Array.from({ length: 30 }, (_, i) => {
+    const key = `key-${i % 3}`;
+    return {
+      _id: `old-${i}` as never,
+      topic: 'orders.updated',
+      key,
+      partition: partitionOf(key, 8),
+      payload: { key, n: Math.floor(i / 3) + 1 },
+      headers: {},
+      status: 'pending',
+      ts: Date.now() * 1000 + i,
+      createdAt: new Date(),
+      attempts: 0,
+    };
+  });
+  await legacy.insertMany(old);
+  await legacy.insertOne({ _id: 'old-dead' as never, topic: 'orders.*', key: 'x', partition: 1, payload: {}, headers: {}, status: 'dead', ts: 1, createdAt: new Date(), attempts: 5, lastError: 'bad' });
+  await migrateOutbox(db, { partitions: 8 });
+  const counters = new Map<string, number>([['key-0', 10], ['key-1', 10], ['key-2', 10]]);
+  const fresh = await produce(createOutbox(db, { partitions: 8 }), 30, 3, 30, undefined, counters);
+  drainer(dbName, 'upgrade');
+  await drained(dbName);
+  await eventually(async () => (await legacy.countDocuments({ status: 'pending' })) === 0, 20_000, 'the legacy collection to drain');
+  await verifyExactlyOnceInOrder(db, [...old.map((o) => o._id as string), ...fresh]);
+  const store = new MongoOutboxStore(db, { partitions: 8 });
+  expect(await store.get('old-dead')).toMatchObject({ status: 'dead', lastError: 'bad' });
 });
 
 it('serves metrics, health and readiness over HTTP', async () => {

@@ -6,14 +6,18 @@ const t = useTestDb('eventlog');
 let n = 0;
 
 eventLogContract('MongoEventLog', async () => {
-  const names = { events: `events_${++n}`, fences: `fences_${n}` };
+  const names = { events: `events_${++n}`, fences: `fences_${n}`, stalls: `stalls_${n}` };
   await migrateEventLog(t.db, names);
-  return { a: new MongoEventLog(t.db, names), b: new MongoEventLog(t.db, names) };
+  return {
+    a: new MongoEventLog(t.db, names),
+    b: new MongoEventLog(t.db, names),
+    punchHole: async (partition, seq) => void (await t.db.collection(names.events).deleteOne({ partition, seq })),
+  };
 });
 
 describe('MongoEventLog migrations', () => {
   it('creates the unique and range indexes idempotently', async () => {
-    const names = { events: 'events_mig', fences: 'fences_mig' };
+    const names = { events: 'events_mig', fences: 'fences_mig', stalls: 'stalls_mig' };
     await migrateEventLog(t.db, names);
     await migrateEventLog(t.db, names);
     const indexes = await t.db.collection(names.events).indexes();

@@ -1,4 +1,5 @@
-import { MAX_KEY_LENGTH, OutboxError, createOutbox, migrateOutbox, partitionOf, type OutboxDocument } from '../internal/outbox/index.js';
+import { MongoEventLog, migrateEventLog } from '../internal/eventlog/index.js';
+import { MAX_KEY_LENGTH, OutboxError, createOutbox, migrateOutbox, partitionOf, type PendingDocument } from '../internal/outbox/index.js';
 import { itWith } from './harness/capabilities.js';
 import { useTestDb } from './harness/db.js';
 
@@ -17,8 +18,25 @@ describe('partitionOf', () => {
 
 describe('Outbox.add', () => {
   beforeAll(async () => {
-    await migrateOutbox(t.db);
-    await migrateOutbox(t.db); // idempotent
+    await migrateOutbox(t.db, { partitions: 8 });
+    await migrateOutbox(t.db, { partitions: 8 }); // idempotent
+    await migrateEventLog(t.db);
+  });
+
+  /** Documents of every partition collection of outbox `name` (P = 16 unless given). */
+  const stored = async (name = 'outbox', partitions = 16): Promise<PendingDocument[]> => {
+    const all = await Promise.all(
+      Array.from({ length: partitions }, (_, p) => t.db.collection<PendingDocument>(`${name}_p${p}`).find({}).toArray()),
+    );
+    return all.flat();
+  };
+
+  it('creates one collection per partition with its order index, and the dead collection', async () => {
+    const names = new Set((await t.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));
+    for (let p = 0; p < 8; p++) expect(names.has(`outbox_p${p}`)).toBe(true);
+    expect(names.has('outbox_p8')).toBe(false);
+    expect(names.has('outbox_dead')).toBe(true);
+    expect((await t.db.collection('outbox_p3').indexes()).map((i) => i.name)).toContain('ts');
   });
 
   it('stores a pending message with a stable id, partition and creation time', async () => {
@@ -26,12 +44,10 @@ describe('Outbox.add', () => {
     const r = await outbox.add({ topic: 'orders.created', key: 'order-1', payload: { total: 42 }, headers: { trace: 'abc' } });
     expect(r.partition).toBe(partitionOf('order-1', 8));
     expect(r.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    const doc = await t.db.collection<OutboxDocument>('outbox').findOne({ _id: r.id });
+    const doc = await t.db.collection<PendingDocument>(`outbox_p${r.partition}`).findOne({ _id: r.id });
     expect(doc).toMatchObject({
       topic: 'orders.created',
       key: 'order-1',
-      status: 'pending',
-      attempts: 0,
       payload: { total: 42 },
       headers: { trace: 'abc' },
     });
@@ -42,10 +58,9 @@ describe('Outbox.add', () => {
     const outbox = createOutbox(t.db, { partitions: 4 });
     const receipts = await outbox.addMany(Array.from({ length: 20 }, (_, i) => ({ topic: 'audit.log', payload: i })));
     for (const r of receipts) expect(r.partition).toBe(partitionOf(r.id, 4));
-    const docs = await t.db
-      .collection<OutboxDocument>('outbox')
-      .find({ _id: { $in: receipts.map((r) => r.id) } })
-      .toArray();
+    const docs = (await stored('outbox', 4)).filter((d) => receipts.some((r) => r.id === d._id));
+    expect(docs).toHaveLength(20);
+    for (const r of receipts) expect(await t.db.collection(`outbox_p${r.partition}`).countDocuments({ _id: r.id as never })).toBe(1);
     const ts = new Map(docs.map((d) => [d._id, d.ts]));
     const ordered = receipts.map((r) => ts.get(r.id) as number);
     expect([...ordered].sort((a, b) => a - b)).toEqual(ordered);
@@ -71,7 +86,7 @@ describe('Outbox.add', () => {
     const err = await outbox.addMany([good, input as never]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OutboxError);
     expect(err).toMatchObject({ code, index: 1 });
-    expect(await t.db.collection('outbox_bad').countDocuments()).toBe(0);
+    expect(await stored('outbox_bad')).toHaveLength(0);
   });
 
   it('refuses a second message with the same id, keeping the first', async () => {
@@ -79,15 +94,53 @@ describe('Outbox.add', () => {
     await outbox.add({ id: 'order-7:created', topic: 'orders.created', payload: { v: 1 } });
     await expect(outbox.add({ id: 'order-7:created', topic: 'orders.created', payload: { v: 2 } })).rejects.toMatchObject({
       code: 'DUPLICATE_ID',
+      index: 0,
     });
-    expect(await t.db.collection('outbox').findOne({ _id: 'order-7:created' as never })).toMatchObject({ payload: { v: 1 } });
+    const docs = (await stored()).filter((d) => d._id === 'order-7:created');
+    expect(docs).toEqual([expect.objectContaining({ payload: { v: 1 } })]);
   });
 
-  it('refuses an id that was already published (moved to the sent archive)', async () => {
+  it('refuses an id that was already published (it is in the event log)', async () => {
     const outbox = createOutbox(t.db, { collection: 'outbox_arch' });
-    await t.db.collection('outbox_arch_sent').insertOne({ _id: 'pay-1' as never, topic: 'pay.done', status: 'sent' });
-    await expect(outbox.add({ id: 'pay-1', topic: 'pay.done', payload: 1 })).rejects.toMatchObject({ code: 'DUPLICATE_ID' });
-    expect(await t.db.collection('outbox_arch').countDocuments()).toBe(0);
+    await new MongoEventLog(t.db).append(0, 1, [{ id: 'pay-1', topic: 'pay.done', key: null, payload: 1, headers: {}, createdAt: new Date() }]);
+    await expect(outbox.add({ id: 'pay-1', topic: 'pay.done', payload: 1 })).rejects.toMatchObject({ code: 'DUPLICATE_ID', index: 0 });
+    expect(await stored('outbox_arch')).toHaveLength(0);
+  });
+
+  describe('a batch is all or nothing', () => {
+    const msg = (id: string, key = id) => ({ id, topic: 'batch.t', key, payload: { id } });
+
+    it('refuses an id repeated within the batch, naming the repeat', async () => {
+      const outbox = createOutbox(t.db, { collection: 'outbox_b1' });
+      const err = await outbox.addMany([msg('a'), msg('b'), msg('a')]).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'DUPLICATE_ID', index: 2 });
+      expect(await stored('outbox_b1')).toHaveLength(0);
+    });
+
+    it('refuses an id that is still pending, writing none of the batch', async () => {
+      const outbox = createOutbox(t.db, { collection: 'outbox_b2' });
+      await outbox.add(msg('taken'));
+      const err = await outbox.addMany([msg('fresh-1'), msg('fresh-2', 'elsewhere'), msg('taken')]).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'DUPLICATE_ID', index: 2 });
+      expect((await stored('outbox_b2')).map((d) => d._id)).toEqual(['taken']);
+    });
+
+    it('refuses an id that was published, writing none of the batch', async () => {
+      const outbox = createOutbox(t.db, { collection: 'outbox_b3' });
+      await new MongoEventLog(t.db).append(1, 1, [
+        { id: 'published-1', topic: 'batch.t', key: null, payload: 1, headers: {}, createdAt: new Date() },
+      ]);
+      const err = await outbox.addMany([msg('new-1'), msg('published-1')]).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'DUPLICATE_ID', index: 1 });
+      expect(await stored('outbox_b3')).toHaveLength(0);
+    });
+
+    it('refuses more than the batch bound with a typed error', async () => {
+      const outbox = createOutbox(t.db, { collection: 'outbox_b4' });
+      const many = Array.from({ length: 10_001 }, (_, i) => ({ topic: 'batch.t', payload: i }));
+      await expect(outbox.addMany(many)).rejects.toMatchObject({ code: 'BATCH_TOO_LARGE' });
+      expect(await stored('outbox_b4')).toHaveLength(0);
+    });
   });
 
   it('refuses invalid options and aborted calls', async () => {
@@ -109,7 +162,7 @@ describe('Outbox.add', () => {
     } finally {
       await session.endSession();
     }
-    expect(await t.db.collection('outbox_tx').countDocuments()).toBe(0);
+    expect(await stored('outbox_tx')).toHaveLength(0);
     expect(await t.db.collection('orders').countDocuments({ _id: 'rolled-back' as never })).toBe(0);
   });
 
@@ -124,6 +177,6 @@ describe('Outbox.add', () => {
     } finally {
       await session.endSession();
     }
-    expect(await t.db.collection('outbox_tx').countDocuments({ key: 'committed' })).toBe(1);
+    expect((await stored('outbox_tx')).filter((d) => d.key === 'committed')).toHaveLength(1);
   });
 });

@@ -78,6 +78,7 @@ export class DemoApp implements Service {
       dbName: this.#cfg.mongoDb,
       appName: 'outbox-hub-demo',
       log: this.#log,
+      partitions: this.#cfg.partitions,
     });
     this.#client = client;
     this.#caps = caps;

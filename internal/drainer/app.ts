@@ -6,7 +6,7 @@ import { openHubDb } from '../hubdb/index.js';
 import { openLeaseStore } from '../lease/index.js';
 import type { Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
-import type { MongoClient } from '../mongo/index.js';
+import { connectMongo, type MongoClient } from '../mongo/index.js';
 import { MongoOutboxStore } from '../outbox/index.js';
 import { startTelemetryServer, type Registry, type TelemetryServer } from '../telemetry/index.js';
 
@@ -22,6 +22,7 @@ export class DrainerApp implements Service {
   readonly #abort = new AbortController();
   #telemetry: TelemetryServer | undefined;
   #client: MongoClient | undefined;
+  #leaseClient: MongoClient | undefined;
   #drainer: Drainer | undefined;
 
   constructor(config: DrainerConfig, deps: { log: Logger; registry: Registry }) {
@@ -44,13 +45,17 @@ export class DrainerApp implements Service {
       dbName: cfg.mongoDb,
       appName: 'outbox-hub-drainer',
       log: this.#log,
+      partitions: cfg.partitions,
       signal: this.#abort.signal,
     });
     this.#client = client;
+    // Leases get their own connection pool: a renewal never queues behind drain queries.
+    this.#leaseClient = await connectMongo(cfg.mongoUrl, { appName: 'outbox-hub-drainer-leases', signal: this.#abort.signal, maxPoolSize: 4 });
+    const leaseDb = this.#leaseClient.db(cfg.mongoDb);
     this.#drainer = new Drainer({
-      outbox: new MongoOutboxStore(db, { changeStreams: caps.changeStreams }),
+      outbox: new MongoOutboxStore(db, { changeStreams: caps.changeStreams, partitions: cfg.partitions }),
       eventLog: new MongoEventLog(db),
-      leases: await openLeaseStore({ backend: cfg.leaseBackend, db, namespace: cfg.leaseNamespace, prefix: cfg.leasePrefix }),
+      leases: await openLeaseStore({ backend: cfg.leaseBackend, db: leaseDb, namespace: cfg.leaseNamespace, prefix: cfg.leasePrefix }),
       log: this.#log,
       metrics: createDrainerMetrics(this.#registry),
       config: cfg,
@@ -62,6 +67,7 @@ export class DrainerApp implements Service {
     this.#abort.abort();
     await this.#drainer?.stop();
     await this.#telemetry?.close();
+    await this.#leaseClient?.close();
     await this.#client?.close();
   }
 }

@@ -17,8 +17,6 @@ export interface DrainerConfig {
   readonly pollMaxMs: number;
   readonly maxAttempts: number;
   readonly retryBaseMs: number;
-  readonly retentionMs: number;
-  readonly retentionSweepMs: number;
   readonly statsIntervalMs: number;
   readonly metricsHost: string;
   readonly metricsPort: number;
@@ -39,8 +37,6 @@ export const DRAINER_DEFAULTS = Object.freeze({
   pollMaxMs: 1_000,
   maxAttempts: 5,
   retryBaseMs: 100,
-  retentionMs: 7 * 86_400_000,
-  retentionSweepMs: 60_000,
   statsIntervalMs: 5_000,
   metricsPort: 9464,
   stopTimeoutMs: 25_000,
@@ -50,7 +46,7 @@ export const DRAINER_DEFAULTS = Object.freeze({
  * Reads the drainer's environment. Throws a `ConfigError` naming every bad
  * variable. Variables: MONGO_URL, MONGO_DB, OUTBOX_PARTITIONS, DRAINER_BATCH_SIZE,
  * LEASE_TTL, LEASE_RENEW_INTERVAL, POLL_MIN, POLL_MAX, DRAINER_MAX_ATTEMPTS,
- * RETRY_BASE, OUTBOX_RETENTION, RETENTION_SWEEP_INTERVAL, STATS_INTERVAL,
+ * RETRY_BASE, STATS_INTERVAL,
  * METRICS_HOST, METRICS_PORT, LOG_LEVEL, MEMBER_ID, STOP_TIMEOUT.
  */
 export function loadDrainerConfig(env: Readonly<Record<string, string | undefined>>): DrainerConfig {
@@ -61,13 +57,11 @@ export function loadDrainerConfig(env: Readonly<Record<string, string | undefine
     partitions: r.int('OUTBOX_PARTITIONS', { default: DRAINER_DEFAULTS.partitions, min: 1, max: 4096 }),
     batchSize: r.int('DRAINER_BATCH_SIZE', { default: DRAINER_DEFAULTS.batchSize, min: 1, max: 5_000 }),
     leaseTtlMs,
-    leaseRenewMs: r.duration('LEASE_RENEW_INTERVAL', { default: Math.floor(leaseTtlMs / 3), min: 50, max: leaseTtlMs - 1 }),
+    leaseRenewMs: r.duration('LEASE_RENEW_INTERVAL', { default: Math.floor(leaseTtlMs / 3), min: 50, max: Math.floor(leaseTtlMs / 2) }),
     pollMinMs: r.duration('POLL_MIN', { default: DRAINER_DEFAULTS.pollMinMs, min: 1, max: 10_000 }),
     pollMaxMs: r.duration('POLL_MAX', { default: DRAINER_DEFAULTS.pollMaxMs, min: 1, max: 60_000 }),
     maxAttempts: r.int('DRAINER_MAX_ATTEMPTS', { default: DRAINER_DEFAULTS.maxAttempts, min: 1, max: 1_000 }),
     retryBaseMs: r.duration('RETRY_BASE', { default: DRAINER_DEFAULTS.retryBaseMs, min: 1, max: 60_000 }),
-    retentionMs: r.duration('OUTBOX_RETENTION', { default: DRAINER_DEFAULTS.retentionMs, min: 1_000 }),
-    retentionSweepMs: r.duration('RETENTION_SWEEP_INTERVAL', { default: DRAINER_DEFAULTS.retentionSweepMs, min: 100 }),
     statsIntervalMs: r.duration('STATS_INTERVAL', { default: DRAINER_DEFAULTS.statsIntervalMs, min: 100 }),
     metricsHost: r.string('METRICS_HOST', { default: '0.0.0.0' }),
     metricsPort: r.int('METRICS_PORT', { default: DRAINER_DEFAULTS.metricsPort, min: 0, max: 65_535 }),

@@ -52,7 +52,12 @@ export class Drainer {
       ttlMs: config.leaseTtlMs,
       intervalMs: config.leaseRenewMs,
       log,
-      metrics: { acquisitions: metrics.leaseAcquisitions, losses: metrics.leaseLosses, owned: metrics.partitionsOwned },
+      metrics: {
+        acquisitions: metrics.leaseAcquisitions,
+        losses: metrics.leaseLosses,
+        owned: metrics.partitionsOwned,
+        renewSeconds: metrics.leaseRenewSeconds,
+      },
       handlers: {
         acquired: (lease) => this.#startWorker(lease.partition, lease.epoch),
         lost: (p) => this.#removeWorker(p)?.kill(),
@@ -84,7 +89,6 @@ export class Drainer {
     const signal = this.#timers.signal;
     const warn = (what: string) => (err: unknown) => log.warn(`${what} failed`, { err: describeError(err) });
     this.#loops.push(repeat(config.statsIntervalMs, signal, () => this.#collectStats(), warn('stats')));
-    this.#loops.push(repeat(config.retentionSweepMs, signal, () => this.#sweep(), warn('retention sweep')));
   }
 
   stop(): Promise<void> {
@@ -137,17 +141,6 @@ export class Drainer {
       this.#d.metrics.pending.set(label, b.pending);
       this.#d.metrics.oldestPendingAge.set(label, b.oldestPendingAt ? Math.max(0, (now - b.oldestPendingAt.getTime()) / 1000) : 0);
       this.#d.metrics.deadMessages.set(label, b.dead);
-    }
-  }
-
-  /** The holder of partition 0 sweeps for everyone, so exactly one replica does. */
-  async #sweep(): Promise<void> {
-    if (!this.#workers.has(0)) return;
-    const before = new Date(Date.now() - this.#d.config.retentionMs);
-    for (let round = 0; round < 20 && this.#state === 'running'; round++) {
-      const n = await this.#d.outbox.purgeSent(before, 1000);
-      this.#d.metrics.retentionDeleted.inc(n);
-      if (n < 1000) return;
     }
   }
 }

@@ -14,7 +14,8 @@ export interface DrainerMetrics {
   fenced: Counter;
   batchErrors: Counter<'kind'>;
   deadLettered: Counter;
-  retentionDeleted: Counter;
+  claimSeconds: Histogram;
+  leaseRenewSeconds: Histogram;
 }
 
 /** Registers the drainer metrics on `registry`. */
@@ -57,6 +58,17 @@ export function createDrainerMetrics(registry: Registry): DrainerMetrics {
     fenced: new Counter({ name: 'outbox_fenced_total', help: 'Appends refused because a newer epoch holds the partition', registers }),
     batchErrors: new Counter({ name: 'outbox_batch_errors_total', help: 'Failed drain batches by kind', labelNames: ['kind'], registers }),
     deadLettered: new Counter({ name: 'outbox_dead_lettered_total', help: 'Messages moved to dead after repeated failures', registers }),
-    retentionDeleted: new Counter({ name: 'outbox_retention_deleted_total', help: 'Sent messages removed after retention', registers }),
+    claimSeconds: new Histogram({
+      name: 'outbox_claim_seconds',
+      help: 'Time to claim a partition (raise its fence, read its head) after taking its lease',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    leaseRenewSeconds: new Histogram({
+      name: 'outbox_lease_renew_seconds',
+      help: 'Time one lease renewal round (heartbeat and every held lease) took',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
   };
 }

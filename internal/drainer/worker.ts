@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError, isHubError } from '../errors/index.js';
-import { EventLogError, type EventLog, type EventInput } from '../eventlog/index.js';
 import type { Logger } from '../log/index.js';
 import { isTransientError } from '../mongo/index.js';
+import type { EventInput, EventLog, LogEvent } from '../eventlog/index.js';
 import type { OutboxStore, PendingMessage } from '../outbox/index.js';
 import { topicProblem } from '../topic/index.js';
 import type { DrainerConfig } from './config.js';
@@ -14,9 +14,11 @@ export interface WorkerDeps {
   eventLog: EventLog;
   log: Logger;
   metrics: DrainerMetrics;
-  config: Pick<DrainerConfig, 'batchSize' | 'pollMinMs' | 'pollMaxMs' | 'maxAttempts' | 'retryBaseMs'>;
+  config: Pick<DrainerConfig, 'batchSize' | 'pollMinMs' | 'pollMaxMs' | 'maxAttempts' | 'retryBaseMs' | 'leaseTtlMs'>;
   /** Called once when the worker finds itself fenced. */
   onFenced(partition: number): void;
+  /** Called after every batch that moved messages (for liveness checks). */
+  onProgress?(partition: number): void;
 }
 
 type WorkerState = 'running' | 'finishing' | 'stopped';
@@ -24,8 +26,8 @@ type WorkerState = 'running' | 'finishing' | 'stopped';
 /**
  * Drains one partition under one lease epoch.
  *
- * Per batch: one read of pending messages in order, one append, one status
- * update. Idle partitions poll with doubling backoff (pollMin..pollMax) unless
+ * Per batch: one read of the partition's oldest pending messages, one append
+ * (in chunks the server lands atomically) and one delete of what was appended. Idle partitions poll with doubling backoff (pollMin..pollMax) unless
  * woken. Lifecycle: running -> finishing (finish the batch, then stop) or
  * stopped (lease lost: stop at once; the epoch is fenced anyway).
  */
@@ -81,9 +83,18 @@ export class PartitionWorker {
       try {
         if (!claimed) {
           // Raise the log's fence before reading: from here on the previous holder cannot commit.
+          const started = Date.now();
           const head = await this.#d.eventLog.claim(this.partition, this.epoch);
+          const took = Date.now() - started;
+          this.#d.metrics.claimSeconds.observe(took / 1000);
           claimed = true;
-          log.info('partition claimed', { partition: this.partition, epoch: this.epoch, head });
+          log.info('partition claimed', { partition: this.partition, epoch: this.epoch, head, tookMs: took });
+          if (took > config.leaseTtlMs / 2) {
+            log.error('claiming a partition took more than half the lease TTL: leases will move before work is done; raise LEASE_TTL', {
+              tookMs: took,
+              leaseTtlMs: config.leaseTtlMs,
+            });
+          }
         }
         batch = await this.#d.outbox.pending(this.partition, single ? 1 : config.batchSize);
         if (batch.length === 0) {
@@ -132,8 +143,8 @@ export class PartitionWorker {
     if (batch.length > 1) return failures >= maxAttempts ? { failures: 0, single: true } : { failures, single };
     const message = batch[0] as PendingMessage;
     const dead = message.attempts + 1 >= maxAttempts;
-    await this.#assertHolder();
-    await this.#d.outbox.recordFailure(message.id, describeError(err), dead);
+    await this.#d.eventLog.checkFence(this.partition, this.epoch);
+    await this.#d.outbox.recordFailure(message, describeError(err), dead);
     if (dead) {
       this.#d.metrics.deadLettered.inc();
       this.#d.log.error('message moved to dead', { partition: this.partition, id: message.id, err: describeError(err) });
@@ -145,18 +156,18 @@ export class PartitionWorker {
   async #drain(batch: PendingMessage[]): Promise<void> {
     const { eventLog, outbox, metrics } = this.#d;
     const events: EventInput[] = [];
-    const invalid: Array<{ id: string; problem: string }> = [];
+    const invalid: Array<{ message: PendingMessage; problem: string }> = [];
     for (const m of batch) {
       const problem = topicProblem(m.topic);
       if (problem === undefined)
         events.push({ id: m.id, topic: m.topic, key: m.key, payload: m.payload, headers: m.headers, createdAt: m.createdAt });
-      else invalid.push({ id: m.id, problem });
+      else invalid.push({ message: m, problem });
     }
     if (invalid.length > 0) {
       // Written around the library (e.g. by hand): no retry can fix these.
-      await this.#assertHolder();
+      await eventLog.checkFence(this.partition, this.epoch);
       for (const bad of invalid) {
-        await outbox.recordFailure(bad.id, `invalid message: ${bad.problem}`, true);
+        await outbox.recordFailure(bad.message, `invalid message: ${bad.problem}`, true);
         metrics.deadLettered.inc();
       }
     }
@@ -166,29 +177,20 @@ export class PartitionWorker {
     // A duplicate is normally our own earlier append; one with other content reused an id: never drop it silently.
     for (const id of result.duplicates) {
       const [mine, logged] = [batch.find((m) => m.id === id), await eventLog.get(id)];
-      if (
-        !mine ||
-        !logged ||
-        (logged.topic === mine.topic && logged.key === mine.key && JSON.stringify(logged.payload) === JSON.stringify(mine.payload))
-      )
-        continue;
+      if (!mine || !logged || sameContent(mine, logged)) continue;
       done.delete(id);
-      await this.#assertHolder();
-      await outbox.recordFailure(id, `DUPLICATE_ID: event ${id} is already in the log with other content`, true);
+      await eventLog.checkFence(this.partition, this.epoch);
+      await outbox.recordFailure(mine, `DUPLICATE_ID: event ${id} is already in the log with other content`, true);
       metrics.deadLettered.inc();
     }
-    await outbox.markSent(
+    await outbox.remove(
+      this.partition,
       batch.filter((m) => done.has(m.id)),
-      new Date(),
     );
     metrics.published.inc(result.appended.length);
     if (result.duplicates.length > 0) metrics.duplicates.inc(result.duplicates.length);
     for (const e of result.appended) metrics.commitToPublish.observe((e.publishedAt.getTime() - e.createdAt.getTime()) / 1000);
-  }
-
-  async #assertHolder(): Promise<void> {
-    const head = await this.#d.eventLog.head(this.partition);
-    if (head.epoch !== this.epoch) throw new EventLogError('FENCED', `partition ${this.partition} moved to epoch ${head.epoch}`);
+    this.#d.onProgress?.(this.partition);
   }
 
   async #wait(ms: number): Promise<void> {
@@ -202,4 +204,8 @@ export class PartitionWorker {
       this.#waitAbort = undefined;
     }
   }
+}
+
+function sameContent(mine: PendingMessage, logged: LogEvent): boolean {
+  return logged.topic === mine.topic && logged.key === mine.key && JSON.stringify(logged.payload) === JSON.stringify(mine.payload);
 }

@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
-import { ensureIndexes, isDuplicateKeyError } from '../mongo/index.js';
+import { ensureCollections, isDuplicateKeyError } from '../mongo/index.js';
 import { EventLogError } from './errors.js';
-import type { AppendResult, EventInput, EventLog, LogEvent, PartitionHead, ReadRange } from './types.js';
+import type { AppendResult, EventInput, EventLog, LogEvent, PartitionHead, ReadRange, SequenceGap, StallReport } from './types.js';
 
 interface EventDocument {
   _id: string;
@@ -10,10 +11,13 @@ interface EventDocument {
   partition: number;
   seq: number;
   epoch: number;
+  /** Nonce of the append call that wrote it: tells a writer its own documents from a racing writer's. */
+  w: string;
   payload: unknown;
   headers: Record<string, string>;
   createdAt: Date;
   publishedAt: Date;
+  gap?: true;
 }
 
 interface FenceDocument {
@@ -21,15 +25,30 @@ interface FenceDocument {
   epoch: number;
 }
 
+interface StallDocument {
+  _id: string;
+  partition: number;
+  seq: number;
+  since: Date;
+  reporter: string;
+  updatedAt: Date;
+}
+
 /** Collection names used by {@link MongoEventLog}. */
 export interface EventCollections {
   events: string;
   /** One fence document per partition: the highest epoch that claimed it. */
   fences: string;
+  /** Readers' reports of partitions that do not advance past a missing sequence. */
+  stalls: string;
 }
 
 /** Default collection names. */
-export const DEFAULT_EVENT_COLLECTIONS: Readonly<EventCollections> = Object.freeze({ events: 'events', fences: 'event_fences' });
+export const DEFAULT_EVENT_COLLECTIONS: Readonly<EventCollections> = Object.freeze({
+  events: 'events',
+  fences: 'event_fences',
+  stalls: 'event_stalls',
+});
 
 /** Index set of the events collection. */
 export const EVENT_INDEXES = [
@@ -39,17 +58,36 @@ export const EVENT_INDEXES = [
 ] as const;
 
 /** Idempotent start-up migration for the event log. */
-export async function migrateEventLog(db: Db, names: EventCollections = DEFAULT_EVENT_COLLECTIONS): Promise<void> {
-  await ensureIndexes(
-    db,
-    names.events,
-    EVENT_INDEXES.map((i) => ({ ...i, key: { ...i.key } })),
-  );
-  await ensureIndexes(db, names.fences, []);
+export async function migrateEventLog(db: Db, names: Partial<EventCollections> = {}): Promise<void> {
+  const n = { ...DEFAULT_EVENT_COLLECTIONS, ...names };
+  await ensureCollections(db, [
+    { name: n.events, indexes: EVENT_INDEXES.map((i) => ({ ...i, key: { ...i.key } })) },
+    { name: n.fences, indexes: [] },
+    { name: n.stalls, indexes: [] },
+  ]);
 }
 
-/** Bound on conflict retries within one append (each one follows a fenced writer's leftovers). */
-const MAX_APPEND_ATTEMPTS = 5;
+/**
+ * Most documents one insert call carries. FerretDB 1.x runs an insert in chunks
+ * of 100 (its default batch size) and, after a chunk fails, goes on with the
+ * next one: only within a chunk does an ordered insert stop at the first
+ * failure. Calls of at most this size land as a contiguous prefix on every
+ * server we know.
+ */
+export const APPEND_CHUNK = 100;
+
+/**
+ * How many of a partition's latest ids a claim remembers. At least the largest
+ * drainer batch: a holder that dies between its append and the outbox removal
+ * leaves at most one batch logged but still pending.
+ */
+const RECENT_WINDOW = 5_000;
+
+/** Bound on conflict rounds within one append (each follows a racing writer's progress). */
+const MAX_CONFLICT_ROUNDS = 10;
+
+/** Bound on the filler events one repair writes. */
+const MAX_REPAIR = 100_000;
 
 function toEvent(d: EventDocument): LogEvent {
   return {
@@ -62,107 +100,201 @@ function toEvent(d: EventDocument): LogEvent {
     headers: d.headers ?? {},
     createdAt: d.createdAt,
     publishedAt: d.publishedAt,
+    ...(d.gap ? { gap: true as const } : {}),
   };
+}
+
+/** What this process knows of a partition it writes: never ahead of the log. */
+interface WriterState {
+  /** A sequence number present in the log (0 = empty); all appends go after it. */
+  head: number;
+  /** Recently appended ids, oldest first (a bounded set). */
+  recent: Set<string>;
 }
 
 /**
  * {@link EventLog} on MongoDB without multi-document transactions, so it runs on
- * any MongoDB-wire server (FerretDB included).
+ * any MongoDB-wire server (FerretDB and mongo-java-server included).
  *
- * Safety rests on two unique indexes, which every such server enforces
- * atomically: `_id` (a message is in the log at most once) and
- * `(partition, seq)` (one event per slot). A writer inserts at head+1.. in one
- * ordered insert, so what lands is always a contiguous prefix: the log stays
- * gap-free whatever crashes. A writer that loses a race gets a duplicate-key
- * error, re-reads the head, drops ids already present and retries.
+ * Safety rests only on the two unique indexes every such server enforces:
+ * `_id` (a message is in the log at most once) and `(partition, seq)` (one
+ * event per slot). Never on ordered-insert or read-modify-write semantics:
  *
- * Fencing: `claim` raises the partition's fence epoch; `append` checks it
- * before writing and refuses with `FENCED` when a newer epoch has claimed.
- * On MongoDB the fence update is an atomic compare-and-set; on servers whose
- * read-modify-write is not atomic (FerretDB 1.x) fencing is best-effort and the
- * unique indexes alone keep exactly-once, order and gap-free sequences.
+ * - A writer only ever inserts at `head + 1..` where `head` is a sequence it
+ *   has seen present, so nothing it writes can sit above an empty slot unless
+ *   the server lands an insert partially out of order.
+ * - Each insert carries at most {@link APPEND_CHUNK} documents and the next
+ *   is sent only after the previous one fully succeeded.
+ * - After any failed or short insert the writer reads back what landed: its own
+ *   documents that form a contiguous prefix are kept; any of its documents
+ *   above an empty slot are deleted again (no reader can have passed the empty
+ *   slot, readers only advance over contiguous sequences); ids found elsewhere
+ *   in the log are duplicates; a slot taken by another writer moves the head.
+ *
+ * Fencing: `claim` raises the partition's fence epoch; `append` checks it and
+ * refuses with `FENCED` when a newer epoch has claimed. On servers whose
+ * read-modify-write is not atomic (FerretDB 1.x) the fence is best effort: two
+ * writers may then both append for a moment, and the rules above still keep
+ * one gap-free copy in the order both read from the outbox.
  */
 export class MongoEventLog implements EventLog {
   readonly #events: Collection<EventDocument>;
   readonly #fences: Collection<FenceDocument>;
-  /** Last head this process wrote per partition: saves a read per append (never ahead of the truth). */
-  readonly #heads = new Map<number, number>();
+  readonly #stalls: Collection<StallDocument>;
+  readonly #writers = new Map<number, WriterState>();
 
-  constructor(db: Db, names: EventCollections = DEFAULT_EVENT_COLLECTIONS) {
-    this.#events = db.collection<EventDocument>(names.events);
-    this.#fences = db.collection<FenceDocument>(names.fences);
+  constructor(db: Db, names: Partial<EventCollections> = {}) {
+    const n = { ...DEFAULT_EVENT_COLLECTIONS, ...names };
+    this.#events = db.collection<EventDocument>(n.events);
+    this.#fences = db.collection<FenceDocument>(n.fences);
+    this.#stalls = db.collection<StallDocument>(n.stalls);
   }
 
   async claim(partition: number, epoch: number): Promise<number> {
-    if (!Number.isSafeInteger(epoch) || epoch < 1)
-      throw new EventLogError('INVALID_EPOCH', `epoch must be a positive integer, got ${epoch}`);
+    assertPartition(partition);
+    if (!Number.isSafeInteger(epoch) || epoch < 1) throw new EventLogError('INVALID_EPOCH', `epoch must be a positive integer, got ${epoch}`);
     try {
       const fence = await this.#fences.findOneAndUpdate(
         { _id: partition, epoch: { $lte: epoch } },
         { $set: { epoch } },
         { upsert: true, returnDocument: 'after' },
       );
-      if (!fence || fence.epoch !== epoch) throw this.#fenced(partition, epoch);
+      if (!fence || fence.epoch !== epoch) throw fenced(partition, epoch);
     } catch (err) {
-      if (isDuplicateKeyError(err)) throw this.#fenced(partition, epoch);
+      // The upsert collided with a fence document of a higher epoch.
+      if (isDuplicateKeyError(err)) throw fenced(partition, epoch);
       throw err;
     }
-    const head = await this.#maxSeq(partition);
-    this.#heads.set(partition, head);
-    return head;
+    const state = await this.#loadState(partition);
+    return state.head;
+  }
+
+  async checkFence(partition: number, epoch: number): Promise<void> {
+    const fence = await this.#fences.findOne({ _id: partition });
+    if ((fence?.epoch ?? 0) > epoch) {
+      this.#writers.delete(partition);
+      throw fenced(partition, epoch);
+    }
   }
 
   async append(partition: number, epoch: number, input: readonly EventInput[]): Promise<AppendResult> {
-    await this.#assertFence(partition, epoch);
-    let pending = [...input];
+    assertPartition(partition);
+    await this.checkFence(partition, epoch);
+    const state = this.#writers.get(partition) ?? (await this.#loadState(partition));
     const appended: LogEvent[] = [];
     const duplicates: string[] = [];
-    let base = this.#heads.get(partition) ?? (await this.#maxSeq(partition));
-    for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS && pending.length > 0; attempt++) {
+    let pending: EventInput[] = [];
+    const seen = new Set<string>();
+    for (const e of input) {
+      if (state.recent.has(e.id) || seen.has(e.id)) duplicates.push(e.id);
+      else pending.push(e);
+      seen.add(e.id);
+    }
+    let conflicts = 0;
+    while (pending.length > 0) {
+      const chunk = pending.slice(0, APPEND_CHUNK);
+      const nonce = randomBytes(6).toString('base64url');
       const publishedAt = new Date();
-      const docs: EventDocument[] = pending.map((e, i) => ({
+      const docs: EventDocument[] = chunk.map((e, i) => ({
         _id: e.id,
         topic: e.topic,
         key: e.key,
         partition,
-        seq: base + 1 + i,
+        seq: state.head + 1 + i,
         epoch,
+        w: nonce,
         payload: e.payload,
         headers: e.headers,
         createdAt: e.createdAt,
         publishedAt,
       }));
+      let failure: unknown;
       try {
-        await this.#events.insertMany(docs, { ordered: true });
-        appended.push(...docs.map(toEvent));
-        base += docs.length;
-        this.#heads.set(partition, base);
-        return { appended, duplicates, head: base };
+        const r = await this.#events.insertMany(docs, { ordered: true });
+        if (r.insertedCount === docs.length) {
+          this.#accept(state, docs, appended);
+          pending = pending.slice(docs.length);
+          continue;
+        }
+        failure = new EventLogError('CONFLICT', `the server acknowledged ${r.insertedCount} of ${docs.length} inserts`);
       } catch (err) {
-        this.#heads.delete(partition);
-        if (!isDuplicateKeyError(err)) throw err;
+        failure = err;
       }
-      // Lost a race (or hit ids already in): our insert landed a prefix. Sort what is
-      // present into ours and others', re-read the head and go on with the rest.
-      const present = await this.#events
-        .find({ _id: { $in: pending.map((e) => e.id) } }, { projection: { _id: 1, seq: 1, publishedAt: 1 } })
-        .toArray();
-      const mine = new Map(docs.map((d) => [d._id, d]));
-      for (const p of present) {
-        const d = mine.get(p._id);
-        if (d && p.seq === d.seq && p.publishedAt.getTime() === publishedAt.getTime()) appended.push(toEvent(d));
-        else duplicates.push(p._id);
+      // Find out exactly what landed before deciding anything.
+      const outcome = await this.#settle(state, docs, appended);
+      duplicates.push(...outcome.elsewhere);
+      const settled = new Set([...outcome.elsewhere, ...outcome.accepted]);
+      pending = pending.filter((e) => !settled.has(e.id));
+      if (settled.size > 0) continue;
+      // Nothing of ours landed and no duplicate explains it: either a racing writer took
+      // the slot, or the insert failed for another reason.
+      if (!isDuplicateKeyError(failure)) throw failure;
+      if (++conflicts > MAX_CONFLICT_ROUNDS) {
+        this.#writers.delete(partition);
+        throw new EventLogError('CONFLICT', `append to partition ${partition} kept conflicting after ${MAX_CONFLICT_ROUNDS} rounds`, {
+          cause: failure,
+        });
       }
-      const done = new Set(present.map((p) => p._id));
-      pending = pending.filter((e) => !done.has(e.id));
-      base = await this.#maxSeq(partition);
-      if (pending.length > 0) await this.#assertFence(partition, epoch);
+      await this.checkFence(partition, epoch);
+      state.head = await this.#maxSeq(partition);
     }
-    if (pending.length > 0) {
-      throw new EventLogError('CONFLICT', `append to partition ${partition} kept conflicting after ${MAX_APPEND_ATTEMPTS} attempts`);
+    return { appended, duplicates, head: state.head };
+  }
+
+  /**
+   * Reads back a failed insert's documents: keeps the contiguous prefix that is
+   * ours, deletes our documents that landed above an empty slot, and lists ids
+   * that are in the log from another write.
+   */
+  async #settle(state: WriterState, docs: EventDocument[], appended: LogEvent[]): Promise<{ accepted: string[]; elsewhere: string[] }> {
+    const found = await this.#events
+      .find({ _id: { $in: docs.map((d) => d._id) } }, { projection: { _id: 1, seq: 1, w: 1, partition: 1 } })
+      .toArray();
+    const byId = new Map(found.map((f) => [f._id, f]));
+    const ours = (d: EventDocument): boolean => {
+      const f = byId.get(d._id);
+      return f !== undefined && f.w === d.w && f.seq === d.seq && f.partition === d.partition;
+    };
+    let prefix = 0;
+    while (prefix < docs.length && ours(docs[prefix] as EventDocument)) prefix++;
+    const accepted = docs.slice(0, prefix);
+    const strays = docs.slice(prefix).filter(ours);
+    if (strays.length > 0) {
+      // Only a server that lands an ordered insert out of order gets here.
+      const slot = (docs[prefix] as EventDocument).seq;
+      const occupied = await this.#events.findOne({ partition: (docs[0] as EventDocument).partition, seq: slot }, { projection: { _id: 1 } });
+      if (occupied === null) {
+        // Above an empty slot: no reader has passed it, so removing them again is invisible.
+        await this.#events.deleteMany({ _id: { $in: strays.map((d) => d._id) }, w: (strays[0] as EventDocument).w });
+      } else {
+        // Contiguous behind another writer's event: readers may have seen them, so they stay.
+        accepted.push(...strays);
+      }
     }
-    this.#heads.set(partition, base);
-    return { appended, duplicates, head: base };
+    this.#accept(state, accepted, appended);
+    const elsewhere = docs.filter((d) => byId.has(d._id) && !ours(d)).map((d) => d._id);
+    return { accepted: accepted.map((d) => d._id), elsewhere };
+  }
+
+  #accept(state: WriterState, docs: readonly EventDocument[], appended: LogEvent[]): void {
+    for (const d of docs) {
+      appended.push(toEvent(d));
+      state.recent.add(d._id);
+      state.head = Math.max(state.head, d.seq);
+    }
+    for (const id of state.recent) {
+      if (state.recent.size <= RECENT_WINDOW) break;
+      state.recent.delete(id);
+    }
+  }
+
+  async #loadState(partition: number): Promise<WriterState> {
+    const latest = await this.#events
+      .find({ partition }, { sort: { seq: -1 }, limit: RECENT_WINDOW, projection: { _id: 1, seq: 1 } })
+      .toArray();
+    const state: WriterState = { head: latest[0]?.seq ?? 0, recent: new Set(latest.reverse().map((d) => d._id)) };
+    this.#writers.set(partition, state);
+    return state;
   }
 
   async read(range: ReadRange): Promise<LogEvent[]> {
@@ -170,8 +302,7 @@ export class MongoEventLog implements EventLog {
     if (!Number.isSafeInteger(range.partition) || range.partition < 0)
       throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
     if (!Number.isSafeInteger(after) || after < 0) throw new EventLogError('INVALID_RANGE', 'afterSeq must be a non-negative integer');
-    if (!Number.isSafeInteger(range.limit) || range.limit < 1 || range.limit > 10_000)
-      throw new EventLogError('INVALID_RANGE', 'limit must be 1-10000');
+    assertLimit(range.limit);
     const filter = { ...(range.topic === undefined ? {} : { topic: range.topic }), partition: range.partition, seq: { $gt: after } };
     const docs = await this.#events.find(filter, { sort: { seq: 1 }, limit: range.limit }).toArray();
     return docs.map(toEvent);
@@ -179,7 +310,7 @@ export class MongoEventLog implements EventLog {
 
   async readAfter(positions: ReadonlyMap<number, number>, limit: number): Promise<LogEvent[]> {
     if (positions.size === 0) return [];
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new EventLogError('INVALID_RANGE', 'limit must be 1-10000');
+    assertLimit(limit);
     const clauses = [...positions].map(([partition, after]) => ({ partition, seq: { $gt: after } }));
     const docs = await this.#events
       .find(clauses.length === 1 ? (clauses[0] as object) : { $or: clauses }, { sort: { partition: 1, seq: 1 }, limit })
@@ -202,20 +333,97 @@ export class MongoEventLog implements EventLog {
     return d ? toEvent(d) : null;
   }
 
+  async present(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    // One id is the common case (a single publish): an `_id` equality every server serves from its index.
+    const filter = ids.length === 1 ? { _id: ids[0] as string } : { _id: { $in: [...ids] } };
+    const docs = await this.#events.find(filter, { projection: { _id: 1 } }).toArray();
+    return new Set(docs.map((d) => d._id));
+  }
+
+  async findGap(partition: number, afterSeq: number): Promise<SequenceGap | null> {
+    assertPartition(partition);
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new EventLogError('INVALID_RANGE', 'afterSeq must be a non-negative integer');
+    const next = await this.#events.findOne(
+      { partition, seq: { $gt: afterSeq } },
+      { sort: { seq: 1 }, projection: { seq: 1, publishedAt: 1 } },
+    );
+    if (!next || next.seq === afterSeq + 1) return null;
+    return { partition, from: afterSeq + 1, to: next.seq - 1, nextPublishedAt: next.publishedAt };
+  }
+
+  async repairGap(partition: number, afterSeq: number, options: { minAgeMs: number }): Promise<SequenceGap | null> {
+    const gap = await this.findGap(partition, afterSeq);
+    if (!gap) return null;
+    const age = Date.now() - gap.nextPublishedAt.getTime();
+    if (age < options.minAgeMs) {
+      throw new EventLogError(
+        'GAP_TOO_RECENT',
+        `partition ${partition}: the event after the gap is ${Math.round(age / 1000)} s old; a write may still be landing (wait ${Math.ceil(options.minAgeMs / 1000)} s)`,
+      );
+    }
+    if (gap.to - gap.from + 1 > MAX_REPAIR) throw new EventLogError('INVALID_RANGE', `gap of ${gap.to - gap.from + 1} events is too large to fill`);
+    const now = new Date();
+    for (let from = gap.from; from <= gap.to; from += APPEND_CHUNK) {
+      const fillers: EventDocument[] = [];
+      for (let seq = from; seq <= Math.min(gap.to, from + APPEND_CHUNK - 1); seq++) {
+        fillers.push({
+          _id: `gap:${partition}:${seq}`,
+          topic: '',
+          key: null,
+          partition,
+          seq,
+          epoch: 0,
+          w: 'repair',
+          payload: null,
+          headers: {},
+          createdAt: now,
+          publishedAt: now,
+          gap: true,
+        });
+      }
+      try {
+        await this.#events.insertMany(fillers, { ordered: false });
+      } catch (err) {
+        // A slot taken meanwhile (a late write or a second repair) is exactly what we wanted.
+        if (!isDuplicateKeyError(err)) throw err;
+      }
+    }
+    return gap;
+  }
+
+  async reportStall(partition: number, reporter: string, stall: { seq: number; since: Date } | null): Promise<void> {
+    const _id = `${partition}/${reporter}`;
+    if (stall === null) {
+      await this.#stalls.deleteOne({ _id });
+      return;
+    }
+    await this.#stalls.updateOne(
+      { _id },
+      { $set: { partition, seq: stall.seq, since: stall.since, reporter, updatedAt: new Date() } },
+      { upsert: true },
+    );
+  }
+
+  async stalls(): Promise<StallReport[]> {
+    const docs = await this.#stalls.find({}, { sort: { since: 1 }, limit: 1000 }).toArray();
+    return docs.map((d) => ({ partition: d.partition, seq: d.seq, since: d.since, reporter: d.reporter, updatedAt: d.updatedAt }));
+  }
+
   async #maxSeq(partition: number): Promise<number> {
     const last = await this.#events.findOne({ partition }, { sort: { seq: -1 }, projection: { seq: 1 } });
     return last?.seq ?? 0;
   }
+}
 
-  async #assertFence(partition: number, epoch: number): Promise<void> {
-    const fence = await this.#fences.findOne({ _id: partition });
-    if ((fence?.epoch ?? 0) > epoch) {
-      this.#heads.delete(partition);
-      throw this.#fenced(partition, epoch);
-    }
-  }
+function fenced(partition: number, epoch: number): EventLogError {
+  return new EventLogError('FENCED', `partition ${partition} is fenced above epoch ${epoch}`);
+}
 
-  #fenced(partition: number, epoch: number): EventLogError {
-    return new EventLogError('FENCED', `partition ${partition} is fenced above epoch ${epoch}`);
-  }
+function assertPartition(partition: number): void {
+  if (!Number.isSafeInteger(partition) || partition < 0) throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
+}
+
+function assertLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new EventLogError('INVALID_RANGE', 'limit must be 1-10000');
 }

@@ -14,13 +14,18 @@ export interface LogEvent extends EventInput {
   /** Gap-free, 1-based, per partition. */
   seq: number;
   publishedAt: Date;
+  /**
+   * True for a filler an operator wrote into a sequence hole ({@link EventLog.repairGap}):
+   * it carries no message; readers advance past it and deliver nothing.
+   */
+  gap?: true;
 }
 
 /** Result of {@link EventLog.append}. */
 export interface AppendResult {
   /** Events this call appended, in order. */
   appended: LogEvent[];
-  /** Ids that were already in the log (appended earlier, e.g. by a holder that died before marking). */
+  /** Ids that were already in the log (appended earlier, e.g. by a holder that died before removing them). */
   duplicates: string[];
   /** Head sequence after the append. */
   head: number;
@@ -41,12 +46,42 @@ export interface PartitionHead {
   epoch: number;
 }
 
+/** A run of missing sequence numbers in one partition: `from..to`, both included. */
+export interface SequenceGap {
+  partition: number;
+  from: number;
+  to: number;
+  /** When the first event after the gap was appended. */
+  nextPublishedAt: Date;
+}
+
+/** A reader's report that a partition has not advanced past a missing sequence. */
+export interface StallReport {
+  partition: number;
+  /** The first sequence the reader is waiting for. */
+  seq: number;
+  since: Date;
+  reporter: string;
+  updatedAt: Date;
+}
+
 /** The event log port. See the package index for invariants. */
 export interface EventLog {
-  /** Raises the fence of `partition` to `epoch` and returns the head sequence. Throws `FENCED` when a newer epoch already claimed it. */
+  /**
+   * Raises the fence of `partition` to `epoch` and returns the head sequence.
+   * Throws `FENCED` when a newer epoch already claimed it. A claim also
+   * remembers the partition's most recent events, so the first appends after a
+   * takeover recognise messages the previous holder appended but did not remove.
+   */
   claim(partition: number, epoch: number): Promise<number>;
-  /** Appends `events` in order under `epoch`. Throws `FENCED` when a newer epoch has claimed the partition. */
+  /**
+   * Appends `events` in order under `epoch` after the partition's head.
+   * Ids already in the log are reported as duplicates, never appended twice.
+   * Throws `FENCED` when a newer epoch has claimed the partition.
+   */
   append(partition: number, epoch: number, events: readonly EventInput[]): Promise<AppendResult>;
+  /** Throws `FENCED` when an epoch newer than `epoch` has claimed `partition`. */
+  checkFence(partition: number, epoch: number): Promise<void>;
   read(range: ReadRange): Promise<LogEvent[]>;
   /**
    * Events of several partitions after the given sequences, ordered by
@@ -57,4 +92,19 @@ export interface EventLog {
   /** The latest event of `topic` with `key`, or null. */
   latestByKey(topic: string, key: string): Promise<LogEvent | null>;
   get(id: string): Promise<LogEvent | null>;
+  /** Which of `ids` are in the log (index lookups only). */
+  present(ids: readonly string[]): Promise<Set<string>>;
+  /** The missing sequence numbers right after `afterSeq`, if the next event present is not `afterSeq + 1`. */
+  findGap(partition: number, afterSeq: number): Promise<SequenceGap | null>;
+  /**
+   * Fills the gap right after `afterSeq` with filler events so readers can
+   * advance. Refuses (`GAP_TOO_RECENT`) while the event after the gap is younger
+   * than `minAgeMs`: a write could still be landing. Returns the gap filled, or
+   * null when there was none.
+   */
+  repairGap(partition: number, afterSeq: number, options: { minAgeMs: number }): Promise<SequenceGap | null>;
+  /** Records (or refreshes) `reporter`'s stall on `partition`; `null` clears it. */
+  reportStall(partition: number, reporter: string, stall: { seq: number; since: Date } | null): Promise<void>;
+  /** Current stall reports, oldest first. */
+  stalls(): Promise<StallReport[]>;
 }

@@ -76,6 +76,7 @@ export class GatewayApp implements Service {
       dbName: cfg.mongoDb,
       appName: 'outbox-hub-gateway',
       log: this.#log,
+      partitions: cfg.partitions,
       signal: this.#abort.signal,
     });
     this.#client = client;
@@ -108,7 +109,7 @@ export class GatewayApp implements Service {
       config: cfg,
       verifier,
       outbox: createOutbox(db, { partitions: cfg.partitions, maxPayloadBytes: cfg.maxPayloadBytes }),
-      outboxStore: new MongoOutboxStore(db),
+      outboxStore: new MongoOutboxStore(db, { partitions: cfg.partitions }),
       eventLog,
       tail: this.#tail,
       hub: this.#hub,

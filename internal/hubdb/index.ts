@@ -24,6 +24,8 @@ export async function openHubDb(options: {
   dbName: string;
   appName: string;
   log: Logger;
+  /** Outbox partition count P (one collection per partition is migrated). */
+  partitions: number;
   signal?: AbortSignal;
 }): Promise<HubDb> {
   const client = await connectMongo(options.url, { appName: options.appName, ...(options.signal ? { signal: options.signal } : {}) });
@@ -31,7 +33,7 @@ export async function openHubDb(options: {
     const db = client.db(options.dbName);
     const caps = await detectCapabilities(client, db);
     options.log.info('connected', { db: options.dbName, ...caps });
-    await migrateOutbox(db);
+    await migrateOutbox(db, { partitions: options.partitions });
     await migrateEventLog(db);
     await migrateLeases(db);
     return { client, db, caps };

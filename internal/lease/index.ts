@@ -13,6 +13,7 @@ import { MongoLeaseStore } from './mongo.js';
 
 export type { Lease, LeaseStore, Member } from './types.js';
 export { MongoLeaseStore, migrateLeases, DEFAULT_LEASE_COLLECTIONS, type LeaseCollections } from './mongo.js';
+export { MemoryLeaseStore } from './memory.js';
 export { PartitionCoordinator, type CoordinatorHandlers, type CoordinatorMetrics, type CoordinatorOptions } from './coordinator.js';
 
 /** Where leases live. */

@@ -16,11 +16,12 @@ export interface Member {
 }
 
 /**
- * The lease port. Adapters: MongoDB now, Kubernetes `coordination.k8s.io/v1` later.
+ * The lease port. Adapters: MongoDB, Kubernetes `coordination.k8s.io/v1` and in memory.
  *
  * Invariants every adapter keeps (checked by the contract suite):
  * - at most one unexpired holder per (group, partition);
  * - `acquire` succeeds only on a free or expired lease and bumps the epoch;
+ * - an epoch of a partition is handed out at most once, even to racing claimants;
  * - `renew` and `release` succeed only for the same holder and epoch;
  * - epochs of a partition only grow.
  */

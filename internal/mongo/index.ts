@@ -29,11 +29,12 @@ export class MongoHelperError extends HubError<MongoHelperErrorCode> {}
 /** Connects and verifies the server answers. Honours `signal` while connecting. */
 export async function connectMongo(
   url: string,
-  options: { appName: string; signal?: AbortSignal; serverSelectionTimeoutMS?: number },
+  options: { appName: string; signal?: AbortSignal; serverSelectionTimeoutMS?: number; maxPoolSize?: number },
 ): Promise<MongoClient> {
   const client = new MongoClient(url, {
     appName: options.appName,
     serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 10_000,
+    ...(options.maxPoolSize === undefined ? {} : { maxPoolSize: options.maxPoolSize }),
   });
   const onAbort = (): void => void client.close();
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -95,22 +96,48 @@ export function mongoSettings(r: EnvReader): { mongoUrl: string; mongoDb: string
   return { mongoUrl, mongoDb };
 }
 
-/** Idempotently creates `indexes` on `collection` (the start-up migration step). */
-export async function ensureIndexes(db: Db, collection: string, indexes: IndexDescription[]): Promise<void> {
-  const existing = await db.listCollections({ name: collection }, { nameOnly: true }).toArray();
-  if (existing.length === 0) {
-    try {
-      await db.createCollection(collection);
-    } catch (err) {
-      // Another replica may have created it between our check and our call.
-      if (!(err instanceof MongoError && err.code === 48)) throw err;
+/** Server error codes the adapters decide on (MongoDB's `error_codes.yml`). */
+export const MONGO_ERROR = Object.freeze({
+  NamespaceExists: 48,
+  DuplicateKey: 11000,
+});
+
+/** A collection and the indexes it must have. */
+export interface CollectionSpec {
+  name: string;
+  indexes: IndexDescription[];
+}
+
+/**
+ * Idempotently creates each collection and its missing indexes (the start-up
+ * migration step). Lists the database's collections once, however many specs.
+ */
+export async function ensureCollections(db: Db, specs: readonly CollectionSpec[]): Promise<void> {
+  const existing = new Set((await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));
+  for (const spec of specs) {
+    if (!existing.has(spec.name)) {
+      try {
+        await db.createCollection(spec.name);
+      } catch (err) {
+        // Another replica may have created it between our listing and our call.
+        if (!(err instanceof MongoError && err.code === MONGO_ERROR.NamespaceExists)) throw err;
+      }
     }
+    if (spec.indexes.length > 0) await createMissingIndexes(db, spec.name, spec.indexes);
   }
+}
+
+/** Idempotently creates `indexes` on `collection` (and the collection itself). */
+export async function ensureIndexes(db: Db, collection: string, indexes: IndexDescription[]): Promise<void> {
+  await ensureCollections(db, [{ name: collection, indexes }]);
+}
+
+async function createMissingIndexes(db: Db, collection: string, indexes: IndexDescription[]): Promise<void> {
   // Create only what is missing: cheaper, and FerretDB 1.x drops the connection when
   // asked to re-create several existing indexes at once.
   const c = db.collection(collection);
   const missing = async (): Promise<IndexDescription[]> => {
-    const names = new Set((await c.listIndexes().toArray()).map((i) => String(i['name'])));
+    const names = new Set((await c.listIndexes().toArray()).map((i) => String(i.name)));
     return indexes.filter((i) => i.name === undefined || !names.has(i.name));
   };
   const todo = await missing();
@@ -126,9 +153,9 @@ export async function ensureIndexes(db: Db, collection: string, indexes: IndexDe
 /** True for a duplicate-key write error (E11000), including inside a bulk write. */
 export function isDuplicateKeyError(err: unknown): boolean {
   if (!(err instanceof MongoError)) return false;
-  if (err.code === 11000) return true;
+  if (err.code === MONGO_ERROR.DuplicateKey) return true;
   const writeErrors = (err as { writeErrors?: unknown }).writeErrors;
-  if (Array.isArray(writeErrors)) return writeErrors.some((w: { code?: number }) => w.code === 11000);
+  if (Array.isArray(writeErrors)) return writeErrors.some((w: { code?: number }) => w.code === MONGO_ERROR.DuplicateKey);
   return false;
 }
 

@@ -55,7 +55,13 @@ export class OpsApp implements Service {
 
   async start(): Promise<void> {
     const cfg = this.#cfg;
-    const { client, db } = await openHubDb({ url: cfg.mongoUrl, dbName: cfg.mongoDb, appName: 'outbox-hub-ops', log: this.#log });
+    const { client, db } = await openHubDb({
+      url: cfg.mongoUrl,
+      dbName: cfg.mongoDb,
+      appName: 'outbox-hub-ops',
+      log: this.#log,
+      partitions: cfg.partitions,
+    });
     this.#client = client;
     await migrateGroups(db);
     const q = new OpsQueries(db, cfg.partitions);

@@ -44,7 +44,7 @@ export class OpsQueries {
   constructor(db: Db, partitions: number) {
     this.#db = db;
     this.#partitions = partitions;
-    this.#outbox = new MongoOutboxStore(db);
+    this.#outbox = new MongoOutboxStore(db, { partitions });
     this.#log = new MongoEventLog(db);
     this.#leases = new MongoLeaseStore(db);
     this.#groups = new MongoGroupStore(db);

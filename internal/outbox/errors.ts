@@ -10,6 +10,7 @@ export type OutboxErrorCode =
   | 'INVALID_HEADERS'
   | 'INVALID_OPTIONS'
   | 'DUPLICATE_ID'
+  | 'BATCH_TOO_LARGE'
   | 'ABORTED'
   | 'WRITE_FAILED';
 

@@ -3,15 +3,17 @@
  * and the store port the drainer reads them through.
  *
  * Invariants:
- * - Validation happens before any write: an invalid batch writes nothing.
- * - A message's id is stable and becomes its event id; a second add with the
- *   same id fails with `DUPLICATE_ID` rather than publishing twice.
+ * - Validation and duplicate-id checks happen before any write: an invalid
+ *   batch, or one reusing an id (twice in the batch, pending, or published),
+ *   writes nothing and `err.index` names the offending message.
+ * - A message's id is stable and becomes its event id.
  * - partition = FNV-1a(key ?? id) mod P; messages of one key share a partition
  *   and are drained in the order one writer added them (the `ts` sort key).
- * - Status only moves pending -> sent, pending -> dead and dead -> pending.
- * - The outbox holds only unpublished (pending and dead) messages, so it stays
- *   small and its pending index hot; published ones move to `<outbox>_sent`
- *   for the retention period (the event log is the durable record).
+ * - Each partition has its own collection holding only pending messages;
+ *   publishing a message removes it (the event log is the durable record), so a
+ *   drain batch costs one bounded read and one delete whatever the backlog.
+ * - A dead message leaves its partition for the dead collection; requeueing
+ *   appends it at the end of its partition.
  */
 export { OutboxError, isOutboxError, type OutboxErrorCode } from './errors.js';
 export {
@@ -24,20 +26,26 @@ export {
   newMessageId,
   partitionOf,
   validateMessage,
-  type OutboxDocument,
   type OutboxMessageInput,
-  type OutboxStatus,
   type ValidMessage,
 } from './message.js';
 export {
   DEFAULT_OUTBOX_COLLECTION,
-  OUTBOX_INDEXES,
-  Outbox,
-  createOutbox,
   migrateOutbox,
-  sentCollectionName,
-  type AddOptions,
-  type OutboxOptions,
-  type OutboxReceipt,
-} from './outbox.js';
-export { MongoOutboxStore, type OutboxStore, type PartitionBacklog, type PendingMessage, type StoredMessage } from './store.js';
+  outboxLayout,
+  type DeadDocument,
+  type MigrateOutboxOptions,
+  type OutboxLayout,
+  type PendingDocument,
+} from './layout.js';
+export { MAX_BATCH, Outbox, createOutbox, type AddOptions, type OutboxOptions, type OutboxReceipt } from './outbox.js';
+export {
+  MongoOutboxStore,
+  type MongoOutboxStoreOptions,
+  type OutboxStatus,
+  type OutboxStore,
+  type PartitionBacklog,
+  type PendingMessage,
+  type StoredMessage,
+} from './store.js';
+export { MemoryOutboxStore } from './memory.js';

@@ -1,19 +1,13 @@
 import type { ClientSession, Collection, Db } from 'mongodb';
-import { MongoError } from 'mongodb';
-import { ensureIndexes, isDuplicateKeyError } from '../mongo/index.js';
+import { MongoBulkWriteError, MongoError } from 'mongodb';
+import { MongoEventLog, type EventLog } from '../eventlog/index.js';
+import { isDuplicateKeyError } from '../mongo/index.js';
 import { OutboxError } from './errors.js';
-import {
-  DEFAULT_MAX_PAYLOAD_BYTES,
-  DEFAULT_PARTITIONS,
-  assertPartitions,
-  partitionOf,
-  validateMessage,
-  type OutboxDocument,
-  type OutboxMessageInput,
-} from './message.js';
+import { outboxLayout, type OutboxLayout, type PendingDocument } from './layout.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_PARTITIONS, partitionOf, validateMessage, type OutboxMessageInput } from './message.js';
 
-/** Default outbox collection name. */
-export const DEFAULT_OUTBOX_COLLECTION = 'outbox';
+/** Most messages one {@link Outbox.addMany} call takes. */
+export const MAX_BATCH = 10_000;
 
 /** Options for {@link createOutbox}. */
 export interface OutboxOptions {
@@ -21,8 +15,10 @@ export interface OutboxOptions {
   partitions?: number;
   /** Payload bound in BSON bytes. Default {@link DEFAULT_MAX_PAYLOAD_BYTES}. */
   maxPayloadBytes?: number;
-  /** Collection name. Default {@link DEFAULT_OUTBOX_COLLECTION}. */
+  /** Outbox name (collections `<name>_p<partition>`, `<name>_dead`). Default `outbox`. */
   collection?: string;
+  /** Event log collection the drainers append to (for duplicate-id checks). Default `events`. */
+  eventsCollection?: string;
 }
 
 /** Options for one {@link Outbox.add} call. */
@@ -41,27 +37,22 @@ export interface OutboxReceipt {
   createdAt: Date;
 }
 
-/** Index set of the outbox collection (applied by {@link migrateOutbox}). */
-export const OUTBOX_INDEXES = [{ key: { partition: 1, status: 1, ts: 1 }, name: 'partition_status_ts' }] as const;
-
-/** Name of the archive that holds sent messages for the retention period. */
-export function sentCollectionName(outbox: string): string {
-  return `${outbox}_sent`;
-}
-
-/** Idempotent start-up migration: creates the outbox, its sent archive and their indexes. */
-export async function migrateOutbox(db: Db, collection = DEFAULT_OUTBOX_COLLECTION): Promise<void> {
-  await ensureIndexes(
-    db,
-    collection,
-    OUTBOX_INDEXES.map((i) => ({ ...i, key: { ...i.key } })),
-  );
-  await ensureIndexes(db, sentCollectionName(collection), [{ key: { sentAt: 1 }, name: 'sentAt' }]);
+interface Entry {
+  index: number;
+  partition: number;
+  explicit: boolean;
+  doc: PendingDocument;
 }
 
 /**
  * The application-facing writer. Write outbox messages in the same session as
  * the business document; the drainer publishes them after commit.
+ *
+ * Writes go to the collection of each message's partition, so a batch touches
+ * one collection per partition it spans. A batch is validated and checked for
+ * duplicate ids (within itself, against pending and against published
+ * messages) before anything is written; a write that fails half-way is taken
+ * back (in the caller's transaction when there is one).
  *
  * @example
  * await session.withTransaction(async () => {
@@ -72,20 +63,21 @@ export async function migrateOutbox(db: Db, collection = DEFAULT_OUTBOX_COLLECTI
 export class Outbox {
   readonly partitions: number;
   readonly maxPayloadBytes: number;
-  readonly #collection: Collection<OutboxDocument>;
-  readonly #sent: Collection<{ _id: string }>;
+  readonly #db: Db;
+  readonly #layout: OutboxLayout;
+  readonly #log: EventLog;
+  readonly #collections = new Map<number, Collection<PendingDocument>>();
   #lastTs = 0;
 
   constructor(db: Db, options: OutboxOptions = {}) {
     this.partitions = options.partitions ?? DEFAULT_PARTITIONS;
-    assertPartitions(this.partitions);
+    this.#layout = outboxLayout(options.collection, this.partitions);
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     if (!Number.isSafeInteger(this.maxPayloadBytes) || this.maxPayloadBytes < 1 || this.maxPayloadBytes > 15 * 1024 * 1024) {
       throw new OutboxError('INVALID_OPTIONS', 'maxPayloadBytes must be a whole number from 1 to 15 MiB');
     }
-    const name = options.collection ?? DEFAULT_OUTBOX_COLLECTION;
-    this.#collection = db.collection<OutboxDocument>(name);
-    this.#sent = db.collection<{ _id: string }>(sentCollectionName(name));
+    this.#db = db;
+    this.#log = new MongoEventLog(db, options.eventsCollection === undefined ? {} : { events: options.eventsCollection });
   }
 
   /** Adds one message. See {@link Outbox.addMany}. */
@@ -95,52 +87,124 @@ export class Outbox {
   }
 
   /**
-   * Validates every message first, then writes them in one insert. Nothing is
-   * written when any message is invalid. Throws `DUPLICATE_ID` when an id was
-   * already accepted.
+   * Validates every message and checks every id first, then writes. Nothing is
+   * written when any message is invalid (`err.index` names it) or reuses an id
+   * (`DUPLICATE_ID`: twice in the batch, still pending, or already published).
    */
   async addMany<P>(messages: ReadonlyArray<OutboxMessageInput<P>>, options: AddOptions = {}): Promise<OutboxReceipt[]> {
     if (!Array.isArray(messages) || messages.length === 0) {
       throw new OutboxError('INVALID_PAYLOAD', 'addMany needs a non-empty array of messages');
     }
-    if (options.signal?.aborted) throw new OutboxError('ABORTED', 'aborted before writing', { cause: options.signal.reason });
+    if (messages.length > MAX_BATCH) throw new OutboxError('BATCH_TOO_LARGE', `at most ${MAX_BATCH} messages per call, got ${messages.length}`);
+    throwIfAborted(options.signal);
     const now = Date.now();
     const createdAt = new Date(now);
-    const docs: OutboxDocument[] = messages.map((input, index) => {
+    const entries: Entry[] = messages.map((input, index) => {
       const m = validateMessage(input, index, this.maxPayloadBytes, now);
-      return {
+      const doc: PendingDocument = {
         _id: m.id,
+        ts: this.#nextTs(now),
         topic: m.topic,
         key: m.key,
-        partition: partitionOf(m.key ?? m.id, this.partitions),
         payload: m.payload,
         headers: m.headers,
-        status: 'pending',
-        ts: this.#nextTs(now),
         createdAt,
-        attempts: 0,
       };
+      return { index, partition: partitionOf(m.key ?? m.id, this.partitions), explicit: input.id !== undefined, doc };
     });
-    const explicit = messages.filter((m) => m.id !== undefined).map((m) => m.id as string);
+    await this.#checkIds(entries, options.session);
+    throwIfAborted(options.signal);
+    const groups = new Map<number, Entry[]>();
+    for (const e of entries) groups.set(e.partition, [...(groups.get(e.partition) ?? []), e]);
+    const written: Entry[][] = [];
     try {
-      await this.#collection.insertMany(docs, { session: options.session, ordered: true });
-      // Published messages leave the outbox for the archive, so a caller-chosen id must be new there too.
-      // Checked after the insert: the drainer archives before it deletes, so a copy drained before our
-      // insert succeeded is visible now, and one still pending made the insert fail above.
-      if (
-        explicit.length > 0 &&
-        (await this.#sent.findOne({ _id: { $in: explicit } }, { session: options.session, projection: { _id: 1 } }))
-      ) {
-        await this.#collection.deleteMany({ _id: { $in: docs.map((d) => d._id) }, status: 'pending' }, { session: options.session });
-        throw new OutboxError('DUPLICATE_ID', 'a message with this id was already accepted and published');
+      for (const [partition, group] of groups) {
+        written.push(group);
+        await this.#collection(partition).insertMany(
+          group.map((e) => e.doc),
+          { session: options.session, ordered: true },
+        );
       }
     } catch (err) {
-      if (err instanceof OutboxError) throw err;
-      if (isDuplicateKeyError(err)) throw new OutboxError('DUPLICATE_ID', 'a message with this id was already accepted', { cause: err });
+      await this.#takeBack(written, options.session, err);
+      if (isDuplicateKeyError(err)) {
+        const failed = written[written.length - 1] ?? [];
+        const at = err instanceof MongoBulkWriteError ? firstWriteErrorIndex(err) : 0;
+        throw new OutboxError('DUPLICATE_ID', 'a message with this id is already pending', { cause: err, index: failed[at ?? 0]?.index });
+      }
       if (err instanceof MongoError) throw new OutboxError('WRITE_FAILED', `outbox write failed: ${err.message}`, { cause: err });
       throw err;
     }
-    return docs.map((d) => ({ id: d._id, topic: d.topic, key: d.key, partition: d.partition, createdAt }));
+    await this.#checkPublishedMeanwhile(entries, written, options.session);
+    return entries.map((e) => ({ id: e.doc._id, topic: e.doc.topic, key: e.doc.key, partition: e.partition, createdAt }));
+  }
+
+  /** Duplicate ids within the batch, among pending messages and in the event log: refused before any write. */
+  async #checkIds(entries: readonly Entry[], session: ClientSession | undefined): Promise<void> {
+    const first = new Map<string, number>();
+    for (const e of entries) {
+      const seen = first.get(e.doc._id);
+      if (seen !== undefined) throw new OutboxError('DUPLICATE_ID', `id ${e.doc._id} appears twice in the batch (first at index ${seen})`, { index: e.index });
+      first.set(e.doc._id, e.index);
+    }
+    const explicit = entries.filter((e) => e.explicit);
+    if (explicit.length === 0) return;
+    const published = await this.#log.present(explicit.map((e) => e.doc._id));
+    const hit = explicit.find((e) => published.has(e.doc._id));
+    if (hit) throw new OutboxError('DUPLICATE_ID', `a message with id ${hit.doc._id} was already published`, { index: hit.index });
+    // A single message's insert is refused atomically by the unique _id; a batch spans several writes.
+    if (entries.length === 1) return;
+    const byPartition = new Map<number, Entry[]>();
+    for (const e of explicit) byPartition.set(e.partition, [...(byPartition.get(e.partition) ?? []), e]);
+    for (const [partition, group] of byPartition) {
+      const ids = group.map((e) => e.doc._id);
+      const found = await this.#collection(partition)
+        .find({ _id: ids.length === 1 ? (ids[0] as string) : { $in: ids } }, { session, projection: { _id: 1 } })
+        .toArray();
+      const pending = new Set(found.map((d) => d._id));
+      const dup = group.find((e) => pending.has(e.doc._id));
+      if (dup) throw new OutboxError('DUPLICATE_ID', `a message with id ${dup.doc._id} is already pending`, { index: dup.index });
+    }
+  }
+
+  /**
+   * Closes the race with a concurrent add of the same id that was published
+   * between our check and our write: the log then holds the other message, and
+   * ours is taken back. (Our own message, drained already, is not a duplicate.)
+   */
+  async #checkPublishedMeanwhile(entries: readonly Entry[], written: Entry[][], session: ClientSession | undefined): Promise<void> {
+    const explicit = entries.filter((e) => e.explicit);
+    if (explicit.length === 0) return;
+    const present = await this.#log.present(explicit.map((e) => e.doc._id));
+    for (const e of explicit) {
+      if (!present.has(e.doc._id)) continue;
+      const logged = await this.#log.get(e.doc._id);
+      if (logged && logged.createdAt.getTime() === e.doc.createdAt.getTime() && logged.topic === e.doc.topic && logged.key === e.doc.key) continue;
+      await this.#takeBack(written, session, undefined);
+      throw new OutboxError('DUPLICATE_ID', `a message with id ${e.doc._id} was published meanwhile`, { index: e.index });
+    }
+  }
+
+  /** Deletes what this call wrote (matched by id and its own order key, so another writer's message is never touched). */
+  async #takeBack(written: readonly Entry[][], session: ClientSession | undefined, cause: unknown): Promise<void> {
+    try {
+      for (const group of written) {
+        const partition = group[0]?.partition ?? 0;
+        await this.#collection(partition).deleteMany({ $or: group.map((e) => ({ _id: e.doc._id, ts: e.doc.ts })) }, { session });
+      }
+    } catch (err) {
+      // Inside a transaction the server has aborted it after the failed write: nothing commits.
+      if (session?.inTransaction()) return;
+      throw new OutboxError('WRITE_FAILED', 'the batch failed and what it had written could not be taken back; those messages will be published', {
+        cause: cause ?? err,
+      });
+    }
+  }
+
+  #collection(partition: number): Collection<PendingDocument> {
+    let c = this.#collections.get(partition);
+    if (!c) this.#collections.set(partition, (c = this.#db.collection<PendingDocument>(this.#layout.partition(partition))));
+    return c;
   }
 
   /** Strictly increasing per writer, so a writer's messages keep their order within a partition. */
@@ -148,6 +212,15 @@ export class Outbox {
     this.#lastTs = Math.max(this.#lastTs + 1, nowMs * 1000);
     return this.#lastTs;
   }
+}
+
+function firstWriteErrorIndex(err: MongoBulkWriteError): number {
+  const w = err.writeErrors;
+  return (Array.isArray(w) ? (w[0] as { index?: number } | undefined)?.index : (w as { index?: number }).index) ?? 0;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new OutboxError('ABORTED', 'aborted before writing', { cause: signal.reason });
 }
 
 /** Creates an {@link Outbox} writer over `db`. */

@@ -1,10 +1,7 @@
 import type { ChangeStream, Collection, Db } from 'mongodb';
 import { isDuplicateKeyError } from '../mongo/index.js';
-import type { OutboxDocument, OutboxStatus } from './message.js';
-import { DEFAULT_OUTBOX_COLLECTION, sentCollectionName } from './outbox.js';
-
-/** An archived (published) message; lives in `<outbox>_sent` until retention removes it. */
-type SentDocument = Omit<OutboxDocument, 'ts' | 'status' | 'sentAt'> & { status: 'sent'; sentAt: Date };
+import { outboxLayout, partitionOfCollection, type DeadDocument, type LegacyDocument, type OutboxLayout, type PendingDocument } from './layout.js';
+import { DEFAULT_PARTITIONS } from './message.js';
 
 /** A message as the drainer reads it. */
 export interface PendingMessage {
@@ -16,13 +13,19 @@ export interface PendingMessage {
   headers: Record<string, string>;
   createdAt: Date;
   attempts: number;
+  /** The writer's order key within the partition. */
+  ts: number;
 }
 
-/** A message in any state, as operators see it. */
+/** Where an unpublished message is. Published messages are in the event log. */
+export type OutboxStatus = 'pending' | 'dead';
+
+/** An unpublished message, as operators see it. */
 export interface StoredMessage extends PendingMessage {
   status: OutboxStatus;
   lastError: string | null;
-  sentAt: Date | null;
+  /** When it was moved to dead (null while pending). */
+  diedAt: Date | null;
 }
 
 /** Backlog of one partition. */
@@ -35,25 +38,23 @@ export interface PartitionBacklog {
 /**
  * The drainer's port onto the outbox.
  *
- * Invariants: `pending` returns a partition's pending messages in write order;
- * `markSent` and `recordFailure` only move messages out of `pending`, so a late
- * call can never resurrect or reorder anything.
+ * Invariants: `pending` returns a partition's pending messages in write order
+ * (`ts`); `remove` and `recordFailure` only touch the messages given, so a late
+ * call can never resurrect or reorder anything; a dead message leaves its
+ * partition until `requeue` appends it again at the end.
  */
 export interface OutboxStore {
+  /** The oldest `limit` pending messages of `partition`, in order. */
   pending(partition: number, limit: number): Promise<PendingMessage[]>;
-  /**
-   * Moves published messages out of the outbox into the sent archive (kept for
-   * the retention period). Idempotent: archiving twice stores one copy.
-   */
-  markSent(messages: readonly PendingMessage[], at: Date): Promise<number>;
-  /** Counts a failed attempt; `dead` moves the message out of the way with its last error. */
-  recordFailure(id: string, error: string, dead: boolean): Promise<void>;
-  /** Moves dead messages back to pending (attempts reset). Returns how many moved. */
+  /** Removes published (or duplicate) messages from their partition: one delete. Returns how many went. */
+  remove(partition: number, messages: readonly PendingMessage[]): Promise<number>;
+  /** Counts a failed attempt; `dead` moves the message out of its partition with its last error. */
+  recordFailure(message: PendingMessage, error: string, dead: boolean): Promise<void>;
+  /** Moves dead messages back to the end of their partitions (attempts reset). Returns how many moved. */
   requeue(ids: readonly string[]): Promise<number>;
-  /** Deletes up to `limit` archived sent messages older than `before`. */
-  purgeSent(before: Date, limit: number): Promise<number>;
   backlog(partition: number): Promise<PartitionBacklog>;
-  get(id: string): Promise<StoredMessage | null>;
+  /** An unpublished message by id; `partition` saves looking in every partition. */
+  get(id: string, partition?: number): Promise<StoredMessage | null>;
   listDead(partition: number, limit: number): Promise<StoredMessage[]>;
   /**
    * Calls `onPartition` when a message may have become pending. Returns a stop
@@ -62,118 +63,241 @@ export interface OutboxStore {
   watchPending?(onPartition: (partition: number) => void, onError: (err: unknown) => void): (() => Promise<void>) | undefined;
 }
 
-function toStored(d: OutboxDocument | SentDocument): StoredMessage {
+function toPending(d: PendingDocument, partition: number): PendingMessage {
   return {
     id: d._id,
     topic: d.topic,
     key: d.key,
-    partition: d.partition,
+    partition,
     payload: d.payload,
     headers: d.headers ?? {},
     createdAt: d.createdAt,
     attempts: d.attempts ?? 0,
-    status: d.status,
-    lastError: d.lastError ?? null,
-    sentAt: d.sentAt ?? null,
+    ts: d.ts,
   };
 }
 
-/** {@link OutboxStore} over a MongoDB collection. */
-export class MongoOutboxStore implements OutboxStore {
-  readonly #c: Collection<OutboxDocument>;
-  readonly #sent: Collection<SentDocument>;
-  readonly #changeStreams: boolean;
+function toStored(d: PendingDocument | DeadDocument, partition: number, status: OutboxStatus): StoredMessage {
+  return {
+    ...toPending(d, partition),
+    status,
+    lastError: d.lastError ?? null,
+    diedAt: 'diedAt' in d ? d.diedAt : null,
+  };
+}
 
-  constructor(db: Db, options: { collection?: string; changeStreams?: boolean } = {}) {
-    const name = options.collection ?? DEFAULT_OUTBOX_COLLECTION;
-    this.#c = db.collection<OutboxDocument>(name);
-    this.#sent = db.collection<SentDocument>(sentCollectionName(name));
+/** Options for {@link MongoOutboxStore}. */
+export interface MongoOutboxStoreOptions {
+  /** Outbox name. Default `outbox`. */
+  collection?: string;
+  partitions?: number;
+  /** Wake drainers through a change stream (probe the server first). */
+  changeStreams?: boolean;
+}
+
+/**
+ * {@link OutboxStore} over one MongoDB collection per partition plus a dead
+ * collection. Each drain batch is one `find` sorted by `ts` with a limit and
+ * one `deleteMany` by `_id`, both bounded by the batch on MongoDB and by one
+ * partition's backlog on servers without index pushdown.
+ *
+ * Messages left in the single collection of versions up to 0.1 (`outbox`) are
+ * drained first, partition by partition, until none is pending there.
+ */
+export class MongoOutboxStore implements OutboxStore {
+  readonly #db: Db;
+  readonly #layout: OutboxLayout;
+  readonly #partitions: Array<Collection<PendingDocument>>;
+  readonly #dead: Collection<DeadDocument>;
+  readonly #legacy: Collection<LegacyDocument>;
+  readonly #changeStreams: boolean;
+  /** Resolves to whether the legacy collection exists (checked once). */
+  #legacyExists: Promise<boolean> | undefined;
+  /** Partitions whose legacy messages are all gone. */
+  readonly #legacyDone = new Set<number>();
+  readonly #fromLegacy = new WeakSet<PendingMessage>();
+  #lastTs = 0;
+
+  constructor(db: Db, options: MongoOutboxStoreOptions = {}) {
+    this.#db = db;
+    this.#layout = outboxLayout(options.collection, options.partitions ?? DEFAULT_PARTITIONS);
+    this.#partitions = Array.from({ length: this.#layout.partitions }, (_, p) => db.collection<PendingDocument>(this.#layout.partition(p)));
+    this.#dead = db.collection<DeadDocument>(this.#layout.dead);
+    this.#legacy = db.collection<LegacyDocument>(this.#layout.legacy);
     this.#changeStreams = options.changeStreams ?? false;
   }
 
   async pending(partition: number, limit: number): Promise<PendingMessage[]> {
-    const docs = await this.#c.find({ partition, status: 'pending' }, { sort: { ts: 1 }, limit }).toArray();
-    return docs.map(toStored);
-  }
-
-  async markSent(messages: readonly PendingMessage[], at: Date): Promise<number> {
-    if (messages.length === 0) return 0;
-    const archived: SentDocument[] = messages.map((m) => ({
-      _id: m.id,
-      topic: m.topic,
-      key: m.key,
-      partition: m.partition,
-      payload: m.payload,
-      headers: m.headers,
-      status: 'sent',
-      createdAt: m.createdAt,
-      attempts: m.attempts,
-      sentAt: at,
-    }));
-    try {
-      await this.#sent.insertMany(archived, { ordered: false });
-    } catch (err) {
-      // Already archived by a holder that died before deleting: the archive keeps its copy.
-      if (!isDuplicateKeyError(err)) throw err;
+    if (await this.#inLegacy(partition)) {
+      const old = await this.#legacy.find({ partition, status: 'pending' }, { sort: { ts: 1 }, limit }).toArray();
+      if (old.length > 0) {
+        return old.map((d) => {
+          const m = toPending(d, partition);
+          this.#fromLegacy.add(m);
+          return m;
+        });
+      }
+      this.#legacyDone.add(partition);
     }
-    const r = await this.#c.deleteMany({ _id: { $in: messages.map((m) => m.id) }, status: 'pending' });
-    return r.deletedCount;
+    const docs = await this.#coll(partition).find({}, { sort: { ts: 1 }, limit }).toArray();
+    return docs.map((d) => toPending(d, partition));
   }
 
-  async recordFailure(id: string, error: string, dead: boolean): Promise<void> {
-    await this.#c.updateOne(
-      { _id: id, status: 'pending' },
-      { $inc: { attempts: 1 }, $set: { lastError: error.slice(0, 2000), ...(dead ? { status: 'dead' as const } : {}) } },
-    );
+  async remove(partition: number, messages: readonly PendingMessage[]): Promise<number> {
+    if (messages.length === 0) return 0;
+    const legacy = messages.filter((m) => this.#fromLegacy.has(m)).map((m) => m.id);
+    const current = messages.filter((m) => !this.#fromLegacy.has(m)).map((m) => m.id);
+    let n = 0;
+    if (current.length > 0) n += (await this.#coll(partition).deleteMany({ _id: { $in: current } })).deletedCount;
+    if (legacy.length > 0) n += (await this.#legacy.deleteMany({ _id: { $in: legacy }, status: 'pending' })).deletedCount;
+    return n;
+  }
+
+  async recordFailure(message: PendingMessage, error: string, dead: boolean): Promise<void> {
+    const lastError = error.slice(0, 2000);
+    const legacy = this.#fromLegacy.has(message);
+    if (!dead) {
+      if (legacy) await this.#legacy.updateOne({ _id: message.id, status: 'pending' }, { $inc: { attempts: 1 }, $set: { lastError } });
+      else await this.#coll(message.partition).updateOne({ _id: message.id }, { $inc: { attempts: 1 }, $set: { lastError } });
+      return;
+    }
+    const doc = legacy ? await this.#legacy.findOne({ _id: message.id, status: 'pending' }) : await this.#coll(message.partition).findOne({ _id: message.id });
+    if (!doc) return;
+    await this.#bury(doc, message.partition, (doc.attempts ?? 0) + 1, lastError);
+    if (legacy) await this.#legacy.deleteOne({ _id: message.id });
+    else await this.#coll(message.partition).deleteOne({ _id: message.id, ts: doc.ts });
   }
 
   async requeue(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    const r = await this.#c.updateMany({ _id: { $in: [...ids] }, status: 'dead' }, { $set: { status: 'pending', attempts: 0 } });
-    return r.modifiedCount;
-  }
-
-  async purgeSent(before: Date, limit: number): Promise<number> {
-    // Bounded batches keep each delete short; the caller loops while it returns `limit`.
-    const ids = await this.#sent.find({ sentAt: { $lt: before } }, { projection: { _id: 1 }, limit, sort: { sentAt: 1 } }).toArray();
-    if (ids.length === 0) return 0;
-    const r = await this.#sent.deleteMany({ _id: { $in: ids.map((d) => d._id) } });
-    return r.deletedCount;
+    const dead = await this.#dead.find({ _id: { $in: [...ids] } }).toArray();
+    let moved = 0;
+    for (const d of dead) {
+      const doc: PendingDocument = {
+        _id: d._id,
+        ts: this.#nextTs(),
+        topic: d.topic,
+        key: d.key,
+        payload: d.payload,
+        headers: d.headers,
+        createdAt: d.createdAt,
+      };
+      try {
+        await this.#coll(d.partition).insertOne(doc);
+      } catch (err) {
+        // Requeued already (a concurrent requeue or an earlier one that died before the delete).
+        if (!isDuplicateKeyError(err)) throw err;
+      }
+      moved += (await this.#dead.deleteOne({ _id: d._id })).deletedCount;
+    }
+    return moved;
   }
 
   async backlog(partition: number): Promise<PartitionBacklog> {
-    const [pending, oldest, dead] = await Promise.all([
-      this.#c.countDocuments({ partition, status: 'pending' }),
-      this.#c.findOne({ partition, status: 'pending' }, { sort: { ts: 1 }, projection: { createdAt: 1 } }),
-      this.#c.countDocuments({ partition, status: 'dead' }),
+    const coll = this.#coll(partition);
+    // The partition's collection holds only pending messages: its count is the backlog
+    // (metadata on MongoDB, no scan).
+    const [pending, oldest, dead, legacy] = await Promise.all([
+      coll.estimatedDocumentCount(),
+      coll.findOne({}, { sort: { ts: 1 }, projection: { createdAt: 1 } }),
+      this.#dead.countDocuments({ partition }),
+      this.#inLegacy(partition).then(async (yes) =>
+        yes ? this.#legacy.findOne({ partition, status: 'pending' }, { sort: { ts: 1 }, projection: { createdAt: 1 } }) : null,
+      ),
     ]);
-    return { pending, oldestPendingAt: oldest?.createdAt ?? null, dead };
+    const legacyPending = legacy ? await this.#legacy.countDocuments({ partition, status: 'pending' }) : 0;
+    return { pending: pending + legacyPending, oldestPendingAt: legacy?.createdAt ?? oldest?.createdAt ?? null, dead };
   }
 
-  async get(id: string): Promise<StoredMessage | null> {
-    const d = (await this.#c.findOne({ _id: id })) ?? (await this.#sent.findOne({ _id: id }));
-    return d ? toStored(d) : null;
+  async get(id: string, partition?: number): Promise<StoredMessage | null> {
+    const dead = await this.#dead.findOne({ _id: id });
+    if (dead) return toStored(dead, dead.partition, 'dead');
+    const where = partition === undefined ? this.#partitions.map((_, p) => p) : [partition];
+    for (const p of where) {
+      const d = await this.#coll(p).findOne({ _id: id });
+      if (d) return toStored(d, p, 'pending');
+    }
+    if (await this.#legacyCollectionExists()) {
+      const old = await this.#legacy.findOne({ _id: id, status: 'pending' });
+      if (old) return toStored(old, old.partition, 'pending');
+    }
+    return null;
   }
 
   async listDead(partition: number, limit: number): Promise<StoredMessage[]> {
-    const docs = await this.#c.find({ partition, status: 'dead' }, { sort: { ts: 1 }, limit }).toArray();
-    return docs.map(toStored);
+    const docs = await this.#dead.find({ partition }, { sort: { diedAt: 1 }, limit }).toArray();
+    return docs.map((d) => toStored(d, partition, 'dead'));
   }
 
   watchPending(onPartition: (partition: number) => void, onError: (err: unknown) => void): (() => Promise<void>) | undefined {
     if (!this.#changeStreams) return undefined;
-    const stream: ChangeStream = this.#c.watch(
-      [
-        { $match: { $or: [{ operationType: 'insert' }, { 'updateDescription.updatedFields.status': 'pending' }] } },
-        { $project: { 'fullDocument.partition': 1, documentKey: 1 } },
-      ],
-      { fullDocument: 'updateLookup' },
-    );
-    stream.on('change', (change: { fullDocument?: { partition?: number } }) => {
-      const p = change.fullDocument?.partition;
-      if (typeof p === 'number') onPartition(p);
+    // One stream for every partition: inserts are the only way a message becomes pending.
+    const names = this.#partitions.map((c) => c.collectionName);
+    const stream: ChangeStream = this.#db.watch([{ $match: { operationType: 'insert', 'ns.coll': { $in: names } } }, { $project: { ns: 1 } }]);
+    stream.on('change', (change: { ns?: { coll?: string } }) => {
+      const p = change.ns?.coll === undefined ? undefined : partitionOfCollection(this.#layout, change.ns.coll);
+      if (p !== undefined) onPartition(p);
     });
     stream.on('error', onError);
     return () => stream.close();
+  }
+
+  async #bury(doc: PendingDocument, partition: number, attempts: number, lastError: string): Promise<void> {
+    const dead: DeadDocument = {
+      _id: doc._id,
+      ts: doc.ts,
+      topic: doc.topic,
+      key: doc.key,
+      payload: doc.payload,
+      headers: doc.headers ?? {},
+      createdAt: doc.createdAt,
+      partition,
+      attempts,
+      lastError,
+      diedAt: new Date(),
+    };
+    try {
+      await this.#dead.insertOne(dead);
+    } catch (err) {
+      // Buried already by a holder that died before removing it from its partition.
+      if (!isDuplicateKeyError(err)) throw err;
+    }
+  }
+
+  #coll(partition: number): Collection<PendingDocument> {
+    const c = this.#partitions[partition];
+    if (!c) throw new RangeError(`partition ${partition} is outside 0..${this.#layout.partitions - 1}`);
+    return c;
+  }
+
+  async #inLegacy(partition: number): Promise<boolean> {
+    if (this.#legacyDone.has(partition)) return false;
+    const exists = await this.#legacyCollectionExists();
+    if (!exists) this.#legacyDone.add(partition);
+    return exists;
+  }
+
+  #legacyCollectionExists(): Promise<boolean> {
+    this.#legacyExists ??= this.#prepareLegacy().catch((err: unknown) => {
+      this.#legacyExists = undefined;
+      throw err;
+    });
+    return this.#legacyExists;
+  }
+
+  /** Finds the pre-0.2 collection and moves its dead messages to the dead collection (idempotent). */
+  async #prepareLegacy(): Promise<boolean> {
+    const found = await this.#db.listCollections({ name: this.#layout.legacy }, { nameOnly: true }).toArray();
+    if (found.length === 0) return false;
+    for (const d of await this.#legacy.find({ status: 'dead' }).toArray()) {
+      await this.#bury(d, d.partition, d.attempts ?? 0, d.lastError ?? 'dead before the upgrade');
+      await this.#legacy.deleteOne({ _id: d._id, status: 'dead' });
+    }
+    return true;
+  }
+
+  #nextTs(): number {
+    this.#lastTs = Math.max(this.#lastTs + 1, Date.now() * 1000);
+    return this.#lastTs;
   }
 }

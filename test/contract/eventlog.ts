@@ -9,6 +9,8 @@ import { EventLogError, type EventInput, type EventLog } from '../../internal/ev
 export interface EventLogPair {
   a: EventLog;
   b: EventLog;
+  /** Removes one event behind the adapter's back, leaving the hole a broken server or an old version could leave. */
+  punchHole(partition: number, seq: number): Promise<void>;
 }
 
 let counter = 0;
@@ -85,6 +87,98 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       );
       expect([...rb.appended.map((e) => e.id), ...rb.duplicates].sort()).toEqual(batch.map((e) => e.id).sort());
       expect(ra.appended.length + rb.appended.length).toBe(40);
+    });
+
+    it('re-appends more than one insert chunk of already-logged messages plus new ones exactly once, gap-free and in order', async () => {
+      const { a, b } = await factory();
+      const logged = Array.from({ length: 230 }, (_, i) => ev('t.crash', `k${i % 7}`, i + 1));
+      await a.claim(6, 1);
+      await a.append(6, 1, logged);
+      // The holder died before removing them from the outbox: the next holder reads them again, with new ones behind.
+      const fresh = Array.from({ length: 11 }, (_, i) => ev('t.crash', `k${i % 7}`, 231 + i));
+      await b.claim(6, 2);
+      const r = await b.append(6, 2, [...logged, ...fresh]);
+      expect(r.duplicates).toHaveLength(230);
+      expect(r.appended.map((e) => e.seq)).toEqual(fresh.map((_, i) => 231 + i));
+      const all = await b.read({ partition: 6, limit: 1000 });
+      expect(all.map((e) => e.seq)).toEqual(Array.from({ length: 241 }, (_, i) => i + 1));
+      expect(all.map((e) => (e.payload as { n: number }).n)).toEqual(Array.from({ length: 241 }, (_, i) => i + 1));
+    });
+
+    it('skips an id logged in another partition in the middle of a batch, keeping the rest contiguous and in order', async () => {
+      const { a } = await factory();
+      const reused = ev('t.reuse', 'x', 0);
+      await a.append(7, 1, [reused]);
+      const before = Array.from({ length: 50 }, (_, i) => ev('t.reuse', 'k', i + 1));
+      const after = Array.from({ length: 60 }, (_, i) => ev('t.reuse', 'k', 51 + i));
+      await a.claim(8, 1);
+      const r = await a.append(8, 1, [...before, reused, ...after]);
+      expect(r.duplicates).toEqual([reused.id]);
+      expect(r.appended.map((e) => e.seq)).toEqual(Array.from({ length: 110 }, (_, i) => i + 1));
+      const all = await a.read({ partition: 8, limit: 1000 });
+      expect(all.map((e) => (e.payload as { n: number }).n)).toEqual(Array.from({ length: 110 }, (_, i) => i + 1));
+    });
+
+    it('appends after what another writer added since its claim, never above an empty slot', async () => {
+      const { a, b } = await factory();
+      await b.claim(9, 1);
+      // A writer that shares the epoch (a lease race where read-modify-write is not atomic) moves the head.
+      await a.append(9, 1, Array.from({ length: 10 }, (_, i) => ev('t.stale', 'k', i + 1)));
+      const r = await b.append(9, 1, Array.from({ length: 5 }, (_, i) => ev('t.stale', 'k', 11 + i)));
+      expect(r.appended.map((e) => e.seq)).toEqual([11, 12, 13, 14, 15]);
+      expect((await b.read({ partition: 9, limit: 100 })).map((e) => e.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+    });
+
+    it('reports which ids are present and checks the fence without writing', async () => {
+      const { a, b } = await factory();
+      const e = ev('t.present', null, 1);
+      await a.claim(10, 3);
+      await a.append(10, 3, [e]);
+      expect(await b.present([e.id, 'absent-id'])).toEqual(new Set([e.id]));
+      expect(await b.present([e.id])).toEqual(new Set([e.id]));
+      expect(await b.present([])).toEqual(new Set());
+      await expect(a.checkFence(10, 3)).resolves.toBeUndefined();
+      await b.claim(10, 4);
+      await expect(a.checkFence(10, 3)).rejects.toMatchObject({ code: 'FENCED' });
+    });
+
+    it('finds a hole, refuses to fill it while it may still be landing, then fills it with gap events readers step over', async () => {
+      const pair = await factory();
+      const { a } = pair;
+      await a.claim(11, 1);
+      await a.append(11, 1, Array.from({ length: 6 }, (_, i) => ev('t.hole', 'k', i + 1)));
+      await pair.punchHole(11, 3);
+      await pair.punchHole(11, 4);
+      expect(await a.findGap(11, 1)).toBeNull();
+      expect(await a.findGap(11, 2)).toMatchObject({ partition: 11, from: 3, to: 4 });
+      await expect(a.repairGap(11, 2, { minAgeMs: 3_600_000 })).rejects.toMatchObject({ code: 'GAP_TOO_RECENT' });
+      expect(await a.repairGap(11, 2, { minAgeMs: 0 })).toMatchObject({ from: 3, to: 4 });
+      expect(await a.findGap(11, 2)).toBeNull();
+      const all = await a.read({ partition: 11, limit: 100 });
+      expect(all.map((e) => [e.seq, e.gap === true])).toEqual([
+        [1, false],
+        [2, false],
+        [3, true],
+        [4, true],
+        [5, false],
+        [6, false],
+      ]);
+      // Filled once: a second repair finds nothing to do.
+      expect(await a.repairGap(11, 2, { minAgeMs: 0 })).toBeNull();
+    });
+
+    it('keeps readers\' stall reports until they clear them', async () => {
+      const { a, b } = await factory();
+      const since = new Date(Date.now() - 60_000);
+      await a.reportStall(12, 'gw-1', { seq: 41, since });
+      await a.reportStall(13, 'gw-1', { seq: 7, since: new Date() });
+      const reports = await b.stalls();
+      expect(reports.filter((r) => r.partition >= 12).map((r) => [r.partition, r.seq, r.reporter])).toEqual([
+        [12, 41, 'gw-1'],
+        [13, 7, 'gw-1'],
+      ]);
+      await a.reportStall(12, 'gw-1', null);
+      expect((await b.stalls()).filter((r) => r.partition >= 12).map((r) => r.partition)).toEqual([13]);
     });
 
     it('returns the latest event for a topic and key', async () => {

@@ -1,13 +1,37 @@
 /**
- * Contract suite for the LeaseStore port. Every adapter (MongoDB now,
- * Kubernetes later) runs it through `leaseStoreContract(name, factory)`.
+ * Contract suite for the LeaseStore port. Every adapter (MongoDB, Kubernetes,
+ * in memory) runs it through `leaseStoreContract(name, factory, options)`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LeaseStore } from '../../internal/lease/index.js';
 
+/** Options of {@link leaseStoreContract}. */
+export interface LeaseContractOptions {
+  /**
+   * `count` independent stores over the state of `store` (separate connections,
+   * as separate processes would have), for the race tests.
+   */
+  peers?: (store: LeaseStore, count: number) => Promise<LeaseStore[]>;
+}
+
 /** Registers the LeaseStore contract tests; `factory` returns a store over fresh state. */
-export function leaseStoreContract(name: string, factory: () => Promise<LeaseStore>): void {
+export function leaseStoreContract(name: string, factory: () => Promise<LeaseStore>, options: LeaseContractOptions = {}): void {
   describe(`LeaseStore contract: ${name}`, () => {
+    it('hands each epoch of a partition to one claimant only, however many race for it', async () => {
+      const s = await factory();
+      const peers = options.peers ? await options.peers(s, 8) : Array.from({ length: 8 }, () => s);
+      const won: Array<{ holder: string; epoch: number }> = [];
+      for (let round = 0; round < 12; round++) {
+        // A lease of 1 ms lapses at once, so every round all claimants race for the next epoch.
+        const results = await Promise.all(peers.map((p, i) => p.acquire('race', 0, `claimant-${i}`, 1)));
+        for (const r of results) if (r) won.push({ holder: r.holder, epoch: r.epoch });
+        await sleep(3);
+      }
+      const epochs = won.map((w) => w.epoch);
+      expect(epochs.length).toBeGreaterThanOrEqual(12);
+      expect(new Set(epochs).size).toBe(epochs.length);
+    });
+
     it('gives a free lease to one holder and bumps the epoch on every change of holder', async () => {
       const s = await factory();
       const a = await s.acquire('g1', 0, 'alice', 10_000);
