@@ -83,7 +83,16 @@ export class GatewayApp implements Service {
     await migrateGroups(db);
     const metrics = createGatewayMetrics(this.#registry);
     const eventLog = new MongoEventLog(db);
-    this.#tail = new LogTail({ eventLog, partitions: cfg.partitions, pollMinMs: cfg.pollMinMs, pollMaxMs: cfg.pollMaxMs, log: this.#log });
+    this.#tail = new LogTail({
+      eventLog,
+      partitions: cfg.partitions,
+      pollMinMs: cfg.pollMinMs,
+      pollMaxMs: cfg.pollMaxMs,
+      log: this.#log,
+      stallAfterMs: cfg.logStallAfterMs,
+      reporter: cfg.instance,
+      metrics: { stalled: metrics.logStalledPartitions, missingSeq: metrics.logMissingSeq },
+    });
     await this.#tail.start();
     this.#hub = new LiveHub(this.#tail);
     const leases = await openLeaseStore({ backend: cfg.leaseBackend, db, namespace: cfg.leaseNamespace, prefix: cfg.leasePrefix });

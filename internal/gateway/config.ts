@@ -43,6 +43,8 @@ export interface GatewayConfig {
   readonly pollMinMs: number;
   readonly pollMaxMs: number;
   readonly cursorFlushMs: number;
+  /** A log partition waiting this long for a missing sequence is reported as stalled. */
+  readonly logStallAfterMs: number;
   readonly stopTimeoutMs: number;
   readonly leaseBackend: LeaseBackend;
   readonly leaseNamespace: string;
@@ -70,6 +72,7 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   pollMinMs: 10,
   pollMaxMs: 250,
   cursorFlushMs: 200,
+  logStallAfterMs: 30_000,
   stopTimeoutMs: 20_000,
 });
 
@@ -152,6 +155,7 @@ export function loadGatewayConfig(env: Readonly<Record<string, string | undefine
     pollMinMs: r.duration('TAIL_POLL_MIN', { default: GATEWAY_DEFAULTS.pollMinMs, min: 1, max: 10_000 }),
     pollMaxMs: r.duration('TAIL_POLL_MAX', { default: GATEWAY_DEFAULTS.pollMaxMs, min: 1, max: 60_000 }),
     cursorFlushMs: r.duration('CURSOR_FLUSH_INTERVAL', { default: GATEWAY_DEFAULTS.cursorFlushMs, min: 10, max: 60_000 }),
+    logStallAfterMs: r.duration('LOG_STALL_AFTER', { default: GATEWAY_DEFAULTS.logStallAfterMs, min: 100, max: 3_600_000 }),
     stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: GATEWAY_DEFAULTS.stopTimeoutMs, min: 100 }),
     ...leaseSettings(r, env),
   };

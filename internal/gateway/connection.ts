@@ -408,7 +408,7 @@ export class Connection {
         for (const e of events) {
           if (e.seq > until) break;
           cursor = e.seq;
-          if (!pattern.matches(e.topic)) continue;
+          if (e.gap || !pattern.matches(e.topic)) continue;
           budget--;
           this.#sendEvent(id, e, JSON.stringify(toWire(e)), 1);
         }

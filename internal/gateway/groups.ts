@@ -146,7 +146,7 @@ class GroupPartition {
       for (const e of events) {
         if (e.seq !== this.#readUpTo + 1) break;
         this.#readUpTo = e.seq;
-        if (this.#g.filter.matches(e.topic)) this.#buffer.push(e);
+        if (!e.gap && this.#g.filter.matches(e.topic)) this.#buffer.push(e);
         else this.#markDone(e.seq);
       }
     } catch (err) {

@@ -12,6 +12,8 @@ export interface GatewayMetrics {
   deadLetters: Counter<'group'>;
   consumerLag: Gauge<'group' | 'partition'>;
   closes: Counter<'code'>;
+  logStalledPartitions: Gauge;
+  logMissingSeq: Gauge<'partition'>;
 }
 
 /** Registers the gateway metrics on `registry`. */
@@ -56,6 +58,17 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       name: 'gateway_closes_total',
       help: 'Connections closed by the server, by close code',
       labelNames: ['code'],
+      registers,
+    }),
+    logStalledPartitions: new Gauge({
+      name: 'gateway_log_stalled_partitions',
+      help: 'Log partitions this gateway cannot follow past a missing sequence (longer than LOG_STALL_AFTER)',
+      registers,
+    }),
+    logMissingSeq: new Gauge({
+      name: 'gateway_log_missing_seq',
+      help: 'The missing sequence a stalled log partition waits for',
+      labelNames: ['partition'],
       registers,
     }),
   };

@@ -6,6 +6,14 @@ import type { Logger } from '../log/index.js';
 /** Receives every new event of the log, in order per partition. */
 export type TailListener = (events: readonly LogEvent[]) => void;
 
+/** What the tail reports about partitions that do not advance. */
+export interface TailStallMetrics {
+  /** Partitions stalled behind a missing sequence for longer than `stallAfterMs`. */
+  stalled: { set(v: number): void };
+  /** The missing sequence of a stalled partition. */
+  missingSeq: { set(labels: { partition: string }, v: number): void; remove(labels: { partition: string }): void };
+}
+
 /** Options for {@link LogTail}. */
 export interface LogTailOptions {
   eventLog: EventLog;
@@ -15,6 +23,18 @@ export interface LogTailOptions {
   log: Logger;
   /** Most events per read. */
   batch?: number;
+  /** A partition waiting for a missing sequence this long is reported as stalled. Default 30 s. */
+  stallAfterMs?: number;
+  /** Who reports stalls to the event log (the gateway's member id). */
+  reporter?: string;
+  metrics?: TailStallMetrics;
+}
+
+interface Hole {
+  seq: number;
+  since: number;
+  reported: boolean;
+  lastReport: number;
 }
 
 /**
@@ -23,16 +43,26 @@ export interface LogTailOptions {
  * new events to its listeners in memory, so database work does not grow with
  * subscribers.
  *
+ * A partition only advances over contiguous sequences. When the next event
+ * present is beyond a missing one, the partition waits (a write may be landing);
+ * it leaves the shared query so one hole cannot starve the other partitions,
+ * and is probed on its own until the hole fills. After `stallAfterMs` the stall
+ * is logged with the missing sequence, exported as metrics and reported to the
+ * event log, where ops shows it and an operator can fill it (`repairGap`).
+ * Filler (`gap`) events advance a partition without reaching listeners.
+ *
  * Lifecycle: start (positions = current heads) -> running -> stop (idempotent).
  */
 export class LogTail {
   readonly #o: LogTailOptions;
   readonly #positions = new Map<number, number>();
+  readonly #holes = new Map<number, Hole>();
   readonly #listeners = new Set<TailListener>();
   readonly #stop = new AbortController();
   #wait: AbortController | undefined;
   #loop: Promise<void> | undefined;
   #nudged = false;
+  #lastRead = 0;
 
   constructor(options: LogTailOptions) {
     this.#o = options;
@@ -43,10 +73,21 @@ export class LogTail {
     return this.#positions.get(partition) ?? 0;
   }
 
+  /** When the last read of the log succeeded (epoch ms; 0 before the first). */
+  get lastReadAt(): number {
+    return this.#lastRead;
+  }
+
+  /** Partitions waiting for a missing sequence, with that sequence. */
+  get holes(): ReadonlyMap<number, number> {
+    return new Map([...this.#holes].map(([p, h]) => [p, h.seq]));
+  }
+
   async start(): Promise<void> {
     if (this.#loop) return;
     const heads = await Promise.all(Array.from({ length: this.#o.partitions }, (_, p) => this.#o.eventLog.head(p)));
     heads.forEach((h, p) => this.#positions.set(p, h.seq));
+    this.#lastRead = Date.now();
     this.#loop = this.#run();
   }
 
@@ -75,6 +116,8 @@ export class LogTail {
       let got = 0;
       try {
         got = await this.#poll();
+        await this.#probeHoles();
+        this.#lastRead = Date.now();
       } catch (err) {
         log.warn('log tail read failed', { err: describeError(err) });
         idle = pollMaxMs;
@@ -85,28 +128,75 @@ export class LogTail {
       if (got >= (this.#o.batch ?? 1000)) continue;
       this.#wait = new AbortController();
       const both = AbortSignal.any([this.#wait.signal, this.#stop.signal]);
+      // Rejects when woken or stopping: both just end the wait.
       await sleep(idle, undefined, { signal: both }).catch(() => undefined);
       this.#wait = undefined;
     }
   }
 
   async #poll(): Promise<number> {
-    const events = await this.#o.eventLog.readAfter(this.#positions, this.#o.batch ?? 1000);
+    const positions = new Map([...this.#positions].filter(([p]) => !this.#holes.has(p)));
+    const events = await this.#o.eventLog.readAfter(positions, this.#o.batch ?? 1000);
     if (events.length === 0) return 0;
-    // Only contiguous sequences advance a partition: a later read fills any hole first.
     const accepted: LogEvent[] = [];
     for (const e of events) {
-      if (e.seq !== this.position(e.partition) + 1) continue;
-      this.#positions.set(e.partition, e.seq);
-      accepted.push(e);
+      const expected = this.position(e.partition) + 1;
+      if (e.seq === expected) {
+        this.#positions.set(e.partition, e.seq);
+        if (!e.gap) accepted.push(e);
+      } else if (e.seq > expected && !this.#holes.has(e.partition)) {
+        // The next event present is beyond a missing one: wait for it apart from the others.
+        this.#holes.set(e.partition, { seq: expected, since: Date.now(), reported: false, lastReport: 0 });
+      }
     }
+    this.#dispatch(accepted);
+    return events.length;
+  }
+
+  /** One bounded read per waiting partition: resumes it when its hole has filled, reports it when it lasts. */
+  async #probeHoles(): Promise<void> {
+    const { eventLog, log, metrics, reporter } = this.#o;
+    const stallAfter = this.#o.stallAfterMs ?? 30_000;
+    for (const [partition, hole] of [...this.#holes]) {
+      const position = this.position(partition);
+      const gap = await eventLog.findGap(partition, position);
+      if (gap === null) {
+        this.#holes.delete(partition);
+        metrics?.missingSeq.remove({ partition: String(partition) });
+        if (hole.reported) {
+          log.info('log partition advancing again', { partition, seq: hole.seq });
+          if (reporter) await eventLog.reportStall(partition, reporter, null);
+        }
+        continue;
+      }
+      const now = Date.now();
+      if (now - hole.since < stallAfter) continue;
+      if (!hole.reported) {
+        hole.reported = true;
+        log.error('log partition stalled behind a missing sequence; see the README (repairing a hole)', {
+          partition,
+          missingSeq: hole.seq,
+          missingTo: gap.to,
+          waitingMs: now - hole.since,
+        });
+        metrics?.missingSeq.set({ partition: String(partition) }, hole.seq);
+      }
+      if (reporter && now - hole.lastReport >= stallAfter) {
+        hole.lastReport = now;
+        await eventLog.reportStall(partition, reporter, { seq: hole.seq, since: new Date(hole.since) });
+      }
+    }
+    metrics?.stalled.set([...this.#holes.values()].filter((h) => h.reported).length);
+  }
+
+  #dispatch(events: readonly LogEvent[]): void {
+    if (events.length === 0) return;
     for (const l of this.#listeners) {
       try {
-        l(accepted);
+        l(events);
       } catch (err) {
         this.#o.log.error('tail listener failed', { err: describeError(err) });
       }
     }
-    return events.length;
   }
 }

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { describeError } from '../errors/index.js';
+import { describeError, isHubError } from '../errors/index.js';
 import type { LogEvent } from '../eventlog/index.js';
 import { migrateGroups, toWireEvent } from '../gateway/index.js';
 import { openHubDb } from '../hubdb/index.js';
@@ -16,6 +16,9 @@ import { OpsError, idParam, intParam, topicParam } from './params.js';
 import { OpsQueries } from './queries.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
+
+/** A stall report its reader has not refreshed for this long belongs to a reader that is gone. */
+const STALL_REPORT_STALE_MS = 5 * 60_000;
 
 function tokenMatches(header: string | undefined, ...tokens: Array<string | undefined>): boolean {
   const given = Buffer.from(/^Bearer (.+)$/.exec(header ?? '')?.[1] ?? '');
@@ -147,7 +150,13 @@ export class OpsApp implements Service {
       '/api/overview',
       read(async (_req, res) => {
         const heads = await q.heads();
-        const [backlog, leases, partitions, groups] = await Promise.all([q.backlog(), q.leases(), q.partitions(heads), q.groups(heads)]);
+        const [backlog, leases, partitions, groups, stalls] = await Promise.all([
+          q.backlog(),
+          q.leases(),
+          q.partitions(heads),
+          q.groups(heads),
+          q.stalls(STALL_REPORT_STALE_MS),
+        ]);
         res.json({
           at: new Date(),
           partitions: cfg.partitions,
@@ -161,6 +170,7 @@ export class OpsApp implements Service {
           unownedPartitions: leases.partitions.filter((p) => !p.live).map((p) => p.partition),
           throughputPerSecond: Number(partitions.reduce((n, p) => n + p.ratePerSecond, 0).toFixed(2)),
           partitionHeads: partitions,
+          stalledPartitions: stalls.filter((r) => r.gap !== null),
           groups: groups.map((g) => ({
             group: g.group,
             filter: g.filter,
@@ -271,6 +281,27 @@ export class OpsApp implements Service {
         if (!(await q.replay(group, eventId))) throw new OpsError('NOT_FOUND', 404, 'no dead letter with that id in that group');
         this.#log.info('dead letter replay requested', { group, eventId });
         res.json({ replaying: eventId, group });
+      }),
+    );
+    app.get(
+      '/api/stalls',
+      read(async (_req, res) => void res.json(await q.stalls(STALL_REPORT_STALE_MS))),
+    );
+    app.post(
+      '/api/partitions/:partition/repair',
+      mutate(async (req, res) => {
+        const partition = intParam(req, 'partition', 0, cfg.partitions - 1);
+        const after = intParam(req, 'after', 0, Number.MAX_SAFE_INTEGER);
+        let gap;
+        try {
+          gap = await q.repairGap(partition, after, cfg.repairMinAgeMs);
+        } catch (err) {
+          if (isHubError(err, 'GAP_TOO_RECENT')) throw new OpsError('GAP_TOO_RECENT', 409, err.message);
+          throw err;
+        }
+        if (!gap) throw new OpsError('NOT_FOUND', 404, `partition ${partition} has no missing sequence after ${after}`);
+        this.#log.warn('sequence hole filled with gap events', { partition, from: gap.from, to: gap.to });
+        res.json({ partition, filled: { from: gap.from, to: gap.to } });
       }),
     );
     app.use((_req: Request, _res: Response, next: NextFunction) => next(new OpsError('NOT_FOUND', 404, 'no such route')));

@@ -14,11 +14,13 @@ export interface OpsConfig {
   /** Bearer token for reads; without it reads are open (ops is reached by port-forward). */
   readonly readToken: string | undefined;
   readonly sampleIntervalMs: number;
+  /** A sequence hole is filled only once the event after it is this old (a write may still be landing). */
+  readonly repairMinAgeMs: number;
   readonly logLevel: LogLevel;
   readonly stopTimeoutMs: number;
 }
 
-/** Reads MONGO_URL, MONGO_DB, OPS_HOST, OPS_PORT, OUTBOX_PARTITIONS, OPS_ADMIN_TOKEN, OPS_READ_TOKEN, OPS_SAMPLE_INTERVAL, LOG_LEVEL, STOP_TIMEOUT. */
+/** Reads MONGO_URL, MONGO_DB, OPS_HOST, OPS_PORT, OUTBOX_PARTITIONS, OPS_ADMIN_TOKEN, OPS_READ_TOKEN, OPS_SAMPLE_INTERVAL, OPS_REPAIR_MIN_AGE, LOG_LEVEL, STOP_TIMEOUT. */
 export function loadOpsConfig(env: Readonly<Record<string, string | undefined>>): OpsConfig {
   const r = envReader(env);
   const token = (name: string): string | undefined => {
@@ -34,6 +36,7 @@ export function loadOpsConfig(env: Readonly<Record<string, string | undefined>>)
     adminToken: token('OPS_ADMIN_TOKEN'),
     readToken: token('OPS_READ_TOKEN'),
     sampleIntervalMs: r.duration('OPS_SAMPLE_INTERVAL', { default: 5_000, min: 100, max: 600_000 }),
+    repairMinAgeMs: r.duration('OPS_REPAIR_MIN_AGE', { default: 60_000, min: 0, max: 86_400_000 }),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
     stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: 10_000, min: 100 }),
   };

@@ -41,6 +41,7 @@ export function dashboardPage(): string {
   <div><h2>Leases</h2><table id="t-leases"></table></div>
 </div>
 <h2>Consumer groups</h2><table id="t-groups"></table>
+<h2>Stalled log partitions</h2><table id="t-stalls"></table>
 <h2>Dead letters</h2><table id="t-dead"></table>
 <script type="module">
 const $ = (id) => document.getElementById(id);
@@ -78,6 +79,7 @@ async function refresh() {
     if (o.unownedPartitions.length) problems.push(o.unownedPartitions.length + ' partitions without a drainer');
     if (o.backlog.oldestPendingAgeSeconds > 60) problems.push('oldest pending ' + age(o.backlog.oldestPendingAgeSeconds));
     if (o.backlog.dead) problems.push(o.backlog.dead + ' dead messages');
+    if (o.stalledPartitions.length) problems.push(o.stalledPartitions.length + ' log partitions stalled behind a missing sequence');
     const laggy = o.groups.filter((g) => g.maxLagSeconds > 60);
     if (laggy.length) problems.push('lagging: ' + laggy.map((g) => g.group).join(', '));
     $('summary').textContent = problems.length ? '— ' + problems.join('; ') : '— all healthy';
@@ -95,6 +97,8 @@ async function refresh() {
       '<tr class="' + (l.live ? '' : 'bad') + '"><td class="n">' + l.partition + '</td><td>' + esc(l.holder ?? 'nobody') + '</td><td class="n">' + l.epoch + '</td><td class="n">' + (l.expiresAt ? age((Date.parse(l.expiresAt) - Date.now()) / 1000) : '') + '</td></tr>'));
     table('t-groups', ['group', 'filter', 'lag (events)', 'max lag', 'dead letters'], o.groups.map((g) =>
       '<tr class="' + (g.deadLetters || g.maxLagSeconds > 60 ? 'bad' : g.lagEvents ? 'warn' : '') + '"><td>' + esc(g.group) + '</td><td>' + esc(g.filter) + '</td><td class="n">' + g.lagEvents + '</td><td class="n">' + age(g.maxLagSeconds) + '</td><td class="n">' + g.deadLetters + '</td></tr>'));
+    table('t-stalls', ['partition', 'missing', 'since', 'reported by', ''], o.stalledPartitions.map((r) =>
+      '<tr class="bad"><td class="n">' + r.partition + '</td><td class="n">' + r.gap.from + (r.gap.to > r.gap.from ? '..' + r.gap.to : '') + '</td><td class="n">' + age((Date.now() - Date.parse(r.since)) / 1000) + '</td><td>' + esc(r.reporter) + '</td><td><button data-repair="' + r.partition + '" data-after="' + (r.gap.from - 1) + '">Fill with gap events</button></td></tr>'));
     const d = await api('/api/dead-letters?limit=20');
     const rows = d.outbox.map((m) => '<tr class="bad"><td>outbox p' + m.partition + '</td><td>' + esc(m.id) + '</td><td>' + esc(m.topic) + '</td><td>' + esc(m.lastError ?? '') + '</td><td><button data-requeue="' + esc(m.id) + '">Requeue</button></td></tr>');
     for (const g of d.groups) for (const l of g.letters) rows.push('<tr class="bad"><td>group ' + esc(g.group) + '</td><td>' + esc(l.event.id) + '</td><td>' + esc(l.event.topic) + '</td><td>' + esc(l.reason) + ' after ' + l.deliveries + ' deliveries</td><td><button data-replay="' + esc(g.group) + '" data-id="' + esc(l.event.id) + '">Replay</button></td></tr>');
@@ -105,6 +109,7 @@ document.body.addEventListener('click', async (ev) => {
   const b = ev.target.closest('button'); if (!b) return;
   try {
     if (b.dataset.requeue) await api('/api/outbox/' + encodeURIComponent(b.dataset.requeue) + '/requeue', { method: 'POST' }, 'admin');
+    if (b.dataset.repair) await api('/api/partitions/' + b.dataset.repair + '/repair?after=' + b.dataset.after, { method: 'POST' }, 'admin');
     if (b.dataset.replay) await api('/api/groups/' + encodeURIComponent(b.dataset.replay) + '/dead-letters/' + encodeURIComponent(b.dataset.id) + '/replay', { method: 'POST' }, 'admin');
     b.textContent = 'done'; b.disabled = true;
   } catch (e) { $('err').textContent = e.message; }

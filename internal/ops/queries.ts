@@ -1,5 +1,5 @@
 import type { Db } from 'mongodb';
-import { MongoEventLog, type LogEvent } from '../eventlog/index.js';
+import { MongoEventLog, type EventLog, type LogEvent, type SequenceGap, type StallReport } from '../eventlog/index.js';
 import { GROUP_COLLECTIONS, MongoGroupStore, type DeadLetter } from '../gateway/index.js';
 import { MongoLeaseStore, type Member } from '../lease/index.js';
 import { MongoOutboxStore, type StoredMessage } from '../outbox/index.js';
@@ -181,6 +181,22 @@ export class OpsQueries {
 
   requeue(id: string): Promise<number> {
     return this.#outbox.requeue([id]);
+  }
+
+  /**
+   * Readers' reports of partitions stalled behind a missing sequence, each with
+   * the gap as it is now (null once it filled). Reports not refreshed for
+   * `staleMs` (their reader is gone) are left out.
+   */
+  async stalls(staleMs: number): Promise<Array<StallReport & { gap: SequenceGap | null }>> {
+    const now = Date.now();
+    const reports = (await this.#log.stalls()).filter((r) => now - r.updatedAt.getTime() < staleMs);
+    return Promise.all(reports.map(async (r) => ({ ...r, gap: await this.#log.findGap(r.partition, r.seq - 1) })));
+  }
+
+  /** Fills the hole right after `afterSeq` with filler events (see {@link EventLog.repairGap}). */
+  repairGap(partition: number, afterSeq: number, minAgeMs: number): Promise<SequenceGap | null> {
+    return this.#log.repairGap(partition, afterSeq, { minAgeMs });
   }
 
   deadGroupLetters(group: string, limit: number): Promise<DeadLetter[]> {
