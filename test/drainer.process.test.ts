@@ -5,72 +5,20 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoEventLog, migrateEventLog } from '../internal/eventlog/index.js';
-import { createOutbox, migrateOutbox, MongoOutboxStore, partitionOf, type Outbox } from '../internal/outbox/index.js';
+import { createOutbox, migrateOutbox, MongoOutboxStore, partitionOf } from '../internal/outbox/index.js';
 import { useTestDb } from './harness/db.js';
-import { eventually, startBinary, type BinaryProcess } from './harness/process.js';
+import { acquiredCount, DrainerFleet, produce, waitDrained } from './harness/drain.js';
+import { eventually, type BinaryProcess } from './harness/process.js';
 import { freePort } from './harness/server.js';
-import { logProblems, pendingCount, verifyExactlyOnceInOrder } from './harness/verify.js';
+import { verifyExactlyOnceInOrder } from './harness/verify.js';
 
 const t = useTestDb('drainer');
-const running = new Set<BinaryProcess>();
+const fleet = new DrainerFleet();
+const drainer = (db: string, name: string, env: Record<string, string> = {}): BinaryProcess => fleet.start(t.url, db, name, env);
 
-function drainer(db: string, name: string, env: Record<string, string> = {}): BinaryProcess {
-  const p = startBinary('drainer', {
-    MONGO_URL: t.url,
-    MONGO_DB: db,
-    MEMBER_ID: name,
-    OUTBOX_PARTITIONS: '8',
-    LEASE_TTL: '2s',
-    LEASE_RENEW_INTERVAL: '300ms',
-    POLL_MAX: '100ms',
-    DRAINER_BATCH_SIZE: '100',
-    STATS_INTERVAL: '300ms',
-    METRICS_HOST: '127.0.0.1',
-    METRICS_PORT: '0',
-    ...env,
-  });
-  running.add(p);
-  void p.exited.then(() => running.delete(p));
-  return p;
-}
+afterEach(() => fleet.killAll());
 
-afterEach(async () => {
-  for (const p of running) {
-    p.child.kill('SIGCONT');
-    p.kill('SIGKILL');
-  }
-  await Promise.all([...running].map((p) => p.exited));
-});
-
-/** Writes `total` messages over `keys` keys, each key's payload counting up from 1. */
-async function produce(
-  outbox: Outbox,
-  total: number,
-  keys: number,
-  batch: number,
-  onProgress?: (written: number) => Promise<void>,
-  counters = new Map<string, number>(),
-): Promise<string[]> {
-  const ids: string[] = [];
-  for (let written = 0; written < total; written += batch) {
-    const messages = Array.from({ length: Math.min(batch, total - written) }, (_, i) => {
-      const key = `key-${(written + i) % keys}`;
-      const n = (counters.get(key) ?? 0) + 1;
-      counters.set(key, n);
-      return { topic: 'orders.updated', key, payload: { key, n } };
-    });
-    ids.push(...(await outbox.addMany(messages)).map((r) => r.id));
-    await onProgress?.(written + messages.length);
-  }
-  return ids;
-}
-
-const acquiredCount = (p: BinaryProcess): number => p.logs.filter((l) => l.msg === 'lease acquired').length;
-
-async function drained(dbName: string, partitions = 8): Promise<void> {
-  const db = t.client.db(dbName);
-  await eventually(async () => (await pendingCount(db, partitions)) === 0, 90_000, 'the outbox to drain');
-}
+const drained = (dbName: string, partitions = 8): Promise<void> => waitDrained(t.client.db(dbName), partitions);
 
 it('publishes exactly once and in per-key order with 3 drainers, one SIGKILLed mid-stream and a fourth added', async () => {
   const dbName = `${t.name}_scale`;
@@ -185,7 +133,7 @@ it('moves an unpublishable message to dead without blocking its partition, and c
   await db.collection('outbox_dead').updateOne({ _id: 'bad-1' as never }, { $set: { topic: 'orders.fixed' } });
   expect(await store.requeue(['bad-1'])).toBe(1);
   await eventually(async () => (await db.collection('events').findOne({ _id: 'bad-1' as never }))?.['seq'] === 3, 20_000, 'the requeued message to be appended');
-  expect(await store.get('bad-1')).toBeNull();
+  await eventually(async () => (await store.get('bad-1')) === null, 20_000, 'the requeued message to leave the outbox');
 });
 
 it('moves a message whose id is already in the log with other content to dead instead of dropping it', async () => {
@@ -301,8 +249,7 @@ it('serves metrics, health and readiness over HTTP', async () => {
 });
 
 it('refuses bad configuration naming every bad variable', async () => {
-  const d = startBinary('drainer', { MONGO_URL: 'http://nope', OUTBOX_PARTITIONS: 'many', LEASE_TTL: '5 parsecs' });
-  running.add(d);
+  const d = drainer('any', 'bad', { MONGO_URL: 'http://nope', OUTBOX_PARTITIONS: 'many', LEASE_TTL: '5 parsecs' });
   expect(await d.exited).toBe(2);
   const line = d.logs.find((l) => l.code === 'CONFIG_INVALID');
   expect(line?.msg).toMatch(/MONGO_URL/);

@@ -20,9 +20,17 @@ interface EventDocument {
   gap?: true;
 }
 
+/**
+ * One per partition: the highest epoch that claimed it, and the insert its
+ * holder has in progress (`next.ids[i]` goes to seq `next.from + i`). Written
+ * before every append as the fence check, it lets a claim or a reader find the
+ * head and the ids logged by the last append with `_id` lookups only, which
+ * every server serves from its index (FerretDB scans for anything else).
+ */
 interface FenceDocument {
   _id: number;
   epoch: number;
+  next?: { from: number; ids: string[] };
 }
 
 interface StallDocument {
@@ -77,9 +85,10 @@ export async function migrateEventLog(db: Db, names: Partial<EventCollections> =
 export const APPEND_CHUNK = 100;
 
 /**
- * How many of a partition's latest ids a claim remembers. At least the largest
- * drainer batch: a holder that dies between its append and the outbox removal
- * leaves at most one batch logged but still pending.
+ * How many of a partition's latest ids a writer remembers (and a claim reads
+ * when the fence records no insert). At least the largest drainer batch: a
+ * holder that dies between its append and the outbox removal leaves at most one
+ * batch logged but still pending.
  */
 const RECENT_WINDOW = 5_000;
 
@@ -153,6 +162,23 @@ export class MongoEventLog implements EventLog {
   async claim(partition: number, epoch: number): Promise<number> {
     assertPartition(partition);
     if (!Number.isSafeInteger(epoch) || epoch < 1) throw new EventLogError('INVALID_EPOCH', `epoch must be a positive integer, got ${epoch}`);
+    const fence = await this.#raiseFence(partition, epoch);
+    const state = await this.#stateFrom(partition, fence);
+    this.#writers.set(partition, state);
+    if (!fence.next) {
+      // Record where the log stands, so later claims and heads need no scan.
+      await this.#fences.updateOne({ _id: partition, epoch }, { $set: { next: { from: state.head + 1, ids: [] } } });
+    }
+    return state.head;
+  }
+
+  async checkFence(partition: number, epoch: number): Promise<void> {
+    const fence = await this.#fences.findOne({ _id: partition }, { projection: { epoch: 1 } });
+    if ((fence?.epoch ?? 0) > epoch) throw this.#fenced(partition, epoch);
+  }
+
+  /** Raises the fence to `epoch` (or finds it there already); throws `FENCED` when it is higher. */
+  async #raiseFence(partition: number, epoch: number): Promise<FenceDocument> {
     try {
       const fence = await this.#fences.findOneAndUpdate(
         { _id: partition, epoch: { $lte: epoch } },
@@ -160,27 +186,78 @@ export class MongoEventLog implements EventLog {
         { upsert: true, returnDocument: 'after' },
       );
       if (!fence || fence.epoch !== epoch) throw fenced(partition, epoch);
+      return fence;
     } catch (err) {
       // The upsert collided with a fence document of a higher epoch.
-      if (isDuplicateKeyError(err)) throw fenced(partition, epoch);
+      if (isDuplicateKeyError(err)) throw this.#fenced(partition, epoch);
       throw err;
     }
-    const state = await this.#loadState(partition);
-    return state.head;
   }
 
-  async checkFence(partition: number, epoch: number): Promise<void> {
-    const fence = await this.#fences.findOne({ _id: partition });
-    if ((fence?.epoch ?? 0) > epoch) {
-      this.#writers.delete(partition);
-      throw fenced(partition, epoch);
+  /** Records the inserts an append is about to make, if our epoch still holds the fence (else `FENCED`). */
+  async #plan(partition: number, epoch: number, next: NonNullable<FenceDocument['next']>): Promise<void> {
+    try {
+      const r = await this.#fences.updateOne({ _id: partition, epoch: { $lte: epoch } }, { $set: { epoch, next } }, { upsert: true });
+      if (r.matchedCount === 0 && r.upsertedCount === 0) throw this.#fenced(partition, epoch);
+    } catch (err) {
+      if (isDuplicateKeyError(err)) throw this.#fenced(partition, epoch);
+      throw err;
     }
+  }
+
+  #fenced(partition: number, epoch: number): EventLogError {
+    this.#writers.delete(partition);
+    return fenced(partition, epoch);
+  }
+
+  /**
+   * The head and latest ids from the fence's recorded insert: the ids of it that
+   * landed, in order, are found by `_id`; the head is the last of them (or the
+   * slot before it). Only a partition never written by this version needs a scan.
+   */
+  async #stateFrom(partition: number, fence: FenceDocument | null): Promise<WriterState> {
+    const next = fence?.next;
+    if (!next) return this.#scanState(partition);
+    const landed = await this.#landedPrefix(partition, next);
+    return { head: next.from - 1 + landed.length, recent: new Set(landed) };
+  }
+
+  /**
+   * The ids of `next` that are in the log at their planned slots. Inserts land
+   * as a prefix (each call carries at most {@link APPEND_CHUNK} documents and
+   * what lands above an empty slot is taken back), so a binary search finds the
+   * end of it in log2(n) `_id` lookups.
+   */
+  async #landedPrefix(partition: number, next: NonNullable<FenceDocument['next']>): Promise<string[]> {
+    const landed = async (i: number): Promise<boolean> => {
+      const d = await this.#events.findOne({ _id: next.ids[i] as string }, { projection: { seq: 1, partition: 1 } });
+      return d !== null && d.partition === partition && d.seq === next.from + i;
+    };
+    let [lo, hi] = [0, next.ids.length]; // ids[0..lo) landed; ids[hi..) did not
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (await landed(mid)) lo = mid + 1;
+      else hi = mid;
+    }
+    return next.ids.slice(0, lo);
+  }
+
+  /** Documents by `_id`, as parallel equality lookups (served from the `_id` index on every server). */
+  async #byIds(ids: readonly string[]): Promise<Map<string, Pick<EventDocument, '_id' | 'seq' | 'partition' | 'w'>>> {
+    const docs = await Promise.all(
+      ids.map((_id) => this.#events.findOne({ _id }, { projection: { _id: 1, seq: 1, partition: 1, w: 1 } })),
+    );
+    return new Map(docs.filter((d) => d !== null).map((d) => [d._id, d]));
   }
 
   async append(partition: number, epoch: number, input: readonly EventInput[]): Promise<AppendResult> {
     assertPartition(partition);
-    await this.checkFence(partition, epoch);
-    const state = this.#writers.get(partition) ?? (await this.#loadState(partition));
+    const known = this.#writers.get(partition);
+    if (!known) {
+      // Not claimed by this process: learn the head from the fence (never above the truth).
+      this.#writers.set(partition, await this.#stateFrom(partition, await this.#fences.findOne({ _id: partition })));
+    }
+    const state = this.#writers.get(partition) as WriterState;
     const appended: LogEvent[] = [];
     const duplicates: string[] = [];
     let pending: EventInput[] = [];
@@ -191,7 +268,15 @@ export class MongoEventLog implements EventLog {
       seen.add(e.id);
     }
     let conflicts = 0;
+    // The fence check: record the inserts about to happen (pending[i] at head + 1 + i), only while our
+    // epoch holds the fence. Recorded again only when a conflict changes that plan.
+    let replan = true;
+    const checked = pending.length > 0;
     while (pending.length > 0) {
+      if (replan) {
+        await this.#plan(partition, epoch, { from: state.head + 1, ids: pending.map((e) => e.id) });
+        replan = false;
+      }
       const chunk = pending.slice(0, APPEND_CHUNK);
       const nonce = randomBytes(6).toString('base64url');
       const publishedAt = new Date();
@@ -225,6 +310,7 @@ export class MongoEventLog implements EventLog {
       duplicates.push(...outcome.elsewhere);
       const settled = new Set([...outcome.elsewhere, ...outcome.accepted]);
       pending = pending.filter((e) => !settled.has(e.id));
+      replan = true;
       if (settled.size > 0) continue;
       // Nothing of ours landed and no duplicate explains it: either a racing writer took
       // the slot, or the insert failed for another reason.
@@ -238,6 +324,8 @@ export class MongoEventLog implements EventLog {
       await this.checkFence(partition, epoch);
       state.head = await this.#maxSeq(partition);
     }
+    // Nothing to insert (all duplicates): still refuse a fenced writer.
+    if (!checked && input.length > 0) await this.checkFence(partition, epoch);
     return { appended, duplicates, head: state.head };
   }
 
@@ -247,10 +335,7 @@ export class MongoEventLog implements EventLog {
    * that are in the log from another write.
    */
   async #settle(state: WriterState, docs: EventDocument[], appended: LogEvent[]): Promise<{ accepted: string[]; elsewhere: string[] }> {
-    const found = await this.#events
-      .find({ _id: { $in: docs.map((d) => d._id) } }, { projection: { _id: 1, seq: 1, w: 1, partition: 1 } })
-      .toArray();
-    const byId = new Map(found.map((f) => [f._id, f]));
+    const byId = await this.#byIds(docs.map((d) => d._id));
     const ours = (d: EventDocument): boolean => {
       const f = byId.get(d._id);
       return f !== undefined && f.w === d.w && f.seq === d.seq && f.partition === d.partition;
@@ -288,13 +373,12 @@ export class MongoEventLog implements EventLog {
     }
   }
 
-  async #loadState(partition: number): Promise<WriterState> {
+  /** Head and latest ids by reading the partition's end: a scan where the server has no usable index. */
+  async #scanState(partition: number): Promise<WriterState> {
     const latest = await this.#events
       .find({ partition }, { sort: { seq: -1 }, limit: RECENT_WINDOW, projection: { _id: 1, seq: 1 } })
       .toArray();
-    const state: WriterState = { head: latest[0]?.seq ?? 0, recent: new Set(latest.reverse().map((d) => d._id)) };
-    this.#writers.set(partition, state);
-    return state;
+    return { head: latest[0]?.seq ?? 0, recent: new Set(latest.reverse().map((d) => d._id)) };
   }
 
   async read(range: ReadRange): Promise<LogEvent[]> {
@@ -319,7 +403,8 @@ export class MongoEventLog implements EventLog {
   }
 
   async head(partition: number): Promise<PartitionHead> {
-    const [seq, fence] = await Promise.all([this.#maxSeq(partition), this.#fences.findOne({ _id: partition })]);
+    const fence = await this.#fences.findOne({ _id: partition });
+    const seq = fence?.next ? (await this.#stateFrom(partition, fence)).head : await this.#maxSeq(partition);
     return { seq, epoch: fence?.epoch ?? 0 };
   }
 
