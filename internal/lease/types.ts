@@ -16,7 +16,7 @@ export interface Member {
 }
 
 /**
- * The lease port. Adapters: MongoDB now, Kubernetes `coordination.k8s.io/v1` later.
+ * The lease port. Adapters: MongoDB (`mongo.ts`) and Kubernetes `coordination.k8s.io/v1` Leases (`kubernetes.ts`).
  *
  * Invariants every adapter keeps (checked by the contract suite):
  * - at most one unexpired holder per (group, partition);

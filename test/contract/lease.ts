@@ -1,6 +1,6 @@
 /**
- * Contract suite for the LeaseStore port. Every adapter (MongoDB now,
- * Kubernetes later) runs it through `leaseStoreContract(name, factory)`.
+ * Contract suite for the LeaseStore port. Every adapter (MongoDB, and
+ * Kubernetes against the in-process fake API) runs it through `leaseStoreContract(name, factory)`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LeaseStore } from '../../internal/lease/index.js';
