@@ -28,9 +28,15 @@ export function binaryPath(name: string): string {
 
 /** Starts `dist/cmd/<name>/main.js` with `env` added to this process's environment. */
 export function startBinary(name: string, env: Record<string, string>): BinaryProcess {
-  const child = spawn(process.execPath, [binaryPath(name)], {
+  return startScript(binaryPath(name), env);
+}
+
+/** Starts the Node script at `entry` (e.g. a binary of an installed package) in `cwd`, reading its output as JSON log lines. */
+export function startScript(entry: string, env: Record<string, string>, options: { cwd?: string } = {}): BinaryProcess {
+  const child = spawn(process.execPath, [entry], {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   });
   const logs: LogLine[] = [];
   const waiters = new Set<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
