@@ -352,8 +352,10 @@ it('bounds a drain: past timeoutMs it closes, rejects with TIMEOUT and closed() 
   await expect(c.drain()).rejects.toMatchObject({ code: 'TIMEOUT' });
 });
 
-it('builds a browser bundle under 10 KB gzipped with no require()', () => {
+it('builds a browser bundle under 10 KB gzipped with no require() and no ws', () => {
   const bundle = readFileSync('dist/sdk/outbox-hub-sdk.min.js');
   expect(gzipSync(bundle, { level: 9 }).length).toBeLessThan(10 * 1024);
   expect(bundle.toString()).not.toMatch(/\brequire\(/);
+  // `ws` is aliased away: a bundler taking this build never looks for it.
+  expect(bundle.toString()).not.toMatch(/["']ws["']/);
 });
