@@ -342,13 +342,17 @@ class Client<T extends TopicMap> implements HubClient<T> {
         await leave();
         return;
       }
-      // Live: events keep arriving until the gateway confirms the unsubscribe; handle all of them.
-      await leave();
-      let last: Promise<unknown>;
-      do {
-        last = chain;
-        await last;
-      } while (last !== chain);
+      // Live: events keep arriving until the gateway confirms the unsubscribe; handle all of them,
+      // whatever became of the unsubscribe.
+      try {
+        await leave();
+      } finally {
+        let last: Promise<unknown>;
+        do {
+          last = chain;
+          await last;
+        } while (last !== chain);
+      }
     };
     return this.#addSub({ id, topic, options, onEvent, drain, stop: () => undefined });
   }
@@ -408,9 +412,12 @@ class Client<T extends TopicMap> implements HubClient<T> {
         await leave();
         return;
       }
-      await leave();
-      end();
-      await idle();
+      try {
+        await leave();
+      } finally {
+        end();
+        await idle();
+      }
     };
     const stop = (): void => {
       queue.length = 0;
