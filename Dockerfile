@@ -10,9 +10,15 @@ COPY cmd cmd
 COPY internal internal
 COPY bench bench
 COPY test/harness test/harness
+# mongodb and @kubernetes/client-node are optional peers of the npm package (an SDK-only user
+# needs neither) and devDependencies of the repository, so pruning to production dependencies
+# drops them: the binaries need both, so they go back in as production dependencies of the image,
+# at the versions the repository pins.
 RUN npx tsc -p tsconfig.build.json \
- && npx esbuild internal/sdk/index.ts --bundle --format=esm --minify --platform=browser --target=es2022 --external:ws --outfile=dist/sdk/outbox-hub-sdk.min.js \
- && npm prune --omit=dev
+ && npm run build:sdk-browser \
+ && npm prune --omit=dev \
+ && npm install --omit=dev --save-prod --save-exact --no-audit --no-fund \
+      $(node -p 'const p = require("./package.json"); ["mongodb", "@kubernetes/client-node"].map((n) => `${n}@${p.devDependencies[n]}`).join(" ")')
 
 FROM node:20.19-bookworm-slim
 # tini is PID 1: it forwards SIGTERM to node and reaps zombies.

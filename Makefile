@@ -54,8 +54,7 @@ chromium:
 
 build: $(NODE_DEPS)
 	npx tsc -p tsconfig.build.json
-	node_modules/.bin/esbuild internal/sdk/index.ts --bundle --format=esm --minify --platform=browser --target=es2022 \
-	  --external:ws --log-level=warning --outfile=dist/sdk/outbox-hub-sdk.min.js
+	npm run --silent build:sdk-browser
 	@node -e 'const b=require("fs").readFileSync("dist/sdk/outbox-hub-sdk.min.js"); console.log(`sdk browser bundle: $${b.length} B, $${require("zlib").gzipSync(b,{level:9}).length} B gzipped`)'
 
 typecheck: $(NODE_DEPS)

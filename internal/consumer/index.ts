@@ -17,6 +17,9 @@ import { MongoServerError, type ClientSession, type Collection, type Db, type Mo
 import { HubError } from '../errors/index.js';
 import { ensureIndexes, isDuplicateKeyError } from '../mongo/index.js';
 
+// Callers choose the transactional path with the server's capabilities: export the probe beside the store.
+export { detectCapabilities, type ServerCapabilities } from '../mongo/index.js';
+
 /** Why processing was refused. */
 export type ConsumerErrorCode = 'IN_PROGRESS';
 

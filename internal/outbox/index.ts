@@ -14,6 +14,10 @@
  *   drain batch costs one bounded read and one delete whatever the backlog.
  * - A dead message leaves its partition for the dead collection; requeueing
  *   appends it at the end of its partition.
+ * - Writers and drainers meet in one database: the drainers (and gateways) read
+ *   the outbox in their `MONGO_DB`, which defaults to the database named in
+ *   their `MONGO_URL`, else `outbox_hub`. An outbox written anywhere else is
+ *   never published.
  */
 export { OutboxError, isOutboxError, type OutboxErrorCode } from './errors.js';
 export {
@@ -49,3 +53,4 @@ export {
   type StoredMessage,
 } from './store.js';
 export { MemoryOutboxStore } from './memory.js';
+export { detectCapabilities, type ServerCapabilities } from '../mongo/index.js';

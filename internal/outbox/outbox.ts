@@ -223,7 +223,22 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new OutboxError('ABORTED', 'aborted before writing', { cause: signal.reason });
 }
 
-/** Creates an {@link Outbox} writer over `db`. */
+/**
+ * Creates an {@link Outbox} writer over `db`.
+ *
+ * `db` must be the database the hub's drainers read: their `MONGO_DB`, which
+ * defaults to the database named in their `MONGO_URL`, else `outbox_hub`.
+ * Messages written to an outbox in any other database are stored but never
+ * published. `options.partitions` must equal the drainers' `OUTBOX_PARTITIONS`
+ * (default 16), and `options.collection` must stay `outbox`, the name the
+ * drainers read.
+ *
+ * @example
+ * // drainers and gateways run with MONGO_DB=shop
+ * const db = client.db('shop');
+ * await migrateOutbox(db);
+ * const outbox = createOutbox(db);
+ */
 export function createOutbox(db: Db, options: OutboxOptions = {}): Outbox {
   return new Outbox(db, options);
 }

@@ -1,4 +1,4 @@
-import { CloseCode, PROTOCOL, type ErrorCode, type ServerFrame, type StartFrom, type WireEvent } from '../protocol/index.js';
+import { CloseCode, PROTOCOL, type ServerFrame, type StartFrom, type WireEvent } from '../protocol/index.js';
 import { HubClientError } from './errors.js';
 
 /** Topic name to payload type; declare it as an interface or type literal. */
@@ -26,8 +26,11 @@ export type PayloadOf<T extends TopicMap, P extends string> = [Matching<keyof T 
   ? T[keyof T]
   : T[Matching<keyof T & string, P>];
 
-/** Connection state. */
-export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+/**
+ * Connection state: connecting -> open <-> reconnecting, then draining (after
+ * `drain()`) and closed. `closed` is final.
+ */
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'draining' | 'closed';
 
 /** The minimal WebSocket surface the client uses (browser WebSocket and `ws` both fit). */
 interface SocketLike {
@@ -55,6 +58,7 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Re-authenticate this long before the token expires. Default 30 s. */
   refreshBeforeMs?: number;
+  /** Aborting it closes the client, as `close()` does. */
   signal?: AbortSignal;
   onStateChange?: (state: ClientState) => void;
   /** Errors not tied to a call (auth refused on reconnect, handler failures). */
@@ -78,6 +82,12 @@ export interface SubscribeOptions {
   from?: StartFrom;
   /** Group only: most unacked deliveries at once. */
   maxInFlight?: number;
+}
+
+/** Options for {@link HubClient.drain}. */
+export interface DrainOptions {
+  /** Bound on the whole drain; past it the client closes and `drain()` rejects with `TIMEOUT`. Default 30 s. */
+  timeoutMs?: number;
 }
 
 /** An event as handlers see it. */
@@ -108,14 +118,82 @@ export interface Subscription {
   unsubscribe(): Promise<void>;
 }
 
+/** What {@link HubClient.stream} returns: an async iterator of deliveries that can also unsubscribe. */
+export interface DeliveryStream<P> extends AsyncIterable<Delivery<P>> {
+  [Symbol.asyncIterator](): DeliveryStream<P>;
+  next(): Promise<IteratorResult<Delivery<P>, undefined>>;
+  return(): Promise<IteratorResult<Delivery<P>, undefined>>;
+  throw(err?: unknown): Promise<IteratorResult<Delivery<P>, undefined>>;
+  unsubscribe(): Promise<void>;
+}
+
+/**
+ * A connection to the gateway that reconnects, resubscribes and refreshes its
+ * token by itself. Create with {@link createClient}.
+ */
+export interface HubClient<T extends TopicMap = Record<string, unknown>> {
+  readonly state: ClientState;
+
+  /**
+   * Resolves once connected and authenticated (the first time). Rejects with
+   * `CLOSED` when the client is closed (or its signal aborted) before that.
+   */
+  ready(): Promise<void>;
+
+  /** Publishes durably; resolves with the event id. Retried with the same id across reconnects. */
+  publish<K extends keyof T & string>(topic: K, payload: T[K], options?: PublishOptions): Promise<string>;
+
+  /**
+   * Subscribes `handler` to `topic` (a pattern). With a group, the delivery is
+   * acked when the handler resolves and nacked when it throws. Live handlers
+   * run one at a time, in order.
+   */
+  subscribe<P extends string>(
+    topic: P,
+    options: SubscribeOptions,
+    handler: (payload: PayloadOf<T, P>, event: HubEvent<PayloadOf<T, P>>) => unknown,
+  ): Promise<Subscription>;
+
+  /**
+   * Async-iterator form. Each delivery is acked when the loop asks for the
+   * next one, unless acked or nacked already. Leaving the loop (`break`,
+   * `return` or an exception) unsubscribes without acking the delivery in
+   * hand: a group redelivers it (ack it first to keep it from coming back).
+   */
+  stream<P extends string>(topic: P, options?: SubscribeOptions): DeliveryStream<PayloadOf<T, P>>;
+
+  /**
+   * Stops taking new work, finishes what is in flight, then closes:
+   * subscribing is refused at once (`DRAINING`); live subscriptions are
+   * unsubscribed and the events already received are handled; group
+   * subscriptions take no new delivery (the gateway gives those to other
+   * members), finish the running handlers and their acks, then unsubscribe.
+   * Then publishing is refused and the publishes in flight are awaited. Past
+   * `timeoutMs` the client closes anyway and the promise rejects with `TIMEOUT`.
+   * Calling it again returns the same promise.
+   */
+  drain(options?: DrainOptions): Promise<void>;
+
+  /** Closes the connection at once and rejects whatever is pending with `CLOSED`. Idempotent. */
+  close(): Promise<void>;
+
+  /**
+   * Resolves when the client is closed, for good: with `undefined` after
+   * `close()`, an abort or a drain that finished, or with the error that ended
+   * it (a drain past its bound).
+   */
+  closed(): Promise<HubClientError | undefined>;
+}
+
 interface Pending {
   frame: Record<string, unknown>;
-  resolve: (f: ServerFrame) => void;
-  reject: (e: HubClientError) => void;
-  timer: ReturnType<typeof setTimeout>;
   /** Sent again after a reconnect (idempotent requests only). */
   replay: boolean;
   sent: boolean;
+  /** Settles the request once: clears its timer and abort listener, then resolves or rejects. */
+  settle(outcome: ServerFrame | HubClientError): void;
+  /** Settles (never rejects) when the request does. */
+  done: Promise<void>;
 }
 
 interface Sub {
@@ -123,59 +201,90 @@ interface Sub {
   topic: string;
   options: SubscribeOptions;
   onEvent: (event: WireEvent, delivery: number) => void;
+  /** Finishes the deliveries in hand in the order the subscription kind needs, calling `leave` on the way. */
+  drain(leave: () => Promise<void>): Promise<void>;
+  /** The client closed: end whatever waits for deliveries. */
+  stop(): void;
 }
 
 const OPEN = 1;
-let clientIds = 0;
+const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_DRAIN_MS = 30_000;
 
 function toEvent<P>(e: WireEvent): HubEvent<P> {
   return { ...e, payload: e.payload as P, createdAt: new Date(e.createdAt), publishedAt: new Date(e.publishedAt) };
 }
 
+/** A random UUID v4. Not `crypto.randomUUID`, which browsers offer only in secure contexts. */
 function uuid(): string {
-  return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/**
- * A connection to the gateway that reconnects, resubscribes and refreshes its
- * token by itself. Create with {@link createClient}.
- */
-export class HubClient<T extends TopicMap = Record<string, unknown>> {
+/** Resolves once every promise in `work` (which may grow while we wait) has settled. */
+async function settledAll(work: Set<Promise<unknown>>): Promise<void> {
+  while (work.size > 0) await Promise.allSettled([...work]);
+}
+
+class Client<T extends TopicMap> implements HubClient<T> {
   readonly #o: ClientOptions;
   readonly #pending = new Map<string, Pending>();
   readonly #subs = new Map<string, Sub>();
   #ws: SocketLike | undefined;
   #state: ClientState = 'connecting';
   #authed = false;
+  /** False once a drain reaches its second phase: publishes are refused from then on. */
+  #publishing = true;
   #attempt = 0;
   #next = 0;
   #subNext = 0;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #refreshTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #prefix = `c${++clientIds}`;
+  /** Request and subscription ids are per connection, so a random prefix is enough to tell clients apart in logs. */
+  readonly #prefix = `c${uuid().slice(0, 8)}`;
   readonly #ready: Promise<void>;
   #markReady: () => void = () => undefined;
+  #failReady: (err: HubClientError) => void = () => undefined;
+  readonly #closed: Promise<HubClientError | undefined>;
+  #markClosed: (err: HubClientError | undefined) => void = () => undefined;
+  #drain: Promise<void> | undefined;
+  readonly #onAbort = (): void => void this.close();
 
   constructor(options: ClientOptions) {
     this.#o = options;
-    this.#ready = new Promise((r) => (this.#markReady = r));
-    options.signal?.addEventListener('abort', () => void this.close(), { once: true });
-    if (options.signal?.aborted) this.#state = 'closed';
-    else void this.#connect();
+    this.#ready = new Promise((resolve, reject) => {
+      this.#markReady = resolve;
+      this.#failReady = reject;
+    });
+    // Nobody has to ask for ready(): a close before connecting must not surface as an unhandled rejection.
+    this.#ready.catch(() => undefined);
+    this.#closed = new Promise((resolve) => (this.#markClosed = resolve));
+    if (options.signal?.aborted) {
+      this.#shut(undefined);
+      return;
+    }
+    options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    void this.#connect();
   }
 
   get state(): ClientState {
     return this.#state;
   }
 
-  /** Resolves once connected and authenticated (the first time). */
   ready(): Promise<void> {
     return this.#ready;
   }
 
-  /** Publishes durably; resolves with the event id. Retried with the same id across reconnects. */
+  closed(): Promise<HubClientError | undefined> {
+    return this.#closed;
+  }
+
   async publish<K extends keyof T & string>(topic: K, payload: T[K], options: PublishOptions = {}): Promise<string> {
     const eventId = options.eventId ?? uuid();
+    if (!this.#publishing && this.#state !== 'closed') throw new HubClientError('DRAINING', 'client is draining', { eventId });
     const frame = {
       op: 'PUBLISH',
       topic,
@@ -193,97 +302,159 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
     return eventId;
   }
 
-  /**
-   * Subscribes `handler` to `topic` (a pattern). With a group, the delivery is
-   * acked when the handler resolves and nacked when it throws. Live handlers
-   * run one at a time, in order.
-   */
   async subscribe<P extends string>(
     topic: P,
     options: SubscribeOptions,
     handler: (payload: PayloadOf<T, P>, event: HubEvent<PayloadOf<T, P>>) => unknown,
   ): Promise<Subscription> {
-    let chain: Promise<unknown> = Promise.resolve();
     const id = `${this.#prefix}s${++this.#subNext}`;
+    const group = options.group !== undefined;
+    let chain: Promise<unknown> = Promise.resolve();
+    const running = new Set<Promise<unknown>>();
+    let draining = false;
     const run = async (wire: WireEvent): Promise<void> => {
       const event = toEvent<PayloadOf<T, P>>(wire);
       try {
         await handler(event.payload, event);
-        if (options.group) await this.#settle('ACK', id, wire.id);
+        if (group) await this.#settle('ACK', id, wire.id);
       } catch (err) {
         if (err instanceof HubClientError && (err.code === 'CONNECTION_LOST' || err.code === 'CLOSED')) return;
         this.#o.onError?.(new HubClientError('INTERNAL', `handler for ${topic} failed: ${String(err)}`, { cause: err }));
-        if (options.group) await this.#settle('NACK', id, wire.id).catch(() => undefined);
+        // Best effort: an unsettled delivery is redelivered after the ack timeout anyway.
+        if (group) await this.#settle('NACK', id, wire.id).catch(() => undefined);
       }
     };
     const onEvent = (wire: WireEvent): void => {
-      if (options.group) void run(wire);
-      else chain = chain.then(() => run(wire));
+      if (!group) {
+        chain = chain.then(() => run(wire));
+        return;
+      }
+      // While draining, deliveries that have not started are left to the gateway, which gives them to another member.
+      if (draining) return;
+      const p = run(wire);
+      running.add(p);
+      void p.finally(() => running.delete(p));
     };
-    return this.#addSub(id, topic, options, onEvent);
+    const drain = async (leave: () => Promise<void>): Promise<void> => {
+      if (group) {
+        draining = true;
+        await settledAll(running);
+        await leave();
+        return;
+      }
+      // Live: events keep arriving until the gateway confirms the unsubscribe; handle all of them,
+      // whatever became of the unsubscribe.
+      try {
+        await leave();
+      } finally {
+        let last: Promise<unknown>;
+        do {
+          last = chain;
+          await last;
+        } while (last !== chain);
+      }
+    };
+    return this.#addSub({ id, topic, options, onEvent, drain, stop: () => undefined });
   }
 
-  /**
-   * Async-iterator form. Each delivery is acked when the loop asks for the next
-   * one (unless acked or nacked already); breaking out unsubscribes; an
-   * exception in the loop body nacks the current delivery.
-   */
-  stream<P extends string>(
-    topic: P,
-    options: SubscribeOptions = {},
-  ): AsyncIterableIterator<Delivery<PayloadOf<T, P>>> & { unsubscribe(): Promise<void> } {
-    type D = Delivery<PayloadOf<T, P>>;
+  stream<P extends string>(topic: P, options: SubscribeOptions = {}): DeliveryStream<PayloadOf<T, P>> {
+    type D = Delivery<PayloadOf<T, P>> & { settled: boolean };
+    const group = options.group !== undefined;
     const queue: D[] = [];
     const waiters: Array<(r: IteratorResult<D>) => void> = [];
-    let current: (D & { settled: boolean }) | undefined;
-    let done = false;
+    /** The delivery the loop body holds, until it asks for the next one. */
+    let current: D | undefined;
+    /** No delivery is handed out once the queue is empty. */
+    let ended = false;
+    let idleWaiters: Array<() => void> = [];
     let sub: Promise<Subscription> | undefined;
     const id = `${this.#prefix}s${++this.#subNext}`;
-    const finish = (): void => {
-      done = true;
-      for (const w of waiters.splice(0)) w({ value: undefined, done: true });
+    const checkIdle = (): void => {
+      if (current !== undefined || queue.length > 0) return;
+      for (const w of idleWaiters) w();
+      idleWaiters = [];
     };
-    const settle = async (op: 'ACK' | 'NACK', d: D & { settled: boolean }, delayMs?: number): Promise<void> => {
+    const idle = (): Promise<void> =>
+      new Promise((resolve) => {
+        idleWaiters.push(resolve);
+        checkIdle();
+      });
+    const end = (): void => {
+      ended = true;
+      if (queue.length === 0) for (const w of waiters.splice(0)) w({ value: undefined, done: true });
+    };
+    const settle = async (op: 'ACK' | 'NACK', d: D, delayMs?: number): Promise<void> => {
       if (d.settled) return;
       d.settled = true;
-      if (options.group) await this.#settle(op, id, d.event.id, delayMs);
+      if (group) await this.#settle(op, id, d.event.id, delayMs);
     };
-    const start = (): Promise<Subscription> =>
-      (sub ??= this.#addSub(id, topic, options, (wire, delivery) => {
-        const d: D & { settled: boolean } = {
-          event: toEvent(wire),
-          delivery,
-          settled: false,
-          ack: () => settle('ACK', d),
-          nack: (delayMs?: number) => settle('NACK', d, delayMs),
-        };
-        const w = waiters.shift();
-        if (w) w({ value: d, done: false });
-        else queue.push(d);
-      }));
+    const onEvent = (wire: WireEvent, delivery: number): void => {
+      if (ended) return;
+      const d: D = {
+        event: toEvent(wire),
+        delivery,
+        settled: false,
+        ack: () => settle('ACK', d),
+        nack: (delayMs?: number) => settle('NACK', d, delayMs),
+      };
+      const w = waiters.shift();
+      if (w) {
+        current = d;
+        w({ value: d, done: false });
+      } else queue.push(d);
+    };
+    const drain = async (leave: () => Promise<void>): Promise<void> => {
+      if (group) {
+        // Queued deliveries were never handed out: the gateway gives them to another member once we unsubscribe.
+        queue.length = 0;
+        end();
+        await idle();
+        await leave();
+        return;
+      }
+      try {
+        await leave();
+      } finally {
+        end();
+        await idle();
+      }
+    };
+    const stop = (): void => {
+      queue.length = 0;
+      end();
+    };
+    const start = (): Promise<Subscription> => (sub ??= this.#addSub({ id, topic, options, onEvent, drain, stop }));
     const unsubscribe = async (): Promise<void> => {
-      finish();
+      queue.length = 0;
+      current = undefined;
+      end();
+      checkIdle();
       if (sub) await (await sub).unsubscribe();
     };
-    const iterator = {
+    const iterator: DeliveryStream<PayloadOf<T, P>> = {
       [Symbol.asyncIterator]() {
         return iterator;
       },
       next: async (): Promise<IteratorResult<D>> => {
+        // Best effort: an ack that cannot be sent now is redelivered, which idempotent consumers absorb.
         if (current) await current.ack().catch(() => undefined);
         current = undefined;
+        checkIdle();
         await start();
-        if (done) return { value: undefined, done: true };
-        const d = queue.shift() ?? (await new Promise<IteratorResult<D>>((r) => waiters.push(r))).value;
-        if (!d) return { value: undefined, done: true };
-        current = d as D & { settled: boolean };
-        return { value: d, done: false };
+        const queued = queue.shift();
+        if (queued) {
+          current = queued;
+          return { value: queued, done: false };
+        }
+        if (ended) return { value: undefined, done: true };
+        return new Promise<IteratorResult<D>>((r) => waiters.push(r));
       },
       return: async (): Promise<IteratorResult<D>> => {
         await unsubscribe();
         return { value: undefined, done: true };
       },
       throw: async (err?: unknown): Promise<IteratorResult<D>> => {
+        // Best effort: a nack that cannot be sent leaves the delivery to the ack timeout.
         if (current) await current.nack().catch(() => undefined);
         await unsubscribe();
         throw err;
@@ -293,17 +464,50 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
     return iterator;
   }
 
-  /** Closes the connection and rejects whatever is pending. Idempotent. */
-  async close(): Promise<void> {
+  drain(options: DrainOptions = {}): Promise<void> {
+    if (this.#drain) return this.#drain;
+    if (this.#state === 'closed') return Promise.resolve();
+    this.#drain = this.#runDrain(options.timeoutMs ?? DEFAULT_DRAIN_MS);
+    return this.#drain;
+  }
+
+  close(): Promise<void> {
+    this.#shut(undefined);
+    return Promise.resolve();
+  }
+
+  async #runDrain(timeoutMs: number): Promise<void> {
+    this.#setState('draining');
+    const work = (async () => {
+      await Promise.allSettled([...this.#subs.values()].map((s) => s.drain(() => this.#unsubscribe(s.id))));
+      this.#publishing = false;
+      await Promise.allSettled([...this.#pending.values()].filter((p) => p.frame['op'] === 'PUBLISH').map((p) => p.done));
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finished = await Promise.race([
+      work.then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (finished) {
+      this.#shut(undefined);
+      return;
+    }
+    const publishes = [...this.#pending.values()].filter((p) => p.frame['op'] === 'PUBLISH').length;
+    const err = new HubClientError('TIMEOUT', `drain did not finish within ${timeoutMs} ms (${publishes} publishes still in flight)`);
+    this.#shut(err);
+    throw err;
+  }
+
+  /** The one way to the final state: stops timers, fails what is pending, closes the socket. */
+  #shut(reason: HubClientError | undefined): void {
     if (this.#state === 'closed') return;
     this.#setState('closed');
+    this.#o.signal?.removeEventListener('abort', this.#onAbort);
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#refreshTimer);
-    for (const [id, p] of this.#pending) {
-      clearTimeout(p.timer);
-      p.reject(new HubClientError('CLOSED', 'client closed'));
-      this.#pending.delete(id);
-    }
+    for (const p of [...this.#pending.values()]) p.settle(new HubClientError('CLOSED', 'client closed'));
+    for (const sub of this.#subs.values()) sub.stop();
     this.#subs.clear();
     const ws = this.#ws;
     this.#ws = undefined;
@@ -312,26 +516,37 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
       ws.onmessage = null;
       ws.close(1000, 'client closed');
     }
+    this.#failReady(new HubClientError('CLOSED', 'client closed before it connected'));
+    this.#markClosed(reason);
   }
 
-  async #addSub(id: string, topic: string, options: SubscribeOptions, onEvent: Sub['onEvent']): Promise<Subscription> {
-    const sub: Sub = { id, topic, options, onEvent };
-    this.#subs.set(id, sub);
+  async #addSub(sub: Sub): Promise<Subscription> {
+    if (this.#state === 'draining') throw new HubClientError('DRAINING', 'client is draining');
+    this.#subs.set(sub.id, sub);
     try {
       await this.#request(this.#subscribeFrame(sub), true);
     } catch (err) {
-      this.#subs.delete(id);
+      this.#subs.delete(sub.id);
       throw err;
     }
     return {
-      id,
-      unsubscribe: async () => {
-        if (!this.#subs.delete(id) || this.#state === 'closed') return;
-        await this.#request({ op: 'UNSUBSCRIBE', sub: id }, false).catch((err: HubClientError) => {
-          if (err.code !== 'NO_SUCH_SUBSCRIPTION' && err.code !== 'CONNECTION_LOST') throw err;
-        });
-      },
+      id: sub.id,
+      unsubscribe: () => this.#unsubscribe(sub.id),
     };
+  }
+
+  /** Unsubscribes at the gateway, then forgets the subscription: events up to the reply are still dispatched. */
+  async #unsubscribe(id: string): Promise<void> {
+    if (!this.#subs.has(id) || this.#state === 'closed') return;
+    try {
+      await this.#request({ op: 'UNSUBSCRIBE', sub: id }, false);
+    } catch (err) {
+      // Without a connection (or after a reconnect that did not resubscribe) the gateway holds nothing to release.
+      const code = (err as HubClientError).code;
+      if (code !== 'NO_SUCH_SUBSCRIPTION' && code !== 'CONNECTION_LOST' && code !== 'CLOSED') throw err;
+    } finally {
+      this.#subs.delete(id);
+    }
   }
 
   #subscribeFrame(sub: Sub): Record<string, unknown> {
@@ -341,30 +556,39 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
   async #settle(op: 'ACK' | 'NACK', sub: string, eventId: string, delayMs?: number): Promise<void> {
     await this.#request({ op, sub, eventId, ...(delayMs === undefined ? {} : { delayMs }) }, false).catch((err: HubClientError) => {
       // After a reconnect the gateway redelivers: there is nothing left to settle.
-      if (err.code !== 'NO_SUCH_DELIVERY' && err.code !== 'CONNECTION_LOST') throw err;
+      if (err.code !== 'NO_SUCH_DELIVERY' && err.code !== 'NO_SUCH_SUBSCRIPTION' && err.code !== 'CONNECTION_LOST') throw err;
     });
   }
 
   #request(frame: Record<string, unknown>, replay: boolean, signal?: AbortSignal): Promise<ServerFrame> {
     if (this.#state === 'closed') return Promise.reject(new HubClientError('CLOSED', 'client closed'));
-    if (signal?.aborted) return Promise.reject(new HubClientError('ABORTED', 'aborted'));
+    if (signal?.aborted) return Promise.reject(new HubClientError('ABORTED', 'aborted', { cause: signal.reason }));
     const id = `${this.#prefix}r${++this.#next}`;
+    const timeoutMs = this.#o.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise<ServerFrame>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new HubClientError('TIMEOUT', `no reply to ${String(frame['op'])} within ${this.#o.requestTimeoutMs ?? 10_000} ms`));
-      }, this.#o.requestTimeoutMs ?? 10_000);
-      const p: Pending = { frame: { ...frame, id }, resolve, reject, timer, replay, sent: false };
-      this.#pending.set(id, p);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          if (!this.#pending.delete(id)) return;
-          clearTimeout(timer);
-          reject(new HubClientError('ABORTED', 'aborted'));
-        },
-        { once: true },
+      const onAbort = (): void => p.settle(new HubClientError('ABORTED', 'aborted', { cause: signal?.reason }));
+      const timer = setTimeout(
+        () => p.settle(new HubClientError('TIMEOUT', `no reply to ${String(frame['op'])} within ${timeoutMs} ms`)),
+        timeoutMs,
       );
+      let markDone: () => void = () => undefined;
+      const p: Pending = {
+        frame: { ...frame, id },
+        replay,
+        sent: false,
+        done: new Promise((r) => (markDone = r)),
+        settle: (outcome) => {
+          if (this.#pending.get(id) !== p) return;
+          this.#pending.delete(id);
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          if (outcome instanceof HubClientError) reject(outcome);
+          else resolve(outcome);
+          markDone();
+        },
+      };
+      this.#pending.set(id, p);
+      signal?.addEventListener('abort', onAbort, { once: true });
       if (this.#authed) this.#send(p);
     });
   }
@@ -376,7 +600,9 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
   }
 
   #setState(state: ClientState): void {
-    if (this.#state === state) return;
+    if (this.#state === state || this.#state === 'closed') return;
+    // A draining client still reconnects underneath, but its state says what it is doing.
+    if (this.#state === 'draining' && state !== 'closed') return;
     this.#state = state;
     this.#o.onStateChange?.(state);
   }
@@ -384,6 +610,7 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
   async #socketCtor(): Promise<SocketCtor> {
     if (this.#o.WebSocket) return this.#o.WebSocket as SocketCtor;
     if (typeof WebSocket !== 'undefined') return WebSocket as unknown as SocketCtor;
+    // Node 20 has no global WebSocket. The browser build aliases `ws` away (see the Makefile).
     const ws = await import('ws');
     return ws.WebSocket as unknown as SocketCtor;
   }
@@ -398,6 +625,7 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
       this.#scheduleReconnect(false);
       return;
     }
+    // Errors are followed by a close event, which is where we react.
     ws.onerror = () => undefined;
     if ((this.#state as ClientState) === 'closed') return ws.close(1000);
     this.#ws = ws;
@@ -417,9 +645,23 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
     }
     if (ws !== this.#ws || ws.readyState !== OPEN) return;
     const id = `${this.#prefix}auth${++this.#next}`;
+    const timeoutMs = this.#o.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     const reply = new Promise<ServerFrame>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new HubClientError('TIMEOUT', 'no reply to AUTH')), this.#o.requestTimeoutMs ?? 10_000);
-      this.#pending.set(id, { frame: {}, resolve, reject, timer, replay: false, sent: true });
+      const timer = setTimeout(() => p.settle(new HubClientError('TIMEOUT', 'no reply to AUTH')), timeoutMs);
+      const p: Pending = {
+        frame: {},
+        replay: false,
+        sent: true,
+        done: Promise.resolve(),
+        settle: (outcome) => {
+          if (this.#pending.get(id) !== p) return;
+          this.#pending.delete(id);
+          clearTimeout(timer);
+          if (outcome instanceof HubClientError) reject(outcome);
+          else resolve(outcome);
+        },
+      };
+      this.#pending.set(id, p);
     });
     ws.send(JSON.stringify({ op: 'AUTH', id, token }));
     let frame: ServerFrame;
@@ -434,10 +676,13 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
     if (!first) return;
     this.#authed = true;
     this.#attempt = 0;
-    // Resubscribe, then send everything queued (publishes keep their event ids).
-    for (const sub of this.#subs.values()) {
-      if ([...this.#pending.values()].some((p) => p.frame['op'] === 'SUBSCRIBE' && p.frame['sub'] === sub.id)) continue;
-      void this.#request(this.#subscribeFrame(sub), false).catch((err: HubClientError) => this.#o.onError?.(err));
+    // Resubscribe (not while draining: those subscriptions are on their way out), then send everything
+    // queued (publishes keep their event ids).
+    if (this.#state !== 'draining') {
+      for (const sub of this.#subs.values()) {
+        if ([...this.#pending.values()].some((p) => p.frame['op'] === 'SUBSCRIBE' && p.frame['sub'] === sub.id)) continue;
+        void this.#request(this.#subscribeFrame(sub), false).catch((err: HubClientError) => this.#o.onError?.(err));
+      }
     }
     for (const p of this.#pending.values()) if (!p.sent) this.#send(p);
     this.#setState('open');
@@ -463,7 +708,7 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
     try {
       f = JSON.parse(text) as ServerFrame;
     } catch {
-      return;
+      return; // the gateway only sends JSON; anything else is not ours to interpret
     }
     if (f.op === 'EVENT') {
       this.#subs.get(f.sub)?.onEvent(f.event, f.delivery);
@@ -476,10 +721,8 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
     }
     const p = this.#pending.get(f.id);
     if (!p) return;
-    this.#pending.delete(f.id);
-    clearTimeout(p.timer);
-    if (f.op === 'OK') p.resolve(f);
-    else if (f.op === 'ERR') p.reject(new HubClientError(f.code as ErrorCode, f.message));
+    if (f.op === 'OK') p.settle(f);
+    else if (f.op === 'ERR') p.settle(new HubClientError(f.code, f.message));
   }
 
   #onClose(ws: SocketLike, code: number): void {
@@ -489,14 +732,9 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
     clearTimeout(this.#refreshTimer);
     if (this.#state === 'closed') return;
     // Requests that cannot be replayed fail now; idempotent ones wait for the next connection.
-    for (const [id, p] of this.#pending) {
-      if (p.replay) {
-        p.sent = false;
-        continue;
-      }
-      this.#pending.delete(id);
-      clearTimeout(p.timer);
-      p.reject(new HubClientError('CONNECTION_LOST', `connection closed (${code}) before a reply`));
+    for (const p of [...this.#pending.values()]) {
+      if (p.replay) p.sent = false;
+      else p.settle(new HubClientError('CONNECTION_LOST', `connection closed (${code}) before a reply`));
     }
     this.#scheduleReconnect(code === CloseCode.SHUTTING_DOWN);
   }
@@ -513,5 +751,5 @@ export class HubClient<T extends TopicMap = Record<string, unknown>> {
 
 /** Creates a client; it connects at once. Declare `T` to type topics and payloads. */
 export function createClient<T extends TopicMap = Record<string, unknown>>(options: ClientOptions): HubClient<T> {
-  return new HubClient<T>(options);
+  return new Client<T>(options);
 }

@@ -9,15 +9,20 @@
  * - Subscriptions survive reconnects; the token is refreshed through
  *   `getToken()` before it expires.
  * - Group deliveries are acked when the handler resolves and nacked when it
- *   throws. Lifecycle: connecting -> open <-> reconnecting -> closed (`close()`
- *   or the `signal`), after which every call rejects with `CLOSED`.
+ *   throws.
+ * - Lifecycle: connecting -> open <-> reconnecting -> (draining ->) closed, by
+ *   `close()`, the `signal` or `drain()`; then every call rejects with `CLOSED`,
+ *   `ready()` has settled and `closed()` resolves. A request's abort listener
+ *   lives only as long as the request.
  */
 export {
-  HubClient,
   createClient,
   type ClientOptions,
   type ClientState,
   type Delivery,
+  type DeliveryStream,
+  type DrainOptions,
+  type HubClient,
   type HubEvent,
   type PayloadOf,
   type PublishOptions,

@@ -28,9 +28,15 @@ export function binaryPath(name: string): string {
 
 /** Starts `dist/cmd/<name>/main.js` with `env` added to this process's environment. */
 export function startBinary(name: string, env: Record<string, string>): BinaryProcess {
-  const child = spawn(process.execPath, [binaryPath(name)], {
+  return startScript(binaryPath(name), env);
+}
+
+/** Starts the Node script at `entry` (e.g. a binary of an installed package) in `cwd`, reading its output as JSON log lines. */
+export function startScript(entry: string, env: Record<string, string>, options: { cwd?: string } = {}): BinaryProcess {
+  const child = spawn(process.execPath, [entry], {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   });
   const logs: LogLine[] = [];
   const waiters = new Set<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
@@ -84,7 +90,11 @@ export function startBinary(name: string, env: Record<string, string>): BinaryPr
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -96,5 +106,5 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
     }
     await sleep(50);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
 }
