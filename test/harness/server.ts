@@ -96,7 +96,7 @@ export async function startFerretDB(
   if (!existsSync(binary)) throw new Error(`FerretDB not found at ${binary}: run 'make tools' (or set MONGO_URL)`);
   const keep = options.dataDir !== undefined;
   const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'outbox-hub-ferretdb-')));
-  const [port, debugPort] = [await freePort(), await freePort()];
+  const [port, debugPort] = [options.port ?? (await freePort()), await freePort()];
   const child = spawn(
     binary,
     [
