@@ -5,12 +5,11 @@ FROM node:20.19-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+# Only the binaries and their packages: no tests, test harness or benchmarks enter the image.
+COPY tsconfig.json tsconfig.build.json tsconfig.image.json ./
 COPY cmd cmd
 COPY internal internal
-COPY bench bench
-COPY test/harness test/harness
-RUN npx tsc -p tsconfig.build.json \
+RUN npx tsc -p tsconfig.image.json \
  && npx esbuild internal/sdk/index.ts --bundle --format=esm --minify --platform=browser --target=es2022 --external:ws --outfile=dist/sdk/outbox-hub-sdk.min.js \
  && npm prune --omit=dev
 
