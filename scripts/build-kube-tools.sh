@@ -9,7 +9,7 @@ set -euo pipefail
 what=$1 version=$2 out=$3
 src_root=$(dirname "$out")/../src
 mkdir -p "$(dirname "$out")" "$src_root"
-export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+export GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 
 # A module's local (./ or ../) replace targets, one module path a line.
 local_replaces() {

@@ -40,11 +40,12 @@ export function kubeToolPaths(root = process.cwd()): { etcd: string; apiserver: 
 }
 
 /** What is missing to run a real API server, as `what (path)` phrases; empty when everything is there. */
-export function missingKubeTools(root = process.cwd()): string[] {
+export function missingKubeTools(options: { crds?: boolean } = {}, root = process.cwd()): string[] {
   const p = kubeToolPaths(root);
   const missing: string[] = [];
   if (!existsSync(p.etcd)) missing.push(`etcd ${ETCD_VERSION} (${p.etcd})`);
   if (!existsSync(p.apiserver)) missing.push(`kube-apiserver ${KUBE_VERSION} (${p.apiserver})`);
+  if (options.crds && !existsSync(p.crds)) missing.push(`prometheus-operator ${PROMETHEUS_OPERATOR_VERSION} CRDs (${p.crds})`);
   return missing;
 }
 
@@ -140,7 +141,9 @@ setInterval(() => {
  * Starts etcd and kube-apiserver in `dir` (created fresh when omitted), detached
  * from this process, and waits until `/readyz` answers ok.
  */
-export async function startKubeServer(options: { dir?: string; watchPid?: number; timeoutMs?: number } = {}): Promise<State> {
+export async function startKubeServer(
+  options: { dir?: string; watchPid?: number; timeoutMs?: number; /** What the watchdog removes (default: dir). */ scratch?: string } = {},
+): Promise<State> {
   const missing = missingKubeTools();
   if (missing.length) throw new Error(`cannot start a Kubernetes API server, missing: ${missing.join(', ')}; run 'make kube-tools'`);
   const tools = kubeToolPaths();
@@ -211,7 +214,7 @@ export async function startKubeServer(options: { dir?: string; watchPid?: number
   );
   let watchdog: number | undefined;
   if (options.watchPid !== undefined) {
-    const w = spawn(process.execPath, ['-e', WATCHDOG, String(options.watchPid), dir, String(etcdPid), String(apiPid)], {
+    const w = spawn(process.execPath, ['-e', WATCHDOG, String(options.watchPid), options.scratch ?? dir, String(etcdPid), String(apiPid)], {
       detached: true,
       stdio: 'ignore',
     });
@@ -304,7 +307,7 @@ export async function sharedKubeServer(): Promise<KubeEndpoint> {
     let state: State | { error: string };
     try {
       const jestPid = Number(process.env[JEST_PID_ENV]);
-      state = await startKubeServer({ dir: join(run, 'server'), ...(jestPid ? { watchPid: jestPid } : {}) });
+      state = await startKubeServer({ dir: join(run, 'server'), scratch: run, ...(jestPid ? { watchPid: jestPid } : {}) });
     } catch (err) {
       state = { error: err instanceof Error ? err.message : String(err) };
     }

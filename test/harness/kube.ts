@@ -26,8 +26,8 @@ const execFileAsync = promisify(execFile);
  * `describe`, or `describe.skip` with a message on stderr naming what is missing
  * (never a pass): Kubernetes tests need the binaries `make kube-tools` builds.
  */
-export function describeKube(name: string, fn: () => void): void {
-  const missing = missingKubeTools();
+export function describeKube(name: string, fn: () => void, needs: { crds?: boolean } = {}): void {
+  const missing = missingKubeTools(needs);
   if (missing.length === 0) return describe(name, fn);
   process.stderr.write(`\n  SKIPPED (not built: ${missing.join(', ')}; run 'make kube-tools'): ${name}\n`);
   describe.skip(name, fn);
