@@ -139,8 +139,8 @@ describeKube('drainer and gateway with LEASE_BACKEND=kubernetes on a real kube-a
     );
     const before = await leases('drainer');
 
-    const ids = await produce(outbox, 1500, 23, (written) => {
-      if (written === 500) d2.kill('SIGKILL');
+    const ids = await produce(outbox, 1000, 23, (written) => {
+      if (written === 400) d2.kill('SIGKILL');
     });
     expect(await d2.exited).toBe('SIGKILL');
     await eventually(
@@ -149,7 +149,7 @@ describeKube('drainer and gateway with LEASE_BACKEND=kubernetes on a real kube-a
       'the outbox to drain',
     );
     const check = await verifyExactlyOnceInOrder(db, ids);
-    expect(check).toEqual({ events: 1500, partitions: 8 });
+    expect(check).toEqual({ events: 1000, partitions: 8 });
 
     // drainer-1 took over every Lease of drainer-2, each under a new epoch (leaseTransitions).
     const after = await leases('drainer');
