@@ -307,7 +307,11 @@ export async function sharedKubeServer(): Promise<KubeEndpoint> {
     let state: State | { error: string };
     try {
       const jestPid = Number(process.env[JEST_PID_ENV]);
+      const t0 = Date.now();
       state = await startKubeServer({ dir: join(run, 'server'), scratch: run, ...(jestPid ? { watchPid: jestPid } : {}) });
+      process.stderr.write(
+        `\n[test harness] kube-apiserver ${KUBE_VERSION} + etcd ${ETCD_VERSION} at ${state.server}, ready in ${Date.now() - t0} ms\n`,
+      );
     } catch (err) {
       state = { error: err instanceof Error ? err.message : String(err) };
     }
