@@ -5,16 +5,15 @@ FROM node:20.19-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+# Only the binaries and their packages: no tests, test harness or benchmarks enter the image.
+COPY tsconfig.json tsconfig.build.json tsconfig.image.json ./
 COPY cmd cmd
 COPY internal internal
-COPY bench bench
-COPY test/harness test/harness
 # mongodb and @kubernetes/client-node are optional peers of the npm package (an SDK-only user
 # needs neither) and devDependencies of the repository, so pruning to production dependencies
 # drops them: the binaries need both, so they go back in as production dependencies of the image,
 # at the versions the repository pins.
-RUN npx tsc -p tsconfig.build.json \
+RUN npx tsc -p tsconfig.image.json \
  && npm run build:sdk-browser \
  && npm prune --omit=dev \
  && npm install --omit=dev --save-prod --save-exact --no-audit --no-fund \

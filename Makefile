@@ -7,16 +7,22 @@ FERRETDB_VERSION := v1.24.2
 FERRETDB   := $(TOOLS)/bin/ferretdb
 HELM_VERSION := v3.19.0
 HELM       := $(TOOLS)/bin/helm
+ETCD_VERSION := v3.6.16
+ETCD       := $(TOOLS)/bin/etcd
+KUBE_VERSION := v1.36.3
+KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
+PROM_OPERATOR_VERSION := v0.85.0
+PROM_CRDS  := $(TOOLS)/crds/prometheus-operator-$(PROM_OPERATOR_VERSION)
 NODE_DEPS  := node_modules/.installed
 JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools chromium build typecheck test dev bench bench-drain bench-gateway clean
+.PHONY: help deps tools kube-tools chromium build typecheck test dev bench bench-drain bench-gateway clean
 
 help:
 	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
-	@echo "make test   - type-check and run the whole suite against a real MongoDB-wire server"
+	@echo "make test   - type-check and run the whole suite against a real MongoDB-wire server (and a real kube-apiserver)"
 	@echo "make bench  - drain and gateway benchmarks (numbers in README)"
 
 $(NODE_DEPS): package.json package-lock.json
@@ -44,6 +50,32 @@ $(HELM):
 
 tools: $(FERRETDB) $(HELM)
 
+# A real Kubernetes API server for the chart, Lease backend and lease-mode process tests
+# (no controller-manager, scheduler or kubelet). Both built from the Go module proxy by
+# scripts/build-kube-tools.sh, one after the other (kube-apiserver alone peaks at ~2.3 GB
+# and takes ~6 CPU-minutes the first time), niced to leave the machine usable.
+$(ETCD):
+	nice -n 10 scripts/build-kube-tools.sh etcd $(ETCD_VERSION) $@
+	@$@ --version | head -1
+
+$(KUBE_APISERVER): | $(ETCD)
+	nice -n 10 scripts/build-kube-tools.sh kube-apiserver $(KUBE_VERSION) $@
+	@$@ --version
+
+# ServiceMonitor, PodMonitor and PrometheusRule CRDs, which values-all.yaml needs installed.
+$(PROM_CRDS):
+	@dir=$$(go mod download -json github.com/prometheus-operator/prometheus-operator@$(PROM_OPERATOR_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",\?$$/\1/p'); \
+	  test -n "$$dir" || { echo "cannot download prometheus-operator $(PROM_OPERATOR_VERSION)"; exit 1; }; \
+	  rm -rf $@.tmp && mkdir -p $@.tmp && \
+	  for kind in servicemonitors podmonitors prometheusrules; do \
+	    cp "$$dir/example/prometheus-operator-crd/monitoring.coreos.com_$$kind.yaml" $@.tmp/ || exit 1; done; \
+	  chmod -R u+w $@.tmp && mv $@.tmp $@
+
+# Never fails: without these the Kubernetes tests are reported as skipped, naming what is missing.
+kube-tools:
+	@$(MAKE) --no-print-directory $(ETCD) $(KUBE_APISERVER) $(PROM_CRDS) || \
+	  echo "!!! could not build etcd $(ETCD_VERSION) / kube-apiserver $(KUBE_VERSION) / CRDs: the Kubernetes tests will be SKIPPED" >&2
+
 # Browser tests drive Debian's chromium through playwright-core (a browser download cannot work here).
 CHROMIUM_PATH ?= /usr/bin/chromium
 chromium:
@@ -60,7 +92,7 @@ build: $(NODE_DEPS)
 typecheck: $(NODE_DEPS)
 	npx tsc -p tsconfig.json --noEmit
 
-test: $(NODE_DEPS) tools chromium build typecheck
+test: $(NODE_DEPS) tools kube-tools chromium build typecheck
 	@mkdir -p test-artifacts
 	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
 	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { detectCapabilities } from '../../internal/mongo/index.js';
 import { MongoClient } from 'mongodb';
 import { CAPABILITIES_ENV, startTestServer } from './server.js';
+import { prepareKubeRun } from './kube-server.js';
 
 /** Starts the one server of this test run and records it for the workers and the teardown. */
 export default async function globalSetup(): Promise<void> {
@@ -23,4 +24,6 @@ export default async function globalSetup(): Promise<void> {
   const stateFile = join(tmpdir(), `outbox-hub-test-server-${process.pid}.json`);
   writeFileSync(stateFile, JSON.stringify({ backend: server.backend, pid: server.pid, dir: server.dir }));
   process.env['OUTBOX_HUB_TEST_STATE'] = stateFile;
+  // The Kubernetes API server starts only if a test file asks for it (kube-server.ts).
+  prepareKubeRun();
 }

@@ -1,7 +1,9 @@
 import { readFileSync, rmSync } from 'node:fs';
+import { finishKubeRun, KUBE_RUN_ENV } from './kube-server.js';
 
-/** Stops the FerretDB the global setup started (containers are reaped by testcontainers). */
+/** Stops the FerretDB the global setup started (containers are reaped by testcontainers) and the run's Kubernetes API server. */
 export default async function globalTeardown(): Promise<void> {
+  await finishKubeRun(process.env[KUBE_RUN_ENV]);
   const stateFile = process.env['OUTBOX_HUB_TEST_STATE'];
   if (!stateFile) return;
   const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { backend: string; pid?: number; dir?: string };
