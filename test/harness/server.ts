@@ -90,7 +90,7 @@ async function waitForServer(url: string, child: ChildProcess, timeoutMs: number
 
 /** Starts FerretDB on a free loopback port with a fresh SQLite directory. */
 export async function startFerretDB(
-  options: { binary?: string; quiet?: boolean; dataDir?: string; detached?: boolean } = {},
+  options: { binary?: string; quiet?: boolean; dataDir?: string; detached?: boolean; port?: number } = {},
 ): Promise<TestServer> {
   const binary = options.binary ?? ferretdbBinary();
   if (!existsSync(binary)) throw new Error(`FerretDB not found at ${binary}: run 'make tools' (or set MONGO_URL)`);
