@@ -51,14 +51,51 @@ describe('configuration', () => {
 });
 
 describe('logger', () => {
-  it('writes one JSON object per line with level filtering, child fields and error codes', () => {
+  it("writes pino's shape: numeric level, epoch time, pid, hostname, child fields and the error's type, code, stack and cause", () => {
     const lines: string[] = [];
     const log = createLogger({ level: 'info', write: (l) => void lines.push(l) }).child({ binary: 'x' });
     log.debug('hidden');
+    const before = Date.now();
     log.warn('careful', { err: new OutboxError('INVALID_TOPIC', 'bad topic', { cause: new Error('root') }) });
     expect(lines).toHaveLength(1);
     const parsed = JSON.parse(lines[0] as string) as Record<string, unknown>;
-    expect(parsed).toMatchObject({ level: 'warn', msg: 'careful', binary: 'x', err: { code: 'INVALID_TOPIC', cause: 'Error: root' } });
+    expect(parsed).toMatchObject({
+      level: 40,
+      msg: 'careful',
+      binary: 'x',
+      pid: process.pid,
+      err: { type: 'OutboxError', code: 'INVALID_TOPIC', message: 'bad topic', cause: { type: 'Error', message: 'root' } },
+    });
+    expect(typeof parsed['hostname']).toBe('string');
+    expect(parsed['time']).toBeGreaterThanOrEqual(before);
+    expect((parsed['err'] as { stack: string }).stack).toMatch(/OutboxError: bad topic\n\s+at /);
     expect(lines[0]?.endsWith('\n')).toBe(true);
+  });
+
+  it('scrubs URL credentials and configured secrets from every line, error messages included', () => {
+    const lines: string[] = [];
+    const log = createLogger({ write: (l) => void lines.push(l), secrets: ['s3cr3t-pass', 'tok-0123456789'] });
+    log.info('connecting', { url: 'mongodb://app:s3cr3t-pass@db-0:27017,db-1/shop?authSource=admin' });
+    log.error('failed', { err: new Error('auth failed for mongodb+srv://app:other-pass@cluster.example/ with tok-0123456789') });
+    const text = lines.join('');
+    expect(text).not.toMatch(/s3cr3t-pass|other-pass|tok-0123456789/);
+    expect(text).toContain('mongodb://app:***@db-0:27017,db-1/shop');
+    expect(text).toContain('mongodb+srv://app:***@cluster.example/');
+  });
+
+  it('writes a repeated identical error once per window and summarises the rest', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ write: (l) => void lines.push(l), repeatWindowMs: 200 });
+    const err = new Error('connect ECONNREFUSED 127.0.0.1:1');
+    for (let i = 0; i < 37; i++) log.child({ partition: i % 4 }).warn('drain batch failed', { err });
+    log.warn('something else');
+    expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['drain batch failed', 'something else']);
+    await new Promise((r) => setTimeout(r, 450));
+    const summary = JSON.parse(lines[2] as string) as { msg: string; repeated: number; level: number };
+    expect(summary).toMatchObject({ repeated: 36, level: 40 });
+    expect(summary.msg).toMatch(/^drain batch failed \(36 more in the last \d+ s\)$/);
+    // A new window writes the line again.
+    log.warn('drain batch failed', { err });
+    expect(lines).toHaveLength(4);
   });
 });

@@ -5,5 +5,6 @@ import { createLogger } from '../../internal/log/index.js';
 import { createRegistry } from '../../internal/telemetry/index.js';
 
 const config = loadConfigOrExit(() => loadDrainerConfig(process.env));
-const log = createLogger({ level: config.logLevel, fields: { binary: 'drainer', member: config.member } });
-await runService(new DrainerApp(config, { log, registry: createRegistry('drainer') }), { log, stopTimeoutMs: config.stopTimeoutMs });
+const log = createLogger({ level: config.logLevel, fields: { binary: 'drainer', member: config.member }, secrets: config.secrets });
+const app = new DrainerApp(config, { log, registry: createRegistry('drainer'), onWedged: () => process.exit(1) });
+await runService(app, { log, stopTimeoutMs: config.stopTimeoutMs });

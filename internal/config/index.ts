@@ -29,7 +29,8 @@ interface IntOptions {
 
 /** Typed accessors over an environment; collects problems until {@link EnvReader.done}. */
 export interface EnvReader {
-  string(name: string, opts?: { default?: string; pattern?: RegExp; required?: boolean }): string;
+  /** `sensitive`: never quote the value in a problem. */
+  string(name: string, opts?: { default?: string; pattern?: RegExp; required?: boolean; sensitive?: boolean }): string;
   int(name: string, opts?: IntOptions): number;
   /** Milliseconds; accepts `250`, `250ms`, `5s`, `2m`, `1h`, `7d`. */
   duration(name: string, opts?: IntOptions): number;
@@ -82,7 +83,7 @@ export function envReader(env: Readonly<Record<string, string | undefined>>): En
         return '';
       }
       if (opts.pattern && !opts.pattern.test(v)) {
-        problems.push({ variable: name, problem: `must match ${String(opts.pattern)}, got ${JSON.stringify(v)}` });
+        problems.push({ variable: name, problem: `must match ${String(opts.pattern)}${opts.sensitive ? '' : `, got ${JSON.stringify(v)}`}` });
       }
       return v;
     },

@@ -18,6 +18,12 @@ export interface DrainerConfig {
   readonly maxAttempts: number;
   readonly retryBaseMs: number;
   readonly statsIntervalMs: number;
+  /** A held partition with work that moves nothing for this long makes the drainer not ready. */
+  readonly progressTimeoutMs: number;
+  /** A loop wedged this long makes the process exit (0: never). */
+  readonly wedgeExitMs: number;
+  /** Values scrubbed from every log line. */
+  readonly secrets: readonly string[];
   readonly metricsHost: string;
   readonly metricsPort: number;
   readonly logLevel: LogLevel;
@@ -38,6 +44,8 @@ export const DRAINER_DEFAULTS = Object.freeze({
   maxAttempts: 5,
   retryBaseMs: 100,
   statsIntervalMs: 5_000,
+  progressTimeoutMs: 60_000,
+  wedgeExitMs: 120_000,
   metricsPort: 9464,
   stopTimeoutMs: 25_000,
 });
@@ -46,7 +54,7 @@ export const DRAINER_DEFAULTS = Object.freeze({
  * Reads the drainer's environment. Throws a `ConfigError` naming every bad
  * variable. Variables: MONGO_URL, MONGO_DB, OUTBOX_PARTITIONS, DRAINER_BATCH_SIZE,
  * LEASE_TTL, LEASE_RENEW_INTERVAL, POLL_MIN, POLL_MAX, DRAINER_MAX_ATTEMPTS,
- * RETRY_BASE, STATS_INTERVAL,
+ * RETRY_BASE, STATS_INTERVAL, PROGRESS_TIMEOUT, WEDGE_EXIT_AFTER,
  * METRICS_HOST, METRICS_PORT, LOG_LEVEL, MEMBER_ID, STOP_TIMEOUT.
  */
 export function loadDrainerConfig(env: Readonly<Record<string, string | undefined>>): DrainerConfig {
@@ -63,6 +71,8 @@ export function loadDrainerConfig(env: Readonly<Record<string, string | undefine
     maxAttempts: r.int('DRAINER_MAX_ATTEMPTS', { default: DRAINER_DEFAULTS.maxAttempts, min: 1, max: 1_000 }),
     retryBaseMs: r.duration('RETRY_BASE', { default: DRAINER_DEFAULTS.retryBaseMs, min: 1, max: 60_000 }),
     statsIntervalMs: r.duration('STATS_INTERVAL', { default: DRAINER_DEFAULTS.statsIntervalMs, min: 100 }),
+    progressTimeoutMs: r.duration('PROGRESS_TIMEOUT', { default: DRAINER_DEFAULTS.progressTimeoutMs, min: 1_000 }),
+    wedgeExitMs: r.duration('WEDGE_EXIT_AFTER', { default: DRAINER_DEFAULTS.wedgeExitMs, min: 0 }),
     metricsHost: r.string('METRICS_HOST', { default: '0.0.0.0' }),
     metricsPort: r.int('METRICS_PORT', { default: DRAINER_DEFAULTS.metricsPort, min: 0, max: 65_535 }),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),

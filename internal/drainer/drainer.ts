@@ -1,6 +1,7 @@
 import { describeError } from '../errors/index.js';
 import type { EventLog } from '../eventlog/index.js';
 import { PartitionCoordinator, type LeaseStore } from '../lease/index.js';
+import type { Condition, Health, Watchdog } from '../health/index.js';
 import { repeat } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
 import type { OutboxStore } from '../outbox/index.js';
@@ -19,7 +20,12 @@ export interface DrainerDeps {
   log: Logger;
   metrics: DrainerMetrics;
   config: DrainerConfig;
+  /** Readiness conditions and loop watchdogs (optional for tests that need none). */
+  health?: Health;
 }
+
+/** A loop silent this long is wedged (bounded waits and socket timeouts are far shorter). */
+const LOOP_SILENCE_MS = 120_000;
 
 type DrainerState = 'idle' | 'running' | 'stopping' | 'stopped';
 
@@ -37,13 +43,21 @@ export class Drainer {
   readonly #coordinator: PartitionCoordinator;
   readonly #timers = new AbortController();
   readonly #loops: Array<Promise<void>> = [];
+  /** Per held partition: when it was last known up to date or moved a batch. */
+  readonly #progress = new Map<number, number>();
+  readonly #dogs = new Map<number, Watchdog>();
+  readonly #leaseCondition: Condition | undefined;
+  readonly #progressCondition: Condition | undefined;
   #state: DrainerState = 'idle';
   #unwatch: (() => Promise<void>) | undefined;
   #stopped: Promise<void> | undefined;
 
   constructor(deps: DrainerDeps) {
     this.#d = deps;
-    const { config, metrics, log } = deps;
+    const { config, metrics, log, health } = deps;
+    this.#leaseCondition = health?.condition('leases', { ok: false, reason: 'joining the lease group' });
+    this.#progressCondition = health?.condition('partitions', { ok: true });
+    const loopDogs = { renewal: health?.watchdog('lease renewal', LOOP_SILENCE_MS), rebalance: health?.watchdog('lease rebalance', LOOP_SILENCE_MS) };
     this.#coordinator = new PartitionCoordinator({
       store: deps.leases,
       group: DRAINER_LEASE_GROUP,
@@ -57,6 +71,11 @@ export class Drainer {
         losses: metrics.leaseLosses,
         owned: metrics.partitionsOwned,
         renewSeconds: metrics.leaseRenewSeconds,
+      },
+      onRound: (loop, ok) => {
+        loopDogs[loop]?.beat();
+        if (loop === 'renewal') this.#leaseCondition?.set(ok, ok ? '' : 'lease renewals are failing');
+        if (!ok) health?.dbError(`lease ${loop}`);
       },
       handlers: {
         acquired: (lease) => this.#startWorker(lease.partition, lease.epoch),
@@ -88,7 +107,22 @@ export class Drainer {
     await this.#coordinator.start();
     const signal = this.#timers.signal;
     const warn = (what: string) => (err: unknown) => log.warn(`${what} failed`, { err: describeError(err) });
-    this.#loops.push(repeat(config.statsIntervalMs, signal, () => this.#collectStats(), warn('stats')));
+    const statsDog = this.#d.health?.watchdog('backlog statistics', LOOP_SILENCE_MS);
+    this.#loops.push(
+      repeat(
+        config.statsIntervalMs,
+        signal,
+        async () => {
+          statsDog?.beat();
+          this.#checkProgress();
+          await this.#collectStats();
+        },
+        (err) => {
+          this.#d.health?.dbError('stats');
+          warn('backlog statistics')(err);
+        },
+      ),
+    );
   }
 
   stop(): Promise<void> {
@@ -109,9 +143,16 @@ export class Drainer {
 
   #startWorker(partition: number, epoch: number): void {
     this.#workers.get(partition)?.kill();
+    this.#progress.set(partition, Date.now());
+    this.#dogs.get(partition)?.dispose();
+    const dog = this.#d.health?.watchdog(`partition ${partition} worker`, LOOP_SILENCE_MS);
+    if (dog) this.#dogs.set(partition, dog);
     const worker = new PartitionWorker(partition, epoch, {
       ...this.#d,
       log: this.#d.log.child({ partition }),
+      onRound: () => dog?.beat(),
+      onProgress: (p) => this.#progress.set(p, Date.now()),
+      onDbError: () => this.#d.health?.dbError('drain'),
       onFenced: (p) => {
         if (this.#workers.get(p) !== worker) return;
         this.#removeWorker(p);
@@ -125,11 +166,24 @@ export class Drainer {
   #removeWorker(partition: number): PartitionWorker | undefined {
     const w = this.#workers.get(partition);
     this.#workers.delete(partition);
+    this.#progress.delete(partition);
+    this.#dogs.get(partition)?.dispose();
+    this.#dogs.delete(partition);
     const label = { partition: String(partition) };
     this.#d.metrics.pending.remove(label);
     this.#d.metrics.oldestPendingAge.remove(label);
     this.#d.metrics.deadMessages.remove(label);
     return w;
+  }
+
+  /** Readiness: every held partition was up to date or moved a batch within the progress timeout. */
+  #checkProgress(): void {
+    const now = Date.now();
+    const stuck = [...this.#progress].filter(([, at]) => now - at > this.#d.config.progressTimeoutMs).map(([p]) => p);
+    this.#progressCondition?.set(
+      stuck.length === 0,
+      `no progress for ${Math.round(this.#d.config.progressTimeoutMs / 1000)} s on partitions ${stuck.sort((a, b) => a - b).join(', ')}`,
+    );
   }
 
   async #collectStats(): Promise<void> {

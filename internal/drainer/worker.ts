@@ -17,8 +17,12 @@ export interface WorkerDeps {
   config: Pick<DrainerConfig, 'batchSize' | 'pollMinMs' | 'pollMaxMs' | 'maxAttempts' | 'retryBaseMs' | 'leaseTtlMs'>;
   /** Called once when the worker finds itself fenced. */
   onFenced(partition: number): void;
-  /** Called after every batch that moved messages (for liveness checks). */
+  /** Called each time the loop goes round (a watchdog's beat). */
+  onRound?(partition: number): void;
+  /** Called when the partition is known to be up to date or a batch went through (readiness). */
   onProgress?(partition: number): void;
+  /** Called for each failed database operation. */
+  onDbError?(): void;
 }
 
 type WorkerState = 'running' | 'finishing' | 'stopped';
@@ -76,9 +80,11 @@ export class PartitionWorker {
     const { config, log } = this.#d;
     let idleMs = config.pollMinMs;
     let failures = 0;
+    let transientFailures = 0;
     let single = false;
     let claimed = false;
     while (this.#state === 'running') {
+      this.#d.onRound?.(this.partition);
       let batch: PendingMessage[] = [];
       try {
         if (!claimed) {
@@ -97,8 +103,10 @@ export class PartitionWorker {
           }
         }
         batch = await this.#d.outbox.pending(this.partition, single ? 1 : config.batchSize);
+        transientFailures = 0;
         if (batch.length === 0) {
           single = false;
+          this.#d.onProgress?.(this.partition);
           await this.#wait(idleMs);
           idleMs = this.#woken ? config.pollMinMs : Math.min(idleMs * 2, config.pollMaxMs);
           this.#woken = false;
@@ -109,23 +117,36 @@ export class PartitionWorker {
         failures = 0;
         single = false;
       } catch (err) {
-        if (isHubError(err, 'FENCED')) {
-          this.#d.metrics.fenced.inc();
-          log.warn('fenced: a newer lease epoch holds this partition', { partition: this.partition, epoch: this.epoch });
-          this.#state = 'stopped';
-          this.#d.onFenced(this.partition);
-          return;
-        }
+        if (isHubError(err, 'FENCED')) return this.#onFenced();
         const transient = isTransientError(err);
         this.#d.metrics.batchErrors.inc({ kind: transient ? 'transient' : 'permanent' });
-        log.warn('drain batch failed', { partition: this.partition, size: batch.length, transient, err: describeError(err) });
+        if (transient) {
+          transientFailures++;
+          this.#d.onDbError?.();
+        }
+        log.warn('drain batch failed', { partition: this.partition, size: batch.length, transient, err });
         if (!transient && batch.length > 0) {
           failures++;
-          ({ failures, single } = await this.#onPermanentFailure(batch, err, failures, single));
+          try {
+            ({ failures, single } = await this.#onPermanentFailure(batch, err, failures, single));
+          } catch (inner) {
+            if (isHubError(inner, 'FENCED')) return this.#onFenced();
+            // The failure is counted again on the next attempt; the loop must go on.
+            log.warn('recording a failed message failed', { partition: this.partition, err: inner });
+          }
         }
-        await this.#wait(Math.min(config.retryBaseMs * 2 ** Math.min(failures, 10), 30_000));
+        // Transient failures (an outage) back off up to 5 s, repeated permanent ones up to 30 s.
+        const backoff = transient ? Math.min(config.retryBaseMs * 2 ** Math.min(transientFailures, 10), 5_000) : 0;
+        await this.#wait(Math.max(backoff, Math.min(config.retryBaseMs * 2 ** Math.min(failures, 10), 30_000)));
       }
     }
+  }
+
+  #onFenced(): void {
+    this.#d.metrics.fenced.inc();
+    this.#d.log.warn('fenced: a newer lease epoch holds this partition', { partition: this.partition, epoch: this.epoch });
+    this.#state = 'stopped';
+    this.#d.onFenced(this.partition);
   }
 
   /**

@@ -8,7 +8,8 @@
 import { migrateEventLog } from '../eventlog/index.js';
 import { migrateLeases } from '../lease/index.js';
 import type { Logger } from '../log/index.js';
-import { connectMongo, detectCapabilities, type Db, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connectMongo, detectCapabilities, isTransientError, type Db, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
 import { migrateOutbox } from '../outbox/index.js';
 
 /** An open, migrated hub database. */
@@ -28,17 +29,27 @@ export async function openHubDb(options: {
   partitions: number;
   signal?: AbortSignal;
 }): Promise<HubDb> {
-  const client = await connectMongo(options.url, { appName: options.appName, ...(options.signal ? { signal: options.signal } : {}) });
-  try {
-    const db = client.db(options.dbName);
-    const caps = await detectCapabilities(client, db);
-    options.log.info('connected', { db: options.dbName, ...caps });
-    await migrateOutbox(db, { partitions: options.partitions });
-    await migrateEventLog(db);
-    await migrateLeases(db);
-    return { client, db, caps };
-  } catch (err) {
-    await client.close().catch(() => undefined);
-    throw err;
+  const { log } = options;
+  for (let attempt = 1; ; attempt++) {
+    // Waits for an unreachable database as long as it takes (the binary reports not ready meanwhile).
+    const client = await connectMongo(options.url, {
+      appName: options.appName,
+      ...(options.signal ? { signal: options.signal } : {}),
+      retry: { onRetry: (err, n) => log.warn('database unreachable; retrying', { err, attempt: n }) },
+    });
+    try {
+      const db = client.db(options.dbName);
+      const caps = await detectCapabilities(client, db);
+      log.info('connected', { db: options.dbName, ...caps });
+      await migrateOutbox(db, { partitions: options.partitions });
+      await migrateEventLog(db);
+      await migrateLeases(db);
+      return { client, db, caps };
+    } catch (err) {
+      await client.close().catch(() => undefined); // the connection is being replaced anyway
+      if (!isTransientError(err) || options.signal?.aborted) throw err;
+      log.warn('database went away during start-up; retrying', { err, attempt });
+      await sleep(Math.min(5_000, 250 * 2 ** Math.min(attempt, 5)), undefined, { signal: options.signal });
+    }
   }
 }

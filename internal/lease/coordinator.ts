@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Lease, LeaseStore } from './types.js';
 
@@ -34,8 +33,8 @@ export interface CoordinatorOptions {
   log: Logger;
   handlers: CoordinatorHandlers;
   metrics?: CoordinatorMetrics;
-  /** Called after every loop round that completed (renewal or rebalance): a watchdog's heartbeat. */
-  onProgress?: () => void;
+  /** Called after every round of either loop, `ok` false when it failed: watchdogs and readiness. */
+  onRound?: (loop: 'renewal' | 'rebalance', ok: boolean) => void;
 }
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -69,6 +68,7 @@ export class PartitionCoordinator {
   #loops: Array<Promise<void>> = [];
   #stopped: Promise<void> | undefined;
   #lastSlowWarning = 0;
+  #lastRoundOk = true;
 
   constructor(options: CoordinatorOptions) {
     if (options.intervalMs >= options.ttlMs) throw new RangeError('intervalMs must be below ttlMs');
@@ -147,16 +147,22 @@ export class PartitionCoordinator {
   async #renewRound(): Promise<void> {
     const { store, group, member, ttlMs, log } = this.#o;
     const started = Date.now();
+    let ok = true;
     try {
       await Promise.all([store.heartbeat(group, member, ttlMs), ...[...this.#owned.values()].map((lease) => this.#renew(lease))]);
-      this.#o.onProgress?.();
     } catch (err) {
-      log.warn('lease renewal failed', { err: describeError(err) });
+      ok = false;
+      log.warn('lease renewal failed', { err });
     }
     this.#dropExpired();
+    this.#o.onRound?.('renewal', ok);
     const took = Date.now() - started;
     this.#o.metrics?.renewSeconds?.observe(took / 1000);
-    if (took > ttlMs / 2 && Date.now() - this.#lastSlowWarning > ttlMs) {
+    // A round right after a failed one waited for the server to come back: that measures the
+    // outage, not the configuration.
+    const steady = ok && this.#lastRoundOk;
+    this.#lastRoundOk = ok;
+    if (steady && took > ttlMs / 2 && Date.now() - this.#lastSlowWarning > ttlMs) {
       this.#lastSlowWarning = Date.now();
       log.error('lease renewal is slower than half the lease TTL: leases will lapse under load; raise the lease TTL', {
         tookMs: took,
@@ -187,9 +193,10 @@ export class PartitionCoordinator {
       const share = Math.ceil(partitions / live);
       if (this.#owned.size > share) await this.#shed(this.#owned.size - share);
       else if (this.#owned.size < share) await this.#take(share);
-      this.#o.onProgress?.();
+      this.#o.onRound?.('rebalance', true);
     } catch (err) {
-      log.warn('lease rebalance failed', { err: describeError(err) });
+      log.warn('lease rebalance failed', { err });
+      this.#o.onRound?.('rebalance', false);
     }
     this.#o.metrics?.owned?.set(this.#owned.size);
   }

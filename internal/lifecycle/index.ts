@@ -70,10 +70,14 @@ export async function runService(service: Service, options: RunOptions): Promise
   try {
     await service.start();
   } catch (err) {
-    log.error('start failed', { err });
+    // A stop requested during start aborts it: the signal handler exits.
+    if (stopping) return;
+    // A configuration the process can never run with exits 2, like a refused variable.
+    const config = isHubError(err, 'CONFIG_INVALID', 'UNKNOWN_HOST');
+    log.error(config ? `invalid configuration: ${err.message}` : 'start failed', { err });
     for (const s of signals) proc.off(s, onSignal);
-    await service.stop().catch(() => undefined);
-    proc.exit(1);
+    await service.stop().catch((e: unknown) => log.warn('stop after a failed start failed too', { err: e }));
+    proc.exit(config ? 2 : 1);
   }
 }
 
@@ -107,7 +111,8 @@ export function loadConfigOrExit<T>(load: () => T, proc: NodeJS.Process = proces
     return load();
   } catch (err) {
     if (isHubError(err, 'CONFIG_INVALID')) {
-      proc.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level: 'error', msg: err.message, code: err.code })}\n`);
+      // Before any logger exists: one line in the loggers' shape (pino's error level is 50).
+      proc.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), pid: proc.pid, msg: err.message, code: err.code })}\n`);
       proc.exit(2);
     }
     throw err;

@@ -1,14 +1,25 @@
 /**
- * Structured JSON logging: one object per line, `ts`, `level`, `msg` first.
+ * Structured logging on pino, in the shape log tooling expects: one JSON object
+ * per line with numeric `level`, `time` (epoch ms), `pid`, `hostname`, `msg`,
+ * and `err` serialised with its type, code, message, stack and cause.
  *
- * Invariant: loggers hold no shared state; a child copies its parent's fields.
+ * Invariants:
+ * - Loggers hold no module state; a child shares its root's output, secret
+ *   list and repeat limiter.
+ * - Every line is scrubbed before it is written: URL credentials
+ *   (`scheme://user:password@`) and the configured secret values become `***`,
+ *   whatever field or error message carries them.
+ * - Repeated identical warnings and errors (same level, message and error) are
+ *   written once per window; the rest are counted and summarised in one line
+ *   ("37 more in the last 10 s"), so an outage cannot flood the logs.
  */
-import { describeError } from '../errors/index.js';
+import { hostname } from 'node:os';
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 
 /** Log severities, lowest first. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
-/** Extra key/values for one line. `err` is rendered with its code and cause. */
+/** Extra key/values for one line. `err` (an Error) is serialised with its type, code, stack and cause. */
 export type LogFields = Readonly<Record<string, unknown>>;
 
 /** The logging port used by every component. */
@@ -27,40 +38,164 @@ export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'
 /** Options for {@link createLogger}. */
 export interface LoggerOptions {
   level?: LogLevel;
-  /** Where lines go; defaults to stdout. */
+  /** Where lines go (each ends with a newline); defaults to stdout, written synchronously. */
   write?: (line: string) => void;
   fields?: LogFields;
+  /** Values scrubbed from every line, e.g. the database password and tokens (shorter than 4 characters: ignored). */
+  secrets?: readonly string[];
+  /** Window in which repeated identical warnings and errors collapse. Default 10 s; 0 writes every one. */
+  repeatWindowMs?: number;
 }
 
-function render(value: unknown): unknown {
-  if (value instanceof Error) {
-    const code = (value as { code?: unknown }).code;
-    return {
-      message: describeError(value),
-      ...(code === undefined ? {} : { code }),
-      ...(value.cause ? { cause: describeError(value.cause) } : {}),
-    };
+/** Default window of the repeat limiter. */
+export const REPEAT_WINDOW_MS = 10_000;
+/** Bound on the distinct repeated lines tracked at once (the oldest are summarised and forgotten beyond it). */
+const MAX_TRACKED = 500;
+
+interface SerializedError {
+  type: string;
+  message: string;
+  code?: unknown;
+  stack?: string;
+  cause?: SerializedError | string;
+}
+
+/** An error as a plain object: type, code, message, stack, cause (recursively, bounded). */
+export function serializeError(err: unknown, depth = 0): SerializedError | string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  return {
+    type: err.constructor?.name ?? err.name,
+    message: err.message,
+    ...(code === undefined ? {} : { code }),
+    ...(err.stack ? { stack: err.stack } : {}),
+    ...(err.cause !== undefined && depth < 4 ? { cause: serializeError(err.cause, depth + 1) } : {}),
+  };
+}
+
+const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s"]+:)[^@\s"/]+@/gi;
+
+/** Replaces URL credentials and `secrets` in `text` with `***`. */
+export function scrub(text: string, secrets: readonly string[] = []): string {
+  let out = text.replace(URL_CREDENTIALS, '$1***@');
+  for (const s of secrets) {
+    if (s.length < 4) continue;
+    out = out.split(s).join('***');
+    const escaped = JSON.stringify(s).slice(1, -1);
+    if (escaped !== s) out = out.split(escaped).join('***');
   }
-  return value;
+  return out;
 }
 
-/** Creates a JSON-lines logger. */
+interface Repeat {
+  level: 'warn' | 'error';
+  msg: string;
+  since: number;
+  suppressed: number;
+  logger: PinoLogger;
+}
+
+/** Collapses repeated identical warnings and errors; shared by a root logger and its children. */
+class RepeatLimiter {
+  readonly #windowMs: number;
+  readonly #repeats = new Map<string, Repeat>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs;
+  }
+
+  /** True when the line should be written now. */
+  admit(logger: PinoLogger, level: 'warn' | 'error', msg: string, fields: LogFields | undefined): boolean {
+    if (this.#windowMs <= 0) return true;
+    const key = `${level}\u0000${msg}\u0000${errorKey(fields?.['err'])}`;
+    const now = Date.now();
+    const r = this.#repeats.get(key);
+    if (r && now - r.since < this.#windowMs) {
+      r.suppressed++;
+      this.#arm();
+      return false;
+    }
+    if (r) this.#summarise(r, now);
+    this.#repeats.delete(key);
+    this.#repeats.set(key, { level, msg, since: now, suppressed: 0, logger });
+    if (this.#repeats.size > MAX_TRACKED) {
+      const [oldestKey, oldest] = this.#repeats.entries().next().value as [string, Repeat];
+      this.#summarise(oldest, now);
+      this.#repeats.delete(oldestKey);
+    }
+    return true;
+  }
+
+  #summarise(r: Repeat, now: number): void {
+    if (r.suppressed === 0) return;
+    const seconds = Math.max(1, Math.round((now - r.since) / 1000));
+    r.logger[r.level]({ repeated: r.suppressed, windowMs: now - r.since }, `${r.msg} (${r.suppressed} more in the last ${seconds} s)`);
+    r.suppressed = 0;
+  }
+
+  /** Writes the summaries of windows that ended without a new occurrence. */
+  #sweep(): void {
+    const now = Date.now();
+    for (const [key, r] of this.#repeats) {
+      if (now - r.since < this.#windowMs) continue;
+      this.#summarise(r, now);
+      this.#repeats.delete(key);
+    }
+    if (![...this.#repeats.values()].some((r) => r.suppressed > 0) && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #arm(): void {
+    if (this.#timer) return;
+    // Unref'd, and cleared as soon as nothing is pending: it never keeps a process alive.
+    this.#timer = setInterval(() => this.#sweep(), this.#windowMs);
+    this.#timer.unref();
+  }
+}
+
+function errorKey(err: unknown): string {
+  if (err instanceof Error) return `${err.constructor?.name}:${String((err as { code?: unknown }).code)}:${err.message}`;
+  return err === undefined ? '' : String(err);
+}
+
+const PINO_LEVELS: Readonly<Record<LogLevel, string>> = { debug: 'debug', info: 'info', warn: 'warn', error: 'error' };
+
+/** Creates a root logger. */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const min = LOG_LEVELS.indexOf(options.level ?? 'info');
-  const write = options.write ?? ((line: string) => void process.stdout.write(line));
-  const base = options.fields ?? {};
-  const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {
-    if (LOG_LEVELS.indexOf(level) < min) return;
-    const out: Record<string, unknown> = { ts: new Date().toISOString(), level, msg, ...base };
-    if (fields) for (const [k, v] of Object.entries(fields)) out[k] = render(v);
-    write(`${JSON.stringify(out)}\n`);
+  const secrets = [...(options.secrets ?? [])];
+  const destination: DestinationStream = options.write
+    ? { write: (line: string) => options.write?.(line) }
+    : pino.destination({ fd: 1, sync: true });
+  const root = pino(
+    {
+      level: PINO_LEVELS[options.level ?? 'info'],
+      base: { pid: process.pid, hostname: hostname() },
+      messageKey: 'msg',
+      timestamp: pino.stdTimeFunctions.epochTime,
+      serializers: { err: (e: unknown) => serializeError(e) },
+      hooks: { streamWrite: (s: string) => scrub(s, secrets) },
+    },
+    destination,
+  );
+  const limiter = new RepeatLimiter(options.repeatWindowMs ?? REPEAT_WINDOW_MS);
+  return wrap(options.fields ? root.child(options.fields) : root, limiter);
+}
+
+function wrap(p: PinoLogger, limiter: RepeatLimiter): Logger {
+  const write = (level: LogLevel, msg: string, fields?: LogFields): void => {
+    if ((level === 'warn' || level === 'error') && !limiter.admit(p, level, msg, fields)) return;
+    if (fields) p[level](fields as Record<string, unknown>, msg);
+    else p[level](msg);
   };
   return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger({ ...options, fields: { ...base, ...fields } }),
+    debug: (m, f) => write('debug', m, f),
+    info: (m, f) => write('info', m, f),
+    warn: (m, f) => write('warn', m, f),
+    error: (m, f) => write('error', m, f),
+    child: (fields) => wrap(p.child(fields as Record<string, unknown>), limiter),
   };
 }
 

@@ -5,6 +5,7 @@
  * (never assumed from the URL); indexes are created by {@link ensureIndexes}
  * during start-up migrations, never from request paths.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient, MongoError, type Db, type IndexDescription } from 'mongodb';
 import type { EnvReader } from '../config/index.js';
 import { HubError } from '../errors/index.js';
@@ -20,34 +21,81 @@ export interface ServerCapabilities {
   readonly version: string;
 }
 
-/** Why a MongoDB helper failed. */
-export type MongoHelperErrorCode = 'CONNECT_FAILED';
+/**
+ * Why a MongoDB helper failed. `UNKNOWN_HOST`: a host of the URL does not
+ * resolve (a configuration error, not an outage); `CONNECT_FAILED`: the server
+ * did not answer and no retry was asked for (or the wait was aborted).
+ */
+export type MongoHelperErrorCode = 'CONNECT_FAILED' | 'UNKNOWN_HOST';
 
 /** Raised by {@link connectMongo}. */
 export class MongoHelperError extends HubError<MongoHelperErrorCode> {}
 
-/** Connects and verifies the server answers. Honours `signal` while connecting. */
-export async function connectMongo(
-  url: string,
-  options: { appName: string; signal?: AbortSignal; serverSelectionTimeoutMS?: number; maxPoolSize?: number },
-): Promise<MongoClient> {
-  const client = new MongoClient(url, {
-    appName: options.appName,
-    serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 10_000,
-    ...(options.maxPoolSize === undefined ? {} : { maxPoolSize: options.maxPoolSize }),
-  });
-  const onAbort = (): void => void client.close();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    await client.connect();
-    await client.db('admin').command({ ping: 1 });
-    return client;
-  } catch (err) {
-    await client.close().catch(() => undefined);
-    throw new MongoHelperError('CONNECT_FAILED', `cannot connect to MongoDB: ${(err as Error).message}`, { cause: err });
-  } finally {
-    options.signal?.removeEventListener('abort', onAbort);
+/**
+ * Client settings every binary uses: fail fast enough that callers get
+ * `UNAVAILABLE` in seconds, and never wait forever on a server that stopped
+ * answering (a frozen server keeps its sockets open).
+ */
+export const CLIENT_TIMEOUTS = Object.freeze({
+  serverSelectionTimeoutMS: 5_000,
+  connectTimeoutMS: 5_000,
+  socketTimeoutMS: 30_000,
+  heartbeatFrequencyMS: 2_000,
+});
+
+/** Options of {@link connectMongo}. */
+export interface ConnectOptions {
+  appName: string;
+  signal?: AbortSignal;
+  serverSelectionTimeoutMS?: number;
+  maxPoolSize?: number;
+  /** Keep trying (with backoff up to 5 s) while the server does not answer; told each failure. */
+  retry?: { onRetry(err: unknown, attempt: number): void };
+}
+
+/**
+ * Connects and verifies the server answers. Honours `signal` while connecting.
+ * With `retry`, waits for an unreachable server for as long as it takes; an
+ * unresolvable host fails at once with `UNKNOWN_HOST` either way.
+ */
+export async function connectMongo(url: string, options: ConnectOptions): Promise<MongoClient> {
+  for (let attempt = 1; ; attempt++) {
+    const client = new MongoClient(url, {
+      appName: options.appName,
+      ...CLIENT_TIMEOUTS,
+      ...(options.serverSelectionTimeoutMS === undefined ? {} : { serverSelectionTimeoutMS: options.serverSelectionTimeoutMS }),
+      ...(options.maxPoolSize === undefined ? {} : { maxPoolSize: options.maxPoolSize }),
+    });
+    const onAbort = (): void => void client.close();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await client.connect();
+      await client.db('admin').command({ ping: 1 });
+      return client;
+    } catch (err) {
+      await client.close().catch(() => undefined); // closing a client that never connected: nothing to lose
+      const host = unknownHost(err);
+      if (host) throw new MongoHelperError('UNKNOWN_HOST', `MONGO_URL names a host that does not resolve: ${host}`, { cause: err });
+      if (!options.retry || options.signal?.aborted) {
+        throw new MongoHelperError('CONNECT_FAILED', `cannot connect to MongoDB: ${(err as Error).message}`, { cause: err });
+      }
+      options.retry.onRetry(err, attempt);
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+    try {
+      await sleep(Math.min(5_000, 250 * 2 ** Math.min(attempt, 5)), undefined, { signal: options.signal });
+    } catch (err) {
+      throw new MongoHelperError('CONNECT_FAILED', 'aborted while waiting for the database', { cause: err });
+    }
   }
+}
+
+/** The host a server-selection failure could not resolve, if that is why it failed. */
+function unknownHost(err: unknown): string | undefined {
+  const servers = (err as { reason?: { servers?: Map<string, { error?: { cause?: { code?: unknown } } }> } }).reason?.servers;
+  for (const [host, d] of servers ?? []) if (d.error?.cause?.code === 'ENOTFOUND') return host;
+  return undefined;
 }
 
 /** Probes the server for transactions and change streams by trying them. */
@@ -83,17 +131,70 @@ export async function detectCapabilities(client: MongoClient, db: Db): Promise<S
   return Object.freeze({ transactions, changeStreams, flavor, version });
 }
 
-/** The database named in a MongoDB URL's path, if any. */
-export function databaseFromUrl(url: string): string | undefined {
-  const m = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]+)/.exec(url);
-  return m?.[1] ? decodeURIComponent(m[1]) : undefined;
+/** A MongoDB connection string, checked and taken apart. */
+export interface MongoUrl {
+  /** The URL with its password replaced by `***` (safe to log). */
+  readonly redacted: string;
+  readonly password: string | undefined;
+  readonly hosts: readonly string[];
+  readonly database: string | undefined;
 }
 
-/** Reads MONGO_URL (required) and MONGO_DB (default: the URL's database, else `outbox_hub`): every binary's database settings. */
-export function mongoSettings(r: EnvReader): { mongoUrl: string; mongoDb: string } {
-  const mongoUrl = r.string('MONGO_URL', { pattern: /^mongodb(\+srv)?:\/\// });
-  const mongoDb = r.string('MONGO_DB', { default: databaseFromUrl(mongoUrl) ?? 'outbox_hub', pattern: /^[A-Za-z0-9_-]{1,60}$/ });
-  return { mongoUrl, mongoDb };
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252}))(?::(\d{1,5}))?$/;
+
+/**
+ * Parses a `mongodb://` or `mongodb+srv://` URL. Returns a problem (never
+ * quoting the password) when the scheme, a host or a port is wrong.
+ */
+export function parseMongoUrl(url: string): MongoUrl | { problem: string } {
+  const m = /^(mongodb(?:\+srv)?):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]*)(?:\/([^?]*))?(?:\?(.*))?$/.exec(url);
+  if (!m) return { problem: 'must be a mongodb:// or mongodb+srv:// URL' };
+  const [, scheme, user, password, hostList = '', db] = m;
+  const redacted = password === undefined ? url : url.replace(`:${password}@`, ':***@');
+  const hosts = hostList.split(',');
+  for (const h of hosts) {
+    const hm = HOST.exec(h);
+    if (!hm) return { problem: `has an invalid host ${JSON.stringify(h)} (in ${redacted})` };
+    const port = hm[1];
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65_535)) return { problem: `has an invalid port ${port} (in ${redacted})` };
+    if (scheme === 'mongodb+srv' && port !== undefined) return { problem: `mongodb+srv URLs take no port (in ${redacted})` };
+  }
+  if (scheme === 'mongodb+srv' && hosts.length !== 1) return { problem: `mongodb+srv URLs take exactly one host (in ${redacted})` };
+  if (user !== undefined && user === '') return { problem: `has an empty user name (in ${redacted})` };
+  return {
+    redacted,
+    password: password === undefined ? undefined : decodeURIComponent(password),
+    hosts,
+    database: db ? decodeURIComponent(db) : undefined,
+  };
+}
+
+/** The database named in a MongoDB URL's path, if any. */
+export function databaseFromUrl(url: string): string | undefined {
+  const parsed = parseMongoUrl(url);
+  return 'problem' in parsed ? undefined : parsed.database;
+}
+
+/** Every binary's database settings. */
+export interface MongoSettings {
+  readonly mongoUrl: string;
+  readonly mongoDb: string;
+  /** Values to scrub from logs (the password, if the URL has one). */
+  readonly secrets: readonly string[];
+}
+
+/**
+ * Reads MONGO_URL (required; checked for scheme, hosts and ports, and never
+ * echoed with its password) and MONGO_DB (default: the URL's database, else
+ * `outbox_hub`).
+ */
+export function mongoSettings(r: EnvReader): MongoSettings {
+  const mongoUrl = r.string('MONGO_URL', { required: true, sensitive: true });
+  const parsed = mongoUrl === '' ? undefined : parseMongoUrl(mongoUrl);
+  if (parsed && 'problem' in parsed) r.fail('MONGO_URL', parsed.problem);
+  const ok = parsed && !('problem' in parsed) ? parsed : undefined;
+  const mongoDb = r.string('MONGO_DB', { default: ok?.database ?? 'outbox_hub', pattern: /^[A-Za-z0-9_-]{1,60}$/ });
+  return { mongoUrl, mongoDb, secrets: ok?.password ? [ok.password] : [] };
 }
 
 /** Server error codes the adapters decide on (MongoDB's `error_codes.yml`). */

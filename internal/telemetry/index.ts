@@ -25,10 +25,10 @@ export interface TelemetryServerOptions {
   host: string;
   port: number;
   registry: Registry;
-  /** Liveness: the event loop answers and the process is not wedged. */
-  healthy?: () => boolean;
-  /** Readiness: dependencies reachable and work can be taken. */
-  ready: () => boolean;
+  /** Liveness: the event loop answers and no loop is wedged (reasons listed when not). */
+  healthy?: () => boolean | { ok: boolean; reasons: string[] };
+  /** Readiness: dependencies reachable and work can be taken (reasons listed when not). */
+  ready: () => boolean | { ok: boolean; reasons: string[] };
   /** Extra routes, e.g. a debug endpoint; return false to fall through to 404. */
   extra?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
@@ -54,14 +54,11 @@ export async function startTelemetryServer(options: TelemetryServerOptions): Pro
       );
       return;
     }
-    if (path === '/healthz') {
-      const ok = options.healthy?.() ?? true;
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
-      return;
-    }
-    if (path === '/readyz') {
-      const ok = options.ready();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'not ready\n');
+    if (path === '/healthz' || path === '/readyz') {
+      const verdict = (path === '/healthz' ? options.healthy?.() : options.ready()) ?? true;
+      const { ok, reasons } = typeof verdict === 'boolean' ? { ok: verdict, reasons: [] } : verdict;
+      const word = path === '/healthz' ? (ok ? 'ok' : 'unhealthy') : ok ? 'ready' : 'not ready';
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end([word, ...reasons].join('\n') + '\n');
       return;
     }
     if (options.extra?.(req, res)) return;
