@@ -101,7 +101,7 @@ export class Drainer {
     this.#state = 'running';
     this.#unwatch = outbox.watchPending?.(
       (p) => this.#workers.get(p)?.wake(),
-      (err) => log.warn('change stream failed; polling only', { err: describeError(err) }),
+      (err) => log.warn('change stream failed; polling meanwhile, reopening it', { err }),
     );
     log.info('drainer starting', { member: config.member, partitions: config.partitions, wake: this.#unwatch ? 'change-stream' : 'poll' });
     await this.#coordinator.start();

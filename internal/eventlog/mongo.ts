@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
-import { ensureCollections, isDuplicateKeyError } from '../mongo/index.js';
+import { ensureCollections, followChangeStream, isDuplicateKeyError } from '../mongo/index.js';
 import { EventLogError } from './errors.js';
 import type { AppendResult, EventInput, EventLog, LogEvent, PartitionHead, ReadRange, SequenceGap, StallReport } from './types.js';
 
@@ -493,6 +493,20 @@ export class MongoEventLog implements EventLog {
   async stalls(): Promise<StallReport[]> {
     const docs = await this.#stalls.find({}, { sort: { since: 1 }, limit: 1000 }).toArray();
     return docs.map((d) => ({ partition: d.partition, seq: d.seq, since: d.since, reporter: d.reporter, updatedAt: d.updatedAt }));
+  }
+
+  watchAppends(onAppend: (partition: number) => void, onError: (err: unknown) => void): () => Promise<void> {
+    return followChangeStream<{ fullDocument?: { partition?: number } }>(
+      () =>
+        this.#events.watch([{ $match: { operationType: 'insert' } }, { $project: { 'fullDocument.partition': 1 } }], {
+          // The drainer appends in chunks: wake once per chunk is plenty, the tail reads everything new.
+          batchSize: 1_000,
+        }),
+      (change) => {
+        if (typeof change.fullDocument?.partition === 'number') onAppend(change.fullDocument.partition);
+      },
+      onError,
+    );
   }
 
   async #maxSeq(partition: number): Promise<number> {

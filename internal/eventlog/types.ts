@@ -107,4 +107,10 @@ export interface EventLog {
   reportStall(partition: number, reporter: string, stall: { seq: number; since: Date } | null): Promise<void>;
   /** Current stall reports, oldest first. */
   stalls(): Promise<StallReport[]>;
+  /**
+   * Calls `onAppend` when events may have been appended to a partition (a change
+   * stream where the server has them). Returns the stop function; the caller
+   * decides from the server's capabilities whether to use it.
+   */
+  watchAppends?(onAppend: (partition: number) => void, onError: (err: unknown) => void): () => Promise<void>;
 }

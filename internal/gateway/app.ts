@@ -71,7 +71,7 @@ export class GatewayApp implements Service {
       ...(cfg.jwt.issuer === undefined ? {} : { issuer: cfg.jwt.issuer }),
       ...(cfg.jwt.audience === undefined ? {} : { audience: cfg.jwt.audience }),
     });
-    const { client, db } = await openHubDb({
+    const { client, db, caps } = await openHubDb({
       url: cfg.mongoUrl,
       dbName: cfg.mongoDb,
       appName: 'outbox-hub-gateway',
@@ -92,6 +92,7 @@ export class GatewayApp implements Service {
       stallAfterMs: cfg.logStallAfterMs,
       reporter: cfg.instance,
       metrics: { stalled: metrics.logStalledPartitions, missingSeq: metrics.logMissingSeq },
+      watch: caps.changeStreams,
     });
     await this.#tail.start();
     this.#hub = new LiveHub(this.#tail);

@@ -28,6 +28,8 @@ export interface LogTailOptions {
   /** Who reports stalls to the event log (the gateway's member id). */
   reporter?: string;
   metrics?: TailStallMetrics;
+  /** Wake on the log's change stream instead of waiting a poll interval (servers with change streams). */
+  watch?: boolean;
 }
 
 interface Hole {
@@ -63,6 +65,7 @@ export class LogTail {
   #loop: Promise<void> | undefined;
   #nudged = false;
   #lastRead = 0;
+  #unwatch: (() => Promise<void>) | undefined;
 
   constructor(options: LogTailOptions) {
     this.#o = options;
@@ -88,6 +91,12 @@ export class LogTail {
     const heads = await Promise.all(Array.from({ length: this.#o.partitions }, (_, p) => this.#o.eventLog.head(p)));
     heads.forEach((h, p) => this.#positions.set(p, h.seq));
     this.#lastRead = Date.now();
+    if (this.#o.watch && this.#o.eventLog.watchAppends) {
+      this.#unwatch = this.#o.eventLog.watchAppends(
+        () => this.nudge(),
+        (err) => this.#o.log.warn('log change stream failed; polling meanwhile, reopening it', { err }),
+      );
+    }
     this.#loop = this.#run();
   }
 
@@ -106,6 +115,7 @@ export class LogTail {
   async stop(): Promise<void> {
     this.#stop.abort();
     this.#wait?.abort();
+    await this.#unwatch?.();
     await this.#loop;
   }
 

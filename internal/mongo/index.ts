@@ -6,7 +6,7 @@
  * during start-up migrations, never from request paths.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MongoClient, MongoError, type Db, type IndexDescription } from 'mongodb';
+import { MongoClient, MongoError, type ChangeStream, type Db, type Document, type IndexDescription } from 'mongodb';
 import type { EnvReader } from '../config/index.js';
 import { HubError } from '../errors/index.js';
 
@@ -276,6 +276,46 @@ export function isTransientError(err: unknown): boolean {
     name === 'MongoTopologyClosedError' ||
     name === 'MongoPoolClearedError'
   );
+}
+
+/**
+ * Follows a change stream for as long as it is wanted: when the stream fails
+ * (the server restarted, a primary stepped down, a cursor timed out), it is
+ * reopened after a backoff of up to 5 s instead of being given up. Returns the
+ * stop function. `onError` is told every failure (callers log it; the logger
+ * collapses repeats).
+ */
+export function followChangeStream<T extends Document>(
+  open: () => ChangeStream<Document, T>,
+  onChange: (change: T) => void,
+  onError: (err: unknown) => void,
+): () => Promise<void> {
+  let stopped = false;
+  let current: ChangeStream<Document, T> | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let failures = 0;
+  const start = (): void => {
+    if (stopped) return;
+    const stream = open();
+    current = stream;
+    stream.on('change', (c: T) => {
+      failures = 0;
+      onChange(c);
+    });
+    stream.on('error', (err: unknown) => {
+      onError(err);
+      // Closing a stream that already failed: its own error was just reported.
+      void stream.close().catch(() => undefined);
+      if (stopped || current !== stream) return;
+      retry = setTimeout(start, Math.min(5_000, 100 * 2 ** Math.min(failures++, 6)));
+    });
+  };
+  start();
+  return async () => {
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    await current?.close();
+  };
 }
 
 export type { ClientSession, Db, MongoClient } from 'mongodb';

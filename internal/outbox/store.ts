@@ -1,5 +1,5 @@
-import type { ChangeStream, Collection, Db } from 'mongodb';
-import { isDuplicateKeyError } from '../mongo/index.js';
+import type { Collection, Db } from 'mongodb';
+import { followChangeStream, isDuplicateKeyError } from '../mongo/index.js';
 import { outboxLayout, partitionOfCollection, type DeadDocument, type LegacyDocument, type OutboxLayout, type PendingDocument } from './layout.js';
 import { DEFAULT_PARTITIONS } from './message.js';
 
@@ -233,13 +233,14 @@ export class MongoOutboxStore implements OutboxStore {
     if (!this.#changeStreams) return undefined;
     // One stream for every partition: inserts are the only way a message becomes pending.
     const names = this.#partitions.map((c) => c.collectionName);
-    const stream: ChangeStream = this.#db.watch([{ $match: { operationType: 'insert', 'ns.coll': { $in: names } } }, { $project: { ns: 1 } }]);
-    stream.on('change', (change: { ns?: { coll?: string } }) => {
-      const p = change.ns?.coll === undefined ? undefined : partitionOfCollection(this.#layout, change.ns.coll);
-      if (p !== undefined) onPartition(p);
-    });
-    stream.on('error', onError);
-    return () => stream.close();
+    return followChangeStream<{ ns?: { coll?: string } }>(
+      () => this.#db.watch([{ $match: { operationType: 'insert', 'ns.coll': { $in: names } } }, { $project: { ns: 1 } }]),
+      (change) => {
+        const p = change.ns?.coll === undefined ? undefined : partitionOfCollection(this.#layout, change.ns.coll);
+        if (p !== undefined) onPartition(p);
+      },
+      onError,
+    );
   }
 
   async #bury(doc: PendingDocument, partition: number, attempts: number, lastError: string): Promise<void> {
