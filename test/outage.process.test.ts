@@ -1,0 +1,250 @@
+/**
+ * The database goes away under load, as an operator sees it: a drainer, a
+ * gateway and ops run as processes on their own FerretDB; a publisher keeps
+ * publishing through the gateway (retrying with the same event id until it is
+ * acknowledged), a live subscriber and a consumer-group member keep reading.
+ * The database is paused, killed and restarted on the same port and data
+ * directory, or not there at start. Afterwards: every acknowledged message is
+ * in the log exactly once, subscriber and group resume, readiness went false
+ * during the outage and true after, and no process was restarted. One scenario
+ * also runs with every core kept busy.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MongoClient } from 'mongodb';
+import { TEST_SECRET, rootToken } from './harness/hub.js';
+import { eventually, startBinary, type BinaryProcess } from './harness/process.js';
+import { freePort, startFerretDB, type TestServer } from './harness/server.js';
+import { logProblems } from './harness/verify.js';
+import { TestClient } from './harness/ws-client.js';
+
+interface System {
+  dir: string;
+  dbPort: number;
+  server: TestServer | undefined;
+  url: string;
+  procs: Record<'drainer' | 'gateway' | 'ops', BinaryProcess>;
+  ports: Record<'drainer' | 'gateway' | 'gatewayMetrics' | 'ops', number>;
+  /** Per binary, every readiness answer seen (true/false), in order, de-duplicated. */
+  readiness: Record<'drainer' | 'gateway' | 'ops', boolean[]>;
+  stopPolling: () => void;
+}
+
+const DB = 'outage';
+const systems: System[] = [];
+const clients: TestClient[] = [];
+const burners: ChildProcess[] = [];
+
+afterEach(async () => {
+  for (const b of burners.splice(0)) b.kill('SIGKILL');
+  for (const c of clients.splice(0)) c.ws.terminate();
+  for (const s of systems.splice(0)) {
+    s.stopPolling();
+    for (const p of Object.values(s.procs)) p.kill('SIGKILL');
+    await Promise.all(Object.values(s.procs).map((p) => p.exited));
+    if (s.server?.pid) process.kill(s.server.pid, 'SIGCONT');
+    await s.server?.stop();
+  }
+});
+
+async function startDatabase(s: Pick<System, 'dir' | 'dbPort'>): Promise<TestServer> {
+  return startFerretDB({ dataDir: s.dir, port: s.dbPort });
+}
+
+async function system(options: { databaseFirst: boolean }): Promise<System> {
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-hub-outage-'));
+  const dbPort = await freePort();
+  const url = `mongodb://127.0.0.1:${dbPort}/`;
+  const server = options.databaseFirst ? await startDatabase({ dir, dbPort }) : undefined;
+  const ports = { drainer: await freePort(), gateway: await freePort(), gatewayMetrics: await freePort(), ops: await freePort() };
+  const common = { MONGO_URL: url, MONGO_DB: DB, OUTBOX_PARTITIONS: '4', METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'info' };
+  const procs = {
+    drainer: startBinary('drainer', { ...common, METRICS_PORT: String(ports.drainer), LEASE_TTL: '3s', LEASE_RENEW_INTERVAL: '1s', POLL_MAX: '100ms' }),
+    gateway: startBinary('gateway', {
+      ...common,
+      METRICS_PORT: String(ports.gatewayMetrics),
+      GATEWAY_HOST: '127.0.0.1',
+      GATEWAY_PORT: String(ports.gateway),
+      JWT_SECRET: TEST_SECRET,
+      TAIL_POLL_MAX: '100ms',
+      GROUP_LEASE_TTL: '3s',
+      GROUP_LEASE_RENEW_INTERVAL: '1s',
+      CURSOR_FLUSH_INTERVAL: '100ms',
+      ACK_TIMEOUT: '5s',
+    }),
+    ops: startBinary('ops', { ...common, OPS_HOST: '127.0.0.1', OPS_PORT: String(ports.ops), OPS_SAMPLE_INTERVAL: '1s' }),
+  };
+  const readiness: System['readiness'] = { drainer: [], gateway: [], ops: [] };
+  const endpoints = { drainer: ports.drainer, gateway: ports.gatewayMetrics, ops: ports.ops } as const;
+  let polling = true;
+  void (async () => {
+    while (polling) {
+      for (const [name, port] of Object.entries(endpoints) as Array<[keyof typeof endpoints, number]>) {
+        const ok = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1_000) }).then(
+          (r) => r.status === 200,
+          () => undefined, // not listening yet: no answer to record
+        );
+        const seen = readiness[name];
+        if (ok !== undefined && seen.at(-1) !== ok) seen.push(ok);
+      }
+      await sleep(200);
+    }
+  })();
+  const s: System = { dir, dbPort, server, url, procs, ports, readiness, stopPolling: () => void (polling = false) };
+  systems.push(s);
+  return s;
+}
+
+const allReady = (s: System): boolean => Object.values(s.readiness).every((r) => r.at(-1) === true);
+
+/** Publishes one event every 50 ms through the gateway; an event is retried with its id until acknowledged. */
+function publisher(port: number): { acked: Set<string>; stop: () => Promise<void>; unavailable: () => number; timeouts: () => number } {
+  const acked = new Set<string>();
+  let stopped = false;
+  let unavailable = 0;
+  let timeouts = 0;
+  let n = 0;
+  const loop = (async () => {
+    let c: TestClient | undefined;
+    let retry: string | undefined;
+    while (!stopped) {
+      try {
+        if (!c || c.ws.readyState !== c.ws.OPEN) {
+          c = await TestClient.authed(port, await rootToken());
+          clients.push(c);
+        }
+        const id = retry ?? `load-${++n}`;
+        retry = id;
+        const reply = await c.request({ op: 'PUBLISH', topic: 'load.tick', key: `k${n % 7}`, eventId: id, payload: { n } }, 8_000);
+        if (reply.op === 'OK') {
+          acked.add(id);
+          retry = undefined;
+        } else if (reply.op === 'ERR' && reply.code === 'UNAVAILABLE') unavailable++;
+        else throw new Error(`unexpected reply ${JSON.stringify(reply)}`);
+      } catch (err) {
+        if (err instanceof Error && err.message.startsWith('unexpected reply')) throw err;
+        if (err instanceof Error && err.message.startsWith('timed out')) timeouts++;
+        c?.ws.terminate(); // a connection that timed out is replaced
+        c = undefined;
+      }
+      await sleep(50);
+    }
+  })();
+  return { acked, stop: async () => void ((stopped = true), await loop), unavailable: () => unavailable, timeouts: () => timeouts };
+}
+
+async function readers(port: number): Promise<{ live: TestClient; member: TestClient; grouped: Set<string> }> {
+  const live = await TestClient.authed(port, await rootToken());
+  const member = await TestClient.authed(port, await rootToken());
+  clients.push(live, member);
+  expect(await live.request({ op: 'SUBSCRIBE', sub: 'live', topic: 'load.*' })).toMatchObject({ op: 'OK' });
+  const grouped = new Set<string>();
+  member.ws.on('message', (data) => {
+    const f = JSON.parse(data.toString()) as { op: string; sub?: string; event?: { id: string } };
+    if (f.op !== 'EVENT' || f.sub !== 'g' || !f.event) return;
+    grouped.add(f.event.id);
+    member.ws.send(JSON.stringify({ op: 'ACK', sub: 'g', eventId: f.event.id }));
+  });
+  expect(await member.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'load.*', group: 'workers' })).toMatchObject({ op: 'OK' });
+  return { live, member, grouped };
+}
+
+/** A busy loop per core, for as long as the test runs. */
+function contendCpu(): void {
+  for (let i = 0; i < 2; i++) burners.push(fork('-e', ['for(;;){}'], { execArgv: [], stdio: 'ignore' }));
+}
+
+async function checkAfterwards(s: System, pub: ReturnType<typeof publisher>, r: Awaited<ReturnType<typeof readers>>): Promise<void> {
+  // Recovered: everything ready, and new events flow to both readers.
+  await eventually(async () => allReady(s), 60_000, 'every binary to be ready again');
+  const liveBefore = r.live.events('live').length;
+  const groupedBefore = r.grouped.size;
+  await eventually(async () => r.live.events('live').length > liveBefore + 10, 30_000, 'the live subscriber to resume');
+  await eventually(async () => r.grouped.size > groupedBefore + 10, 30_000, 'the group member to resume');
+  await pub.stop();
+
+  // Every acknowledged message is in the log exactly once, gap-free, in key order.
+  const client = await new MongoClient(s.url).connect();
+  try {
+    const db = client.db(DB);
+    const acked = [...pub.acked];
+    await eventually(
+      async () => (await db.collection('events').countDocuments({ _id: { $in: acked as never[] } })) === acked.length,
+      60_000,
+      'every acknowledged message in the log',
+    );
+    expect((await logProblems(db)).problems).toEqual([]);
+    // The group got every acknowledged message (at least once).
+    await eventually(async () => acked.every((id) => r.grouped.has(id)), 60_000, 'the group to receive every message');
+  } finally {
+    await client.close();
+  }
+  // Readiness told the truth: false during the outage, true after; nothing was restarted.
+  for (const [name, seen] of Object.entries(s.readiness)) {
+    expect({ name, last: seen.at(-1), wentDown: seen.indexOf(false, seen.indexOf(true)) > 0 }).toEqual({ name, last: true, wentDown: true });
+  }
+  // Clients were told UNAVAILABLE during the outage instead of being left waiting.
+  expect(pub.unavailable()).toBeGreaterThan(0);
+  expect(pub.timeouts()).toBe(0);
+  for (const p of Object.values(s.procs)) expect(p.child.exitCode).toBeNull();
+  // Logs stayed bounded: repeats were collapsed, not written one per failure.
+  for (const p of Object.values(s.procs)) expect(p.logs.length).toBeLessThan(400);
+}
+
+async function underLoad(s: System, outage: () => Promise<void>): Promise<void> {
+  await eventually(async () => allReady(s), 60_000, 'every binary to be ready');
+  const r = await readers(s.ports.gateway);
+  const pub = publisher(s.ports.gateway);
+  await eventually(async () => pub.acked.size >= 20 && r.grouped.size >= 10, 30_000, 'load to flow');
+  await outage();
+  await checkAfterwards(s, pub, r);
+}
+
+it('recovers from the database paused for 20 s', async () => {
+  const s = await system({ databaseFirst: true });
+  await underLoad(s, async () => {
+    process.kill(s.server?.pid as number, 'SIGSTOP');
+    await eventually(async () => Object.values(s.readiness).every((r) => r.at(-1) === false), 15_000, 'every binary to report not ready');
+    await sleep(20_000 - 3_000);
+    process.kill(s.server?.pid as number, 'SIGCONT');
+  });
+}, 240_000);
+
+it('recovers from the database killed and restarted on the same port and data directory', async () => {
+  const s = await system({ databaseFirst: true });
+  await underLoad(s, async () => {
+    process.kill(s.server?.pid as number, 'SIGKILL');
+    await eventually(async () => Object.values(s.readiness).every((r) => r.at(-1) === false), 15_000, 'every binary to report not ready');
+    await sleep(8_000);
+    s.server = await startDatabase(s);
+  });
+}, 240_000);
+
+it('starts while the database is unreachable and becomes ready when it appears', async () => {
+  const s = await system({ databaseFirst: false });
+  await eventually(async () => Object.values(s.readiness).every((r) => r.length > 0 && r.at(-1) === false), 30_000, 'every binary to answer not ready');
+  await sleep(5_000);
+  for (const p of Object.values(s.procs)) expect(p.child.exitCode).toBeNull();
+  s.server = await startDatabase(s);
+  // Readiness seen: false while waiting, then true.
+  await eventually(async () => allReady(s), 60_000, 'every binary to be ready');
+  const r = await readers(s.ports.gateway);
+  const pub = publisher(s.ports.gateway);
+  await eventually(async () => pub.acked.size >= 20 && r.grouped.size >= 10 && r.live.events('live').length >= 10, 30_000, 'load to flow');
+  await pub.stop();
+  for (const [name, seen] of Object.entries(s.readiness)) expect({ name, seen }).toEqual({ name, seen: [false, true] });
+}, 240_000);
+
+it('recovers from a database restart with every core kept busy', async () => {
+  const s = await system({ databaseFirst: true });
+  await underLoad(s, async () => {
+    contendCpu();
+    process.kill(s.server?.pid as number, 'SIGKILL');
+    await eventually(async () => Object.values(s.readiness).every((r) => r.at(-1) === false), 30_000, 'every binary to report not ready');
+    await sleep(10_000);
+    s.server = await startDatabase(s);
+  });
+}, 300_000);
