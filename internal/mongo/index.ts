@@ -15,8 +15,8 @@ export interface ServerCapabilities {
   readonly transactions: boolean;
   /** `watch()` change streams. */
   readonly changeStreams: boolean;
-  /** `mongodb` or `ferretdb`. */
-  readonly flavor: 'mongodb' | 'ferretdb';
+  /** `mongodb`, `ferretdb`, or `mongo-java-server` (an in-memory server for tests). */
+  readonly flavor: 'mongodb' | 'ferretdb' | 'mongo-java-server';
   readonly version: string;
 }
 
@@ -52,7 +52,18 @@ export async function connectMongo(
 /** Probes the server for transactions and change streams by trying them. */
 export async function detectCapabilities(client: MongoClient, db: Db): Promise<ServerCapabilities> {
   const info = await db.admin().command({ buildInfo: 1 });
-  const flavor = 'ferretdbVersion' in info || 'ferretdb' in info ? 'ferretdb' : 'mongodb';
+  let flavor: ServerCapabilities['flavor'] = 'ferretdbVersion' in info || 'ferretdb' in info ? 'ferretdb' : 'mongodb';
+  // mongo-java-server's buildInfo is only version/versionArray/maxBsonObjectSize, where mongod
+  // always sends gitVersion; its serverStatus names the process "java". Asked only without
+  // gitVersion: serverStatus needs a privilege an application user on MongoDB may lack (a
+  // refusal there just means "not mongo-java-server").
+  if (flavor === 'mongodb' && !('gitVersion' in info)) {
+    const status = await db
+      .admin()
+      .command({ serverStatus: 1 })
+      .catch(() => undefined);
+    if (status?.['process'] === 'java') flavor = 'mongo-java-server';
+  }
   const version = String(info['version'] ?? 'unknown');
   const probe = db.collection('_hub_capability_probe');
 
