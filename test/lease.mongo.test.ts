@@ -1,12 +1,14 @@
 import { MongoLeaseStore, migrateLeases } from '../internal/lease/index.js';
 import { leaseStoreContract } from './contract/lease.js';
-import { useTestDb } from './harness/db.js';
+import { describeEachServer, useServerDb } from './harness/servers.js';
 
-const t = useTestDb('lease');
-let n = 0;
+describeEachServer('MongoLeaseStore', (server) => {
+  const t = useServerDb(server, 'lease');
+  let n = 0;
 
-leaseStoreContract('MongoLeaseStore', async () => {
-  const names = { leases: `leases_${++n}`, members: `members_${n}` };
-  await migrateLeases(t.db, names);
-  return new MongoLeaseStore(t.db, names);
+  leaseStoreContract(`MongoLeaseStore on ${server.name}`, async () => {
+    const names = { leases: `leases_${++n}`, members: `members_${n}` };
+    await migrateLeases(t.db, names);
+    return new MongoLeaseStore(t.db, names);
+  });
 });
