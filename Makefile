@@ -13,6 +13,11 @@ KUBE_VERSION := v1.36.3
 KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
 PROM_OPERATOR_VERSION := v0.85.0
 PROM_CRDS  := $(TOOLS)/crds/prometheus-operator-$(PROM_OPERATOR_VERSION)
+# The jar's name carries a hash of its sources (test/harness/server.ts computes the same one), so
+# an edit builds a new jar and worktrees sharing .tools never run a stale one.
+MJS_DIR    := test/harness/mongo-java-server
+MJS_HASH   := $(shell cd $(MJS_DIR) && cat pom.xml $$(find src -type f | LC_ALL=C sort) | sha256sum | cut -c1-12)
+MJS_JAR    := $(TOOLS)/lib/outbox-hub-mongo-java-server-$(MJS_HASH).jar
 NODE_DEPS  := node_modules/.installed
 JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
@@ -48,7 +53,18 @@ $(HELM):
 	GOBIN=$(TOOLS)/bin go install -trimpath helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	@$(HELM) version --short
 
-tools: $(FERRETDB) $(HELM)
+# mongo-java-server 1.47.0 (in-memory backend) from Maven Central, the second wire server every
+# `make test` runs beside the primary one. Built in a scratch copy, then renamed into place, so
+# concurrent builds from several worktrees cannot leave a half-written jar.
+$(MJS_JAR):
+	@mkdir -p $(TOOLS)/lib $(TOOLS)/src
+	@tmp=$$(mktemp -d $(TOOLS)/src/mongo-java-server.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && \
+	  cp -r $(MJS_DIR)/pom.xml $(MJS_DIR)/src "$$tmp"/ && \
+	  mvn -B -q -f "$$tmp/pom.xml" package && \
+	  mv "$$tmp/target/outbox-hub-mongo-java-server.jar" $@
+	@echo "mongo-java-server jar: $@"
+
+tools: $(FERRETDB) $(HELM) $(MJS_JAR)
 
 # A real Kubernetes API server for the chart, Lease backend and lease-mode process tests
 # (no controller-manager, scheduler or kubelet). Both built from the Go module proxy by
@@ -92,7 +108,7 @@ build: $(NODE_DEPS)
 typecheck: $(NODE_DEPS)
 	npx tsc -p tsconfig.json --noEmit
 
-test: $(NODE_DEPS) tools kube-tools chromium build typecheck
+test: $(NODE_DEPS) tools $(MJS_JAR) kube-tools chromium build typecheck
 	@mkdir -p test-artifacts
 	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
 	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'

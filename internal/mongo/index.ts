@@ -16,8 +16,8 @@ export interface ServerCapabilities {
   readonly transactions: boolean;
   /** `watch()` change streams. */
   readonly changeStreams: boolean;
-  /** `mongodb` or `ferretdb`. */
-  readonly flavor: 'mongodb' | 'ferretdb';
+  /** `mongodb`, `ferretdb`, or `mongo-java-server` (an in-memory server for tests). */
+  readonly flavor: 'mongodb' | 'ferretdb' | 'mongo-java-server';
   readonly version: string;
 }
 
@@ -101,7 +101,18 @@ function unknownHost(err: unknown): string | undefined {
 /** Probes the server for transactions and change streams by trying them. */
 export async function detectCapabilities(client: MongoClient, db: Db): Promise<ServerCapabilities> {
   const info = await db.admin().command({ buildInfo: 1 });
-  const flavor = 'ferretdbVersion' in info || 'ferretdb' in info ? 'ferretdb' : 'mongodb';
+  let flavor: ServerCapabilities['flavor'] = 'ferretdbVersion' in info || 'ferretdb' in info ? 'ferretdb' : 'mongodb';
+  // mongo-java-server's buildInfo is only version/versionArray/maxBsonObjectSize, where mongod
+  // always sends gitVersion; its serverStatus names the process "java". Asked only without
+  // gitVersion: serverStatus needs a privilege an application user on MongoDB may lack (a
+  // refusal there just means "not mongo-java-server").
+  if (flavor === 'mongodb' && !('gitVersion' in info)) {
+    const status = await db
+      .admin()
+      .command({ serverStatus: 1 })
+      .catch(() => undefined);
+    if (status?.['process'] === 'java') flavor = 'mongo-java-server';
+  }
   const version = String(info['version'] ?? 'unknown');
   const probe = db.collection('_hub_capability_probe');
 
@@ -278,43 +289,51 @@ export function isTransientError(err: unknown): boolean {
   );
 }
 
+/** Pause between two empty reads of a change stream (a server that ignores `maxAwaitTimeMS` answers at once). */
+const CHANGE_STREAM_IDLE_MS = 25;
+
 /**
  * Follows a change stream for as long as it is wanted: when the stream fails
  * (the server restarted, a primary stepped down, a cursor timed out), it is
- * reopened after a backoff of up to 5 s instead of being given up. Returns the
- * stop function. `onError` is told every failure (callers log it; the logger
- * collapses repeats).
+ * reopened after a backoff of up to 5 s instead of being given up. Reads are
+ * paced: after an empty read it waits {@link CHANGE_STREAM_IDLE_MS}, so a server
+ * that answers an awaiting read at once (mongo-java-server) is not asked
+ * thousands of times a second. Returns the stop function. `onError` is told
+ * every failure (callers log it; the logger collapses repeats).
  */
 export function followChangeStream<T extends Document>(
   open: () => ChangeStream<Document, T>,
   onChange: (change: T) => void,
   onError: (err: unknown) => void,
 ): () => Promise<void> {
-  let stopped = false;
+  const stop = new AbortController();
   let current: ChangeStream<Document, T> | undefined;
-  let retry: NodeJS.Timeout | undefined;
-  let failures = 0;
-  const start = (): void => {
-    if (stopped) return;
-    const stream = open();
-    current = stream;
-    stream.on('change', (c: T) => {
-      failures = 0;
-      onChange(c);
-    });
-    stream.on('error', (err: unknown) => {
-      onError(err);
-      // Closing a stream that already failed: its own error was just reported.
-      void stream.close().catch(() => undefined);
-      if (stopped || current !== stream) return;
-      retry = setTimeout(start, Math.min(5_000, 100 * 2 ** Math.min(failures++, 6)));
-    });
-  };
-  start();
+  const loop = (async () => {
+    let failures = 0;
+    while (!stop.signal.aborted) {
+      const stream = open();
+      current = stream;
+      try {
+        while (!stop.signal.aborted) {
+          const change = await stream.tryNext();
+          if (change) {
+            failures = 0;
+            onChange(change);
+          } else await sleep(CHANGE_STREAM_IDLE_MS, undefined, { signal: stop.signal });
+        }
+      } catch (err) {
+        if (stop.signal.aborted) break;
+        onError(err);
+      }
+      // Closing a stream that failed or is being stopped: nothing left to report.
+      await stream.close().catch(() => undefined);
+      await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures++, 6)), undefined, { signal: stop.signal }).catch(() => undefined);
+    }
+  })();
   return async () => {
-    stopped = true;
-    if (retry) clearTimeout(retry);
-    await current?.close();
+    stop.abort();
+    await current?.close().catch(() => undefined); // ends a read in flight; the loop sees the stop
+    await loop;
   };
 }
 

@@ -288,8 +288,9 @@ export class MongoOutboxStore implements OutboxStore {
 
   /** Finds the pre-0.2 collection and moves its dead messages to the dead collection (idempotent). */
   async #prepareLegacy(): Promise<boolean> {
+    // Filtered again here: some servers (mongo-java-server) ignore the listing's filter.
     const found = await this.#db.listCollections({ name: this.#layout.legacy }, { nameOnly: true }).toArray();
-    if (found.length === 0) return false;
+    if (!found.some((c) => c.name === this.#layout.legacy)) return false;
     for (const d of await this.#legacy.find({ status: 'dead' }).toArray()) {
       await this.#bury(d, d.partition, d.attempts ?? 0, d.lastError ?? 'dead before the upgrade');
       await this.#legacy.deleteOne({ _id: d._id, status: 'dead' });

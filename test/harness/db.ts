@@ -1,4 +1,4 @@
-/** One database per test file on the run's shared server. */
+/** One database per test file on the run's shared server (or, with {@link useTestDbAt}, on any server of the run). */
 import { randomBytes } from 'node:crypto';
 import { MongoClient, type Db } from 'mongodb';
 
@@ -22,11 +22,16 @@ export interface TestDb {
   readonly url: string;
 }
 
-/** Registers beforeAll/afterAll that create and drop a database for this file. */
+/** Registers beforeAll/afterAll that create and drop a database for this file on the primary server. */
 export function useTestDb(label: string): TestDb {
+  return useTestDbAt(testUrl(), label);
+}
+
+/** Like {@link useTestDb}, on the server at `url` (see servers.ts for the run's servers). */
+export function useTestDbAt(url: string, label: string): TestDb {
   const handle: { client?: MongoClient; db?: Db; name: string } = { name: freshDbName(label) };
   beforeAll(async () => {
-    handle.client = new MongoClient(testUrl());
+    handle.client = new MongoClient(url);
     await handle.client.connect();
     handle.db = handle.client.db(handle.name);
   });
@@ -44,6 +49,6 @@ export function useTestDb(label: string): TestDb {
       return handle.db;
     },
     name: handle.name,
-    url: testUrl(),
+    url,
   };
 }

@@ -1,20 +1,36 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { finishKubeRun, KUBE_RUN_ENV } from './kube-server.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { StartedServer } from './global-setup.js';
 
-/** Stops the FerretDB the global setup started (containers are reaped by testcontainers) and the run's Kubernetes API server. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    // ESRCH: the process is gone.
+    return false;
+  }
+}
+
+/** Stops the servers the global setup started (containers are reaped by testcontainers) and the run's Kubernetes API server. */
 export default async function globalTeardown(): Promise<void> {
   await finishKubeRun(process.env[KUBE_RUN_ENV]);
   const stateFile = process.env['OUTBOX_HUB_TEST_STATE'];
   if (!stateFile) return;
-  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { backend: string; pid?: number; dir?: string };
-  if (state.backend === 'ferretdb' && state.pid) {
+  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { servers: StartedServer[] };
+  const ours = state.servers.filter((s) => (s.backend === 'ferretdb' || s.backend === 'mongo-java-server') && s.pid);
+  for (const s of ours) {
     try {
-      process.kill(state.pid, 'SIGTERM');
+      process.kill(s.pid!, 'SIGTERM');
     } catch {
       // already gone
     }
-    await new Promise((r) => setTimeout(r, 300));
-    if (state.dir) rmSync(state.dir, { recursive: true, force: true });
   }
+  // Wait for both at once; SIGKILL whatever has not exited after 5 s.
+  const deadline = Date.now() + 5000;
+  while (ours.some((s) => alive(s.pid!)) && Date.now() < deadline) await sleep(100);
+  for (const s of ours) if (alive(s.pid!)) process.kill(s.pid!, 'SIGKILL');
+  for (const s of ours) if (s.dir) rmSync(s.dir, { recursive: true, force: true });
   rmSync(stateFile, { force: true });
 }

@@ -2,23 +2,44 @@
  * Picks and runs the MongoDB-wire server for tests and `make dev`:
  * MONGO_URL if set; else MongoDB in Docker via @testcontainers/mongodb (single-node
  * replica set) when a Docker engine answers; else a local FerretDB (SQLite backend)
- * built by the Makefile into .tools/bin.
+ * built by the Makefile into .tools/bin. Beside it, every test run also starts
+ * mongo-java-server (in-memory) from the jar the Makefile builds into .tools/lib,
+ * so suites that must hold on every wire server run on two independent ones.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient } from 'mongodb';
+import type { ServerCapabilities } from '../../internal/mongo/index.js';
 
 /** Environment variable through which the global setup hands detected capabilities to test workers. */
 export const CAPABILITIES_ENV = 'OUTBOX_HUB_TEST_CAPS';
 
+/**
+ * Environment variable through which the global setup hands every server of the run to test
+ * workers: JSON {@link TestServerEntry}[] (see test/harness/servers.ts).
+ */
+export const SERVERS_ENV = 'OUTBOX_HUB_TEST_SERVERS';
+
 /** Which server a run used. */
-export type Backend = 'MONGO_URL' | 'testcontainers' | 'ferretdb';
+export type Backend = 'MONGO_URL' | 'testcontainers' | 'ferretdb' | 'mongo-java-server';
+
+/** One server of the run as the workers see it; `missing` says why it could not start. */
+export type TestServerEntry =
+  | {
+      readonly name: string;
+      readonly primary: boolean;
+      readonly backend: Backend;
+      readonly url: string;
+      readonly capabilities: ServerCapabilities;
+    }
+  | { readonly name: string; readonly primary: false; readonly missing: string };
 
 /** A running test server. */
 export interface TestServer {
@@ -68,11 +89,11 @@ export async function dockerReachable(): Promise<boolean> {
   });
 }
 
-async function waitForServer(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+async function waitForServer(url: string, child: ChildProcess, timeoutMs: number, what = 'FerretDB'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`FerretDB exited with code ${child.exitCode}`);
+    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}`);
     const client = new MongoClient(url, { serverSelectionTimeoutMS: 500 });
     try {
       await client.connect();
@@ -85,7 +106,7 @@ async function waitForServer(url: string, child: ChildProcess, timeoutMs: number
     }
     await sleep(100);
   }
-  throw new Error(`FerretDB did not answer within ${timeoutMs} ms: ${String(lastErr)}`);
+  throw new Error(`${what} did not answer within ${timeoutMs} ms: ${String(lastErr)}`);
 }
 
 /** Starts FerretDB on a free loopback port with a fresh SQLite directory. */
@@ -136,7 +157,7 @@ export async function startFerretDB(
 /** Chooses and starts a server in the documented order. */
 export async function startTestServer(): Promise<TestServer> {
   const envUrl = process.env['MONGO_URL'];
-  if (envUrl) return { url: envUrl, backend: 'MONGO_URL', stop: async () => undefined };
+  if (envUrl) return { url: envUrl, backend: 'MONGO_URL', stop: () => Promise.resolve() };
   if (await dockerReachable()) {
     const { MongoDBContainer } = await import('@testcontainers/mongodb');
     const container = await new MongoDBContainer('mongo:8').start();
@@ -144,4 +165,96 @@ export async function startTestServer(): Promise<TestServer> {
     return { url, backend: 'testcontainers', stop: async () => void (await container.stop()) };
   }
   return startFerretDB();
+}
+
+/** Directory of the Maven project that wraps mongo-java-server. */
+export const MONGO_JAVA_SERVER_DIR = 'test/harness/mongo-java-server';
+
+/**
+ * Where the Makefile puts the mongo-java-server jar. Its name carries the same source hash the
+ * Makefile computes (sha256 of pom.xml, then every file under src/ in byte order, first 12 hex
+ * digits), so an edited server is never run from a stale jar.
+ */
+export function mongoJavaServerJar(root = process.cwd()): string {
+  const fromEnv = process.env['MONGO_JAVA_SERVER_JAR'];
+  if (fromEnv) return fromEnv;
+  const dir = resolve(root, MONGO_JAVA_SERVER_DIR);
+  const sources = readdirSync(join(dir, 'src'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)).split(sep).join('/'))
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const hash = createHash('sha256');
+  for (const file of ['pom.xml', ...sources]) hash.update(readFileSync(join(dir, file)));
+  return resolve(root, `.tools/lib/outbox-hub-mongo-java-server-${hash.digest('hex').slice(0, 12)}.jar`);
+}
+
+/** Why mongo-java-server cannot be started here (jar or java missing), or undefined when it can. */
+export function mongoJavaServerMissing(jar = mongoJavaServerJar()): string | undefined {
+  if (!existsSync(jar)) return `mongo-java-server jar not found at ${jar}: run 'make tools'`;
+  const java = spawnSync('java', ['-version'], { stdio: 'ignore' });
+  if (java.error || java.status !== 0) return `no working 'java' on PATH for mongo-java-server (${String(java.error ?? java.status)})`;
+  return undefined;
+}
+
+/**
+ * Starts mongo-java-server 1.47.0 (in-memory backend, oplog on) on a free loopback port and
+ * waits for its ready line and a ping. Everything it stores dies with the process. Its log
+ * (a stack trace for every error reply, duplicate keys included) goes to `server.log` in a
+ * scratch directory that stop() and the global teardown delete: a file, not a pipe, so the
+ * server never stalls on a pipe its parent is too busy to drain.
+ */
+export async function startMongoJavaServer(options: { jar?: string; quiet?: boolean } = {}): Promise<TestServer> {
+  const jar = options.jar ?? mongoJavaServerJar();
+  const missing = mongoJavaServerMissing(jar);
+  if (missing) throw new Error(missing);
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-hub-mongo-java-server-'));
+  const logFile = join(dir, 'server.log');
+  const log = openSync(logFile, 'a');
+  const port = await freePort();
+  // Serial GC: one collector thread instead of one per core on a shared 2-core machine.
+  const child = spawn('java', ['-XX:+UseSerialGC', '-Xmx512m', '-jar', jar, String(port)], {
+    stdio: ['ignore', 'pipe', options.quiet === false ? 'inherit' : log],
+  });
+  closeSync(log);
+  const url = `mongodb://127.0.0.1:${port}/`;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const logTail = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().slice(-2000) : '');
+  try {
+    await new Promise<void>((ready, fail) => {
+      let out = '';
+      const timer = setTimeout(() => fail(new Error(`mongo-java-server printed no ready line within 60 s: ${logTail()}`)), 60_000);
+      child.stdout?.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('mongo-java-server ready on ')) {
+          clearTimeout(timer);
+          ready();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        fail(new Error(`mongo-java-server exited with code ${code}: ${logTail()}`));
+      });
+    });
+    await waitForServer(url, child, 30_000, 'mongo-java-server');
+  } catch (err) {
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  // Nothing more comes on stdout after the ready line; keep it flowing all the same.
+  child.stdout?.resume();
+  return {
+    url,
+    backend: 'mongo-java-server',
+    ...(child.pid === undefined ? {} : { pid: child.pid }),
+    dir,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await Promise.race([exited, sleep(5000)]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
