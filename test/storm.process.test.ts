@@ -5,99 +5,103 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createOutbox, migrateOutbox } from '../internal/outbox/index.js';
-import { useTestDb } from './harness/db.js';
+import { describeEachServer, useServerDb } from './harness/servers.js';
 import { DrainerFleet, produce, waitDrained } from './harness/drain.js';
 import type { BinaryProcess } from './harness/process.js';
 import { startFaultProxy, type FaultProxy } from './harness/proxy.js';
 import { logProblems, pendingCount, verifyExactlyOnceInOrder } from './harness/verify.js';
 
-const t = useTestDb('storm');
-const fleet = new DrainerFleet();
-const proxies: FaultProxy[] = [];
-afterEach(async () => {
-  await fleet.killAll();
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-});
+describeEachServer('the log under faults', (server) => {
+  const t = useServerDb(server, 'storm');
+  const fleet = new DrainerFleet();
+  const proxies: FaultProxy[] = [];
+  afterEach(async () => {
+    await fleet.killAll();
+    await Promise.all(proxies.splice(0).map((p) => p.close()));
+  });
 
-const lines = (procs: BinaryProcess[], msg: string): number => procs.reduce((n, p) => n + p.logs.filter((l) => l.msg === msg).length, 0);
+  const lines = (procs: BinaryProcess[], msg: string): number => procs.reduce((n, p) => n + p.logs.filter((l) => l.msg === msg).length, 0);
 
-it('keeps 10,000 messages exactly once, gap-free and in key order through a SIGKILL storm with scaling', async () => {
-  const dbName = `${t.name}_kill`;
-  const db = t.client.db(dbName);
-  await migrateOutbox(db, { partitions: 8 });
-  const outbox = createOutbox(db, { partitions: 8 });
-  const env = { LEASE_TTL: '1500ms', LEASE_RENEW_INTERVAL: '300ms', DRAINER_BATCH_SIZE: '250' };
-  const all: BinaryProcess[] = [];
-  let serial = 0;
-  const spawn = (): BinaryProcess => {
-    const p = fleet.start(t.url, dbName, `storm-${++serial}`, env);
-    all.push(p);
-    return p;
-  };
-  for (let i = 0; i < 3; i++) spawn();
+  it('keeps 10,000 messages exactly once, gap-free and in key order through a SIGKILL storm with scaling', async () => {
+    const dbName = `${t.name}_kill`;
+    const db = t.client.db(dbName);
+    await migrateOutbox(db, { partitions: 8 });
+    const outbox = createOutbox(db, { partitions: 8 });
+    const env = { LEASE_TTL: '1500ms', LEASE_RENEW_INTERVAL: '300ms', DRAINER_BATCH_SIZE: '250' };
+    const all: BinaryProcess[] = [];
+    let serial = 0;
+    const spawn = (): BinaryProcess => {
+      const p = fleet.start(t.url, dbName, `storm-${++serial}`, env);
+      all.push(p);
+      return p;
+    };
+    for (let i = 0; i < 3; i++) spawn();
 
-  // Chaos until told to stop: every ~700 ms kill one (SIGKILL, sometimes SIGTERM) or add one, 1 to 5 alive.
-  let chaos = true;
-  let kills = 0;
-  const storm = (async () => {
-    let round = 0;
-    while (chaos) {
-      await sleep(500 + Math.floor(Math.random() * 400));
-      const alive = [...fleet.running];
-      round++;
-      if (alive.length > 1 && (alive.length >= 5 || round % 3 !== 0)) {
-        const victim = alive[Math.floor(Math.random() * alive.length)] as BinaryProcess;
-        victim.kill(round % 5 === 0 ? 'SIGTERM' : 'SIGKILL');
-        kills++;
+    // Chaos until told to stop: every ~700 ms kill one (SIGKILL, sometimes SIGTERM) or add one, 1 to 5 alive.
+    let chaos = true;
+    let kills = 0;
+    const storm = (async () => {
+      let round = 0;
+      while (chaos) {
+        await sleep(500 + Math.floor(Math.random() * 400));
+        const alive = [...fleet.running];
+        round++;
+        if (alive.length > 1 && (alive.length >= 5 || round % 3 !== 0)) {
+          const victim = alive[Math.floor(Math.random() * alive.length)] as BinaryProcess;
+          victim.kill(round % 5 === 0 ? 'SIGTERM' : 'SIGKILL');
+          kills++;
+        }
+        if (fleet.running.size < 5 && round % 2 === 0) spawn();
+        if (fleet.running.size === 0) spawn();
       }
-      if (fleet.running.size < 5 && round % 2 === 0) spawn();
-      if (fleet.running.size === 0) spawn();
+    })();
+
+    const ids = await produce(outbox, 10_000, 101, 200, async () => sleep(100));
+    // Let the storm rage a little longer over the backlog, then calm down and drain.
+    await sleep(3_000);
+    chaos = false;
+    await storm;
+    if (fleet.running.size === 0) spawn();
+    try {
+      await waitDrained(db, 8, 120_000);
+    } catch (err) {
+      const per = await Promise.all(Array.from({ length: 8 }, (_, p) => db.collection(`outbox_p${p}`).countDocuments()));
+      const survivors = [...fleet.running].map((p) => ({
+        logs: p.logs
+          .filter((l) => l.level !== 'info' || String(l.msg).includes('claimed') || String(l.msg).includes('acquired'))
+          .slice(-15),
+      }));
+      process.stderr.write(`DIAG pending per partition ${JSON.stringify(per)}\n${JSON.stringify(survivors, null, 1).slice(0, 6000)}\n`);
+      throw err;
     }
-  })();
 
-  const ids = await produce(outbox, 10_000, 101, 200, async () => sleep(100));
-  // Let the storm rage a little longer over the backlog, then calm down and drain.
-  await sleep(3_000);
-  chaos = false;
-  await storm;
-  if (fleet.running.size === 0) spawn();
-  try {
+    await verifyExactlyOnceInOrder(db, ids, 8);
+    expect(kills).toBeGreaterThanOrEqual(10);
+    expect(serial).toBeGreaterThanOrEqual(6);
+    expect(lines(all, 'partition claimed')).toBeGreaterThan(8);
+  }, 300_000);
+
+  it('does not livelock when every database round trip is slow', async () => {
+    const dbName = `${t.name}_slow`;
+    const db = t.client.db(dbName);
+    await migrateOutbox(db, { partitions: 8 });
+    const proxy = await startFaultProxy(t.url);
+    proxies.push(proxy);
+    // 120 ms each way: a naive tick (heartbeat, renewals, membership, listing, then one
+    // acquisition after another) outlasts a 2 s lease before it renews anything.
+    proxy.setLatency(120);
+    const env = { MONGO_URL: proxy.url, LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '600ms', POLL_MAX: '200ms' };
+    const drainers = [fleet.start(proxy.url, dbName, 'slow-a', env), fleet.start(proxy.url, dbName, 'slow-b', env)];
+    const ids = await produce(createOutbox(db, { partitions: 8 }), 600, 13, 100);
     await waitDrained(db, 8, 120_000);
-  } catch (err) {
-    const per = await Promise.all(Array.from({ length: 8 }, (_, p) => db.collection(`outbox_p${p}`).countDocuments()));
-    const survivors = [...fleet.running].map((p) => ({
-      logs: p.logs.filter((l) => l.level !== 'info' || String(l.msg).includes('claimed') || String(l.msg).includes('acquired')).slice(-15),
-    }));
-    process.stderr.write(`DIAG pending per partition ${JSON.stringify(per)}\n${JSON.stringify(survivors, null, 1).slice(0, 6000)}\n`);
-    throw err;
-  }
+    await verifyExactlyOnceInOrder(db, ids, 8);
 
-  await verifyExactlyOnceInOrder(db, ids, 8);
-  expect(kills).toBeGreaterThanOrEqual(10);
-  expect(serial).toBeGreaterThanOrEqual(6);
-  expect(lines(all, 'partition claimed')).toBeGreaterThan(8);
-}, 300_000);
-
-it('does not livelock when every database round trip is slow', async () => {
-  const dbName = `${t.name}_slow`;
-  const db = t.client.db(dbName);
-  await migrateOutbox(db, { partitions: 8 });
-  const proxy = await startFaultProxy(t.url);
-  proxies.push(proxy);
-  // 120 ms each way: a naive tick (heartbeat, renewals, membership, listing, then one
-  // acquisition after another) outlasts a 2 s lease before it renews anything.
-  proxy.setLatency(120);
-  const env = { MONGO_URL: proxy.url, LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '600ms', POLL_MAX: '200ms' };
-  const drainers = [fleet.start(proxy.url, dbName, 'slow-a', env), fleet.start(proxy.url, dbName, 'slow-b', env)];
-  const ids = await produce(createOutbox(db, { partitions: 8 }), 600, 13, 100);
-  await waitDrained(db, 8, 120_000);
-  await verifyExactlyOnceInOrder(db, ids, 8);
-
-  // Leases settled instead of moving back and forth: each partition was taken a few times at most.
-  const acquisitions = lines(drainers, 'lease acquired');
-  const losses = lines(drainers, 'lease lost') + lines(drainers, 'lease expired without renewal');
-  expect({ acquisitions, losses }).toEqual({ acquisitions: expect.any(Number), losses: expect.any(Number) });
-  expect(acquisitions).toBeLessThanOrEqual(8 * 3);
-  expect(losses).toBeLessThanOrEqual(4);
-  expect((await logProblems(db)).problems).toEqual([]);
-}, 240_000);
+    // Leases settled instead of moving back and forth: each partition was taken a few times at most.
+    const acquisitions = lines(drainers, 'lease acquired');
+    const losses = lines(drainers, 'lease lost') + lines(drainers, 'lease expired without renewal');
+    expect({ acquisitions, losses }).toEqual({ acquisitions: expect.any(Number), losses: expect.any(Number) });
+    expect(acquisitions).toBeLessThanOrEqual(8 * 3);
+    expect(losses).toBeLessThanOrEqual(4);
+    expect((await logProblems(db)).problems).toEqual([]);
+  }, 240_000);
+});

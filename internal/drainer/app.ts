@@ -77,7 +77,10 @@ export class DrainerApp implements Service {
     const leaseDb = this.#leaseClient.db(cfg.mongoDb);
     this.#stopProbe = startDbProbe({ db, health: this.#health, log: this.#log });
     this.#drainer = new Drainer({
-      outbox: new MongoOutboxStore(db, { changeStreams: caps.changeStreams, partitions: cfg.partitions }),
+      outbox: new MongoOutboxStore(db, {
+        changeStreams: caps.databaseChangeStreams ? 'database' : caps.changeStreams ? 'collections' : false,
+        partitions: cfg.partitions,
+      }),
       eventLog: new MongoEventLog(db),
       leases: await openLeaseStore({ backend: cfg.leaseBackend, db: leaseDb, namespace: cfg.leaseNamespace, prefix: cfg.leasePrefix }),
       log: this.#log,

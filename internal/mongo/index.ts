@@ -6,7 +6,7 @@
  * during start-up migrations, never from request paths.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MongoClient, MongoError, type ChangeStream, type Db, type Document, type IndexDescription } from 'mongodb';
+import { MongoClient, MongoError, type ChangeStream, type Collection, type Db, type Document, type IndexDescription } from 'mongodb';
 import type { EnvReader } from '../config/index.js';
 import { HubError } from '../errors/index.js';
 
@@ -14,8 +14,10 @@ import { HubError } from '../errors/index.js';
 export interface ServerCapabilities {
   /** Multi-document transactions (replica set or sharded cluster). */
   readonly transactions: boolean;
-  /** `watch()` change streams. */
+  /** `watch()` change streams on a collection. */
   readonly changeStreams: boolean;
+  /** Change streams on a whole database (mongo-java-server accepts them but never delivers an event). */
+  readonly databaseChangeStreams: boolean;
   /** `mongodb`, `ferretdb`, or `mongo-java-server` (an in-memory server for tests). */
   readonly flavor: 'mongodb' | 'ferretdb' | 'mongo-java-server';
   readonly version: string;
@@ -129,17 +131,10 @@ export async function detectCapabilities(client: MongoClient, db: Db): Promise<S
     await session.endSession().catch(() => undefined);
   }
 
-  let changeStreams = false;
-  const stream = probe.watch([], { maxAwaitTimeMS: 1 });
-  try {
-    await stream.tryNext();
-    changeStreams = true;
-  } catch {
-    changeStreams = false;
-  } finally {
-    await stream.close().catch(() => undefined);
-  }
-  return Object.freeze({ transactions, changeStreams, flavor, version });
+  const changeStreams = await deliversInsert(() => probe.watch([], { maxAwaitTimeMS: 50 }), probe);
+  const databaseChangeStreams =
+    changeStreams && (await deliversInsert(() => db.watch([{ $match: { 'ns.coll': probe.collectionName } }], { maxAwaitTimeMS: 50 }), probe));
+  return Object.freeze({ transactions, changeStreams, databaseChangeStreams, flavor, version });
 }
 
 /** A MongoDB connection string, checked and taken apart. */
@@ -178,6 +173,26 @@ export function parseMongoUrl(url: string): MongoUrl | { problem: string } {
     hosts,
     database: db ? decodeURIComponent(db) : undefined,
   };
+}
+
+/** True when a stream opened by `open` reports an insert into `probe` within a second. */
+async function deliversInsert(open: () => ChangeStream, probe: Collection): Promise<boolean> {
+  let stream: ChangeStream | undefined;
+  try {
+    stream = open();
+    await stream.tryNext(); // opens the cursor before the insert
+    await probe.insertOne({ probe: 'change stream' });
+    for (let i = 0; i < 20; i++) {
+      if (await stream.tryNext()) return true;
+      await sleep(50);
+    }
+    return false;
+  } catch {
+    // Refused (no change streams on this server): the answer is no.
+    return false;
+  } finally {
+    await stream?.close().catch(() => undefined); // a probe's stream: nothing to lose
+  }
 }
 
 /** The database named in a MongoDB URL's path, if any. */

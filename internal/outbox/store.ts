@@ -1,4 +1,4 @@
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, Document } from 'mongodb';
 import { followChangeStream, isDuplicateKeyError } from '../mongo/index.js';
 import { outboxLayout, partitionOfCollection, type DeadDocument, type LegacyDocument, type OutboxLayout, type PendingDocument } from './layout.js';
 import { DEFAULT_PARTITIONS } from './message.js';
@@ -86,13 +86,21 @@ function toStored(d: PendingDocument | DeadDocument, partition: number, status: 
   };
 }
 
+/** Most partitions watched with one change stream each (beyond it, drainers poll on such servers). */
+export const MAX_COLLECTION_STREAMS = 64;
+
 /** Options for {@link MongoOutboxStore}. */
 export interface MongoOutboxStoreOptions {
   /** Outbox name. Default `outbox`. */
   collection?: string;
   partitions?: number;
-  /** Wake drainers through a change stream (probe the server first). */
-  changeStreams?: boolean;
+  /**
+   * How drainers are woken: one change stream on the database (`database`), one
+   * per partition collection (`collections`, for servers without database-wide
+   * streams; up to {@link MAX_COLLECTION_STREAMS} partitions), or not at all
+   * (poll). Probe the server first (`detectCapabilities`).
+   */
+  changeStreams?: 'database' | 'collections' | false;
 }
 
 /**
@@ -110,7 +118,7 @@ export class MongoOutboxStore implements OutboxStore {
   readonly #partitions: Array<Collection<PendingDocument>>;
   readonly #dead: Collection<DeadDocument>;
   readonly #legacy: Collection<LegacyDocument>;
-  readonly #changeStreams: boolean;
+  readonly #changeStreams: 'database' | 'collections' | false;
   /** Resolves to whether the legacy collection exists (checked once). */
   #legacyExists: Promise<boolean> | undefined;
   /** Partitions whose legacy messages are all gone. */
@@ -230,17 +238,24 @@ export class MongoOutboxStore implements OutboxStore {
   }
 
   watchPending(onPartition: (partition: number) => void, onError: (err: unknown) => void): (() => Promise<void>) | undefined {
-    if (!this.#changeStreams) return undefined;
-    // One stream for every partition: inserts are the only way a message becomes pending.
-    const names = this.#partitions.map((c) => c.collectionName);
-    return followChangeStream<{ ns?: { coll?: string } }>(
-      () => this.#db.watch([{ $match: { operationType: 'insert', 'ns.coll': { $in: names } } }, { $project: { ns: 1 } }]),
-      (change) => {
-        const p = change.ns?.coll === undefined ? undefined : partitionOfCollection(this.#layout, change.ns.coll);
-        if (p !== undefined) onPartition(p);
-      },
-      onError,
+    const mode = this.#changeStreams === 'collections' && this.#partitions.length > MAX_COLLECTION_STREAMS ? false : this.#changeStreams;
+    if (!mode) return undefined;
+    // Inserts are the only way a message becomes pending (a requeue inserts too).
+    if (mode === 'database') {
+      const names = this.#partitions.map((c) => c.collectionName);
+      return followChangeStream<{ ns?: { coll?: string } }>(
+        () => this.#db.watch([{ $match: { operationType: 'insert', 'ns.coll': { $in: names } } }, { $project: { ns: 1 } }]),
+        (change) => {
+          const p = change.ns?.coll === undefined ? undefined : partitionOfCollection(this.#layout, change.ns.coll);
+          if (p !== undefined) onPartition(p);
+        },
+        onError,
+      );
+    }
+    const stops = this.#partitions.map((c, p) =>
+      followChangeStream<Document>(() => c.watch([{ $match: { operationType: 'insert' } }, { $project: { _id: 1 } }]), () => onPartition(p), onError),
     );
+    return async () => void (await Promise.all(stops.map((stop) => stop())));
   }
 
   async #bury(doc: PendingDocument, partition: number, attempts: number, lastError: string): Promise<void> {

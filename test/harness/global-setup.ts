@@ -31,7 +31,7 @@ async function probe(server: TestServer): Promise<ServerCapabilities> {
 }
 
 function describeServer(role: string, server: TestServer, caps: ServerCapabilities): string {
-  return `[test harness] ${role}: ${server.backend} (${caps.flavor} ${caps.version}) at ${server.url}; transactions: ${caps.transactions}, change streams: ${caps.changeStreams}\n`;
+  return `[test harness] ${role}: ${server.backend} (${caps.flavor} ${caps.version}) at ${server.url}; transactions: ${caps.transactions}, change streams: ${caps.changeStreams} (database-wide: ${caps.databaseChangeStreams})\n`;
 }
 
 /**
