@@ -2,7 +2,8 @@
  * The gateway over real sockets, with a real drainer, against the test server.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CloseCode, MongoGroupStore } from '../internal/gateway/index.js';
+import { CloseCode } from '../internal/gateway/index.js';
+import { MongoGroupStore } from '../internal/groupstore/index.js';
 import { useTestDb } from './harness/db.js';
 import { rootToken, startHub, testToken, type TestHub } from './harness/hub.js';
 import { eventually } from './harness/process.js';

@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { MongoEventLog } from '../internal/eventlog/index.js';
-import { MongoGroupStore, migrateGroups } from '../internal/gateway/index.js';
+import { MongoGroupStore, migrateGroups } from '../internal/groupstore/index.js';
 import { MongoLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';
 import { OpsApp, loadOpsConfig } from '../internal/ops/index.js';

@@ -1,10 +1,10 @@
 import { describeError } from '../errors/index.js';
 import type { EventLog, LogEvent } from '../eventlog/index.js';
+import { groupLeaseGroup, type GroupStore } from '../groupstore/index.js';
 import { PartitionCoordinator, type LeaseStore } from '../lease/index.js';
 import type { Logger } from '../log/index.js';
 import type { TopicPattern } from '../topic/index.js';
 import { GatewayError } from './errors.js';
-import type { GroupStore } from './group-store.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { LogTail } from './tail.js';
 
@@ -321,7 +321,7 @@ class GroupRuntime {
     const s = deps.settings;
     this.#coordinator = new PartitionCoordinator({
       store: deps.leases,
-      group: `group:${name}`,
+      group: groupLeaseGroup(name),
       member: s.instance,
       partitions: s.partitions,
       ttlMs: s.leaseTtlMs,
@@ -445,7 +445,9 @@ export class GroupManager {
       let starting = this.#starting.get(name);
       if (!starting) {
         starting = (async () => {
-          await this.#deps.store.register(name, filter.source);
+          const record = await this.#deps.store.register(name, filter.source);
+          if (record.filter !== filter.source)
+            throw new GatewayError('GROUP_MISMATCH', `group ${name} consumes ${record.filter}, not ${filter.source}`);
           const r = new GroupRuntime(name, filter, this.#deps);
           await r.start();
           this.#groups.set(name, r);

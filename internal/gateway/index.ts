@@ -12,10 +12,9 @@
  *   gateways by leases; cursors fenced by the lease epoch.
  * - Every timer and socket a connection or server creates is released on close.
  */
-export { GatewayApp } from './app.js';
+export { GATEWAY_PRESENCE_GROUP, GatewayApp } from './app.js';
 export { GATEWAY_DEFAULTS, loadGatewayConfig, type GatewayConfig } from './config.js';
 export { GatewayError } from './errors.js';
-export { GROUP_COLLECTIONS, MongoGroupStore, migrateGroups, type DeadLetter, type GroupStore } from './group-store.js';
 export {
   CLIENT_OPS,
   CloseCode,

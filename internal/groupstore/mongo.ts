@@ -1,38 +1,7 @@
 import type { Collection, Db } from 'mongodb';
 import type { LogEvent } from '../eventlog/index.js';
 import { ensureIndexes, isDuplicateKeyError } from '../mongo/index.js';
-import { GatewayError } from './errors.js';
-
-/** A group event that exhausted its deliveries. */
-export interface DeadLetter {
-  group: string;
-  event: LogEvent;
-  deliveries: number;
-  reason: string;
-  status: 'dead' | 'replay' | 'replayed';
-  deadAt: Date;
-}
-
-/**
- * Durable state of consumer groups: topic filter, cursor per partition (fenced
- * by the group lease epoch) and dead letters.
- */
-export interface GroupStore {
-  /** Records the group's filter; `GROUP_MISMATCH` when it exists with another. */
-  register(group: string, filter: string): Promise<void>;
-  loadCursor(group: string, partition: number): Promise<number>;
-  /** Every saved cursor of a group, by partition (one index-backed query). */
-  loadCursors(group: string): Promise<Map<number, number>>;
-  /** Saves the acked prefix; false when a newer epoch owns the cursor (we are fenced). */
-  saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean>;
-  deadLetter(group: string, event: LogEvent, deliveries: number, reason: string): Promise<void>;
-  listDeadLetters(group: string, limit: number): Promise<DeadLetter[]>;
-  /** Asks the partition's owner to deliver a dead letter again. False when there is no such dead letter. */
-  requestReplay(group: string, eventId: string): Promise<boolean>;
-  /** Replays requested for one partition, marked as taken. */
-  takeReplays(group: string, partition: number, limit: number): Promise<DeadLetter[]>;
-  resolveReplay(group: string, eventId: string, acked: boolean): Promise<void>;
-}
+import { GroupStoreError, MAX_REASON_LENGTH, checkCursor, type DeadLetter, type GroupRecord, type GroupStore } from './types.js';
 
 interface GroupDoc {
   _id: string;
@@ -59,42 +28,65 @@ interface DeadDoc {
   deadAt: Date;
 }
 
-/** Collection names of {@link MongoGroupStore}. */
-export const GROUP_COLLECTIONS = Object.freeze({ groups: 'groups', cursors: 'group_cursors', dead: 'group_dead_letters' });
+/** Collection names of a {@link MongoGroupStore}. */
+export interface GroupCollections {
+  readonly groups: string;
+  readonly cursors: string;
+  readonly dead: string;
+}
+
+/** The collections the binaries use. */
+export const DEFAULT_GROUP_COLLECTIONS: GroupCollections = Object.freeze({
+  groups: 'groups',
+  cursors: 'group_cursors',
+  dead: 'group_dead_letters',
+});
 
 /** Idempotent start-up migration for group state. */
-export async function migrateGroups(db: Db): Promise<void> {
-  await ensureIndexes(db, GROUP_COLLECTIONS.groups, []);
-  await ensureIndexes(db, GROUP_COLLECTIONS.cursors, [{ key: { group: 1, partition: 1 }, name: 'group_partition' }]);
-  await ensureIndexes(db, GROUP_COLLECTIONS.dead, [
+export async function migrateGroups(db: Db, names: GroupCollections = DEFAULT_GROUP_COLLECTIONS): Promise<void> {
+  await ensureIndexes(db, names.groups, []);
+  await ensureIndexes(db, names.cursors, [{ key: { group: 1, partition: 1 }, name: 'group_partition' }]);
+  await ensureIndexes(db, names.dead, [
     { key: { group: 1, status: 1, deadAt: 1 }, name: 'group_status_deadAt' },
     { key: { group: 1, partition: 1, status: 1 }, name: 'group_partition_status' },
   ]);
 }
 
-/** {@link GroupStore} on MongoDB. */
+const WAITING: Array<DeadLetter['status']> = ['dead', 'replay'];
+
+function toDeadLetter(d: DeadDoc): DeadLetter {
+  return { group: d.group, event: d.event, deliveries: d.deliveries, reason: d.reason, status: d.status, deadAt: d.deadAt };
+}
+
+/** {@link GroupStore} on MongoDB. Every query is keyed by `_id` or an index on `group`. */
 export class MongoGroupStore implements GroupStore {
   readonly #groups: Collection<GroupDoc>;
   readonly #cursors: Collection<CursorDoc>;
   readonly #dead: Collection<DeadDoc>;
 
-  constructor(db: Db) {
-    this.#groups = db.collection<GroupDoc>(GROUP_COLLECTIONS.groups);
-    this.#cursors = db.collection<CursorDoc>(GROUP_COLLECTIONS.cursors);
-    this.#dead = db.collection<DeadDoc>(GROUP_COLLECTIONS.dead);
+  constructor(db: Db, names: GroupCollections = DEFAULT_GROUP_COLLECTIONS) {
+    this.#groups = db.collection<GroupDoc>(names.groups);
+    this.#cursors = db.collection<CursorDoc>(names.cursors);
+    this.#dead = db.collection<DeadDoc>(names.dead);
   }
 
-  async register(group: string, filter: string): Promise<void> {
+  async register(group: string, filter: string): Promise<GroupRecord> {
+    const doc: GroupDoc = { _id: group, filter, createdAt: new Date() };
     try {
-      await this.#groups.insertOne({ _id: group, filter, createdAt: new Date() });
-      return;
+      await this.#groups.insertOne(doc);
+      return { name: group, filter, createdAt: doc.createdAt };
     } catch (err) {
       if (!isDuplicateKeyError(err)) throw err;
     }
     const existing = await this.#groups.findOne({ _id: group });
-    if (existing && existing.filter !== filter) {
-      throw new GatewayError('GROUP_MISMATCH', `group ${group} consumes ${existing.filter}, not ${filter}`);
-    }
+    // Groups are never deleted, so the duplicate we collided with is still there.
+    if (!existing) throw new GroupStoreError('INCONSISTENT', `group ${group} vanished during registration`);
+    return { name: existing._id, filter: existing.filter, createdAt: existing.createdAt };
+  }
+
+  async listGroups(limit: number): Promise<GroupRecord[]> {
+    const docs = await this.#groups.find({}, { sort: { _id: 1 }, limit }).toArray();
+    return docs.map((g) => ({ name: g._id, filter: g.filter, createdAt: g.createdAt }));
   }
 
   async loadCursor(group: string, partition: number): Promise<number> {
@@ -107,6 +99,7 @@ export class MongoGroupStore implements GroupStore {
   }
 
   async saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean> {
+    checkCursor(partition, seq, epoch);
     const filter = { _id: `${group}/${partition}`, epoch: { $lte: epoch } };
     const update = { $set: { group, partition, seq, epoch, updatedAt: new Date() } };
     try {
@@ -130,7 +123,7 @@ export class MongoGroupStore implements GroupStore {
           eventId: event.id,
           event,
           deliveries,
-          reason: reason.slice(0, 2000),
+          reason: reason.slice(0, MAX_REASON_LENGTH),
           status: 'dead',
           deadAt: new Date(),
         },
@@ -140,15 +133,12 @@ export class MongoGroupStore implements GroupStore {
   }
 
   async listDeadLetters(group: string, limit: number): Promise<DeadLetter[]> {
-    const docs = await this.#dead.find({ group, status: { $in: ['dead', 'replay'] } }, { sort: { deadAt: 1 }, limit }).toArray();
-    return docs.map((d) => ({
-      group: d.group,
-      event: d.event,
-      deliveries: d.deliveries,
-      reason: d.reason,
-      status: d.status,
-      deadAt: d.deadAt,
-    }));
+    const docs = await this.#dead.find({ group, status: { $in: WAITING } }, { sort: { deadAt: 1 }, limit }).toArray();
+    return docs.map(toDeadLetter);
+  }
+
+  countDeadLetters(group: string): Promise<number> {
+    return this.#dead.countDocuments({ group, status: { $in: WAITING } });
   }
 
   async requestReplay(group: string, eventId: string): Promise<boolean> {
@@ -160,7 +150,7 @@ export class MongoGroupStore implements GroupStore {
     const docs = await this.#dead.find({ group, partition, status: 'replay' }, { limit }).toArray();
     if (docs.length > 0)
       await this.#dead.updateMany({ _id: { $in: docs.map((d) => d._id) }, status: 'replay' }, { $set: { status: 'replayed' } });
-    return docs.map((d) => ({ group: d.group, event: d.event, deliveries: 0, reason: d.reason, status: 'replayed', deadAt: d.deadAt }));
+    return docs.map((d) => ({ ...toDeadLetter(d), deliveries: 0, status: 'replayed' }));
   }
 
   async resolveReplay(group: string, eventId: string, acked: boolean): Promise<void> {

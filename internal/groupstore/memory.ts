@@ -1,0 +1,138 @@
+import type { LogEvent } from '../eventlog/index.js';
+import { MAX_REASON_LENGTH, checkCursor, type DeadLetter, type GroupRecord, type GroupStore } from './types.js';
+
+/**
+ * A deep copy of stored data (plain objects, arrays, dates, primitives). Not
+ * structuredClone: that makes objects of the host realm, which differ from a
+ * sandbox's (jest) and so would not pass for what a database driver returns.
+ */
+function copy<T>(value: T): T {
+  if (value instanceof Date) return new Date(value.getTime()) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => copy(v)) as T;
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = copy(v);
+    return out as T;
+  }
+  return value;
+}
+
+/** Runs `f` as a store call: a throw becomes a rejection, as with a database adapter. */
+function call<T>(f: () => T): Promise<T> {
+  return new Promise((resolve) => resolve(f()));
+}
+
+interface Cursor {
+  seq: number;
+  epoch: number;
+}
+
+/**
+ * {@link GroupStore} in process memory: for unit tests of group delivery logic
+ * and benchmarks without a database. Not shared between processes and lost on
+ * exit, so never a production adapter. Values are copied in and out, as a
+ * database would, so callers cannot alias stored state.
+ */
+export class MemoryGroupStore implements GroupStore {
+  readonly #groups = new Map<string, GroupRecord>();
+  /** group -> partition -> cursor */
+  readonly #cursors = new Map<string, Map<number, Cursor>>();
+  /** group -> event id -> dead letter (insertion order is kept by Map) */
+  readonly #dead = new Map<string, Map<string, DeadLetter>>();
+
+  register(group: string, filter: string): Promise<GroupRecord> {
+    let g = this.#groups.get(group);
+    if (!g) {
+      g = Object.freeze({ name: group, filter, createdAt: new Date() });
+      this.#groups.set(group, g);
+    }
+    return Promise.resolve({ ...g });
+  }
+
+  listGroups(limit: number): Promise<GroupRecord[]> {
+    const names = [...this.#groups.keys()].sort().slice(0, limit);
+    return Promise.resolve(names.map((n) => ({ ...(this.#groups.get(n) as GroupRecord) })));
+  }
+
+  loadCursor(group: string, partition: number): Promise<number> {
+    return Promise.resolve(this.#cursors.get(group)?.get(partition)?.seq ?? 0);
+  }
+
+  loadCursors(group: string): Promise<Map<number, number>> {
+    const cursors = this.#cursors.get(group) ?? new Map<number, Cursor>();
+    return Promise.resolve(new Map([...cursors].map(([p, c]) => [p, c.seq])));
+  }
+
+  saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean> {
+    return call(() => {
+      checkCursor(partition, seq, epoch);
+      let cursors = this.#cursors.get(group);
+      if (!cursors) this.#cursors.set(group, (cursors = new Map<number, Cursor>()));
+      const current = cursors.get(partition);
+      if (current && current.epoch > epoch) return false;
+      cursors.set(partition, { seq, epoch });
+      return true;
+    });
+  }
+
+  deadLetter(group: string, event: LogEvent, deliveries: number, reason: string): Promise<void> {
+    let dead = this.#dead.get(group);
+    if (!dead) this.#dead.set(group, (dead = new Map<string, DeadLetter>()));
+    // Re-inserting moves it to the end, matching the database's order by deadAt.
+    dead.delete(event.id);
+    dead.set(event.id, {
+      group,
+      event: copy(event),
+      deliveries,
+      reason: reason.slice(0, MAX_REASON_LENGTH),
+      status: 'dead',
+      deadAt: new Date(),
+    });
+    return Promise.resolve();
+  }
+
+  #waiting(group: string): DeadLetter[] {
+    return [...(this.#dead.get(group)?.values() ?? [])].filter((d) => d.status === 'dead' || d.status === 'replay');
+  }
+
+  listDeadLetters(group: string, limit: number): Promise<DeadLetter[]> {
+    return Promise.resolve(copy(this.#waiting(group).slice(0, limit)));
+  }
+
+  countDeadLetters(group: string): Promise<number> {
+    return Promise.resolve(this.#waiting(group).length);
+  }
+
+  requestReplay(group: string, eventId: string): Promise<boolean> {
+    const d = this.#dead.get(group)?.get(eventId);
+    if (d?.status !== 'dead') return Promise.resolve(false);
+    d.status = 'replay';
+    return Promise.resolve(true);
+  }
+
+  takeReplays(group: string, partition: number, limit: number): Promise<DeadLetter[]> {
+    const taken: DeadLetter[] = [];
+    for (const d of this.#dead.get(group)?.values() ?? []) {
+      if (taken.length >= limit) break;
+      if (d.status !== 'replay' || d.event.partition !== partition) continue;
+      d.status = 'replayed';
+      taken.push({ ...copy(d), deliveries: 0 });
+    }
+    return Promise.resolve(taken);
+  }
+
+  resolveReplay(group: string, eventId: string, acked: boolean): Promise<void> {
+    const dead = this.#dead.get(group);
+    const d = dead?.get(eventId);
+    if (!dead || !d) return Promise.resolve();
+    if (acked) {
+      if (d.status === 'replayed') dead.delete(eventId);
+    } else {
+      d.status = 'dead';
+      d.deadAt = new Date();
+      dead.delete(eventId);
+      dead.set(eventId, d);
+    }
+    return Promise.resolve();
+  }
+}
