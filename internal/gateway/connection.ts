@@ -346,7 +346,6 @@ export class Connection {
     const member: GroupMember = {
       id: `${this.id}/${id}`,
       maxInFlight: Math.min(maxInFlight ?? this.#d.config.maxInFlight, this.#d.config.maxInFlight),
-      inFlight: 0,
       send: (event, delivery) => this.#sendEvent(id, event, JSON.stringify(toWire(event)), delivery),
     };
     await this.#d.groups.join(group, pattern, member);

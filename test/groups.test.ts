@@ -1,0 +1,236 @@
+/**
+ * Consumer-group delivery logic (GroupManager and its partitions) on the
+ * in-memory group store, without a database: per-key order, round-robin over
+ * members, backpressure, redelivery on NACK, ack timeout and member loss, dead
+ * letters and replay.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LogEvent } from '../internal/eventlog/index.js';
+import { GroupManager, createGatewayMetrics, type GroupMember, type GroupSettings } from '../internal/gateway/index.js';
+import { MemoryGroupStore } from '../internal/groupstore/index.js';
+import { createLogger } from '../internal/log/index.js';
+import { createRegistry } from '../internal/telemetry/index.js';
+import { TopicPattern } from '../internal/topic/index.js';
+import { eventually } from './harness/process.js';
+import { MemoryLeaseStore, MemoryLog } from './harness/memory-ports.js';
+
+interface Received {
+  event: LogEvent;
+  delivery: number;
+}
+
+/** A member that records what it receives (also into `all`, in arrival order); the test settles through the manager. */
+function member(id: string, maxInFlight = 100, all: Received[] = []): GroupMember & { got: Received[] } {
+  const got: Received[] = [];
+  return {
+    id,
+    maxInFlight,
+    got,
+    send: (event, delivery) => {
+      got.push({ event, delivery });
+      all.push({ event, delivery });
+      return true;
+    },
+  };
+}
+
+/** Waits (polling) until a synchronous condition holds. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  await eventually(() => Promise.resolve(condition() || undefined), 10_000, what);
+}
+
+const managers: GroupManager[] = [];
+afterEach(async () => {
+  for (const m of managers.splice(0)) await m.stop();
+});
+
+function setup(settings: Partial<GroupSettings> = {}) {
+  const log = new MemoryLog();
+  const store = new MemoryGroupStore();
+  const manager = new GroupManager({
+    eventLog: log,
+    tail: log,
+    leases: new MemoryLeaseStore(),
+    store,
+    log: createLogger({ level: 'error' }),
+    metrics: createGatewayMetrics(createRegistry('test')),
+    settings: {
+      partitions: 2,
+      instance: 'gw-test',
+      ackTimeoutMs: 10_000,
+      maxDeliveries: 3,
+      redeliveryBaseMs: 10,
+      leaseTtlMs: 10_000,
+      leaseRenewMs: 1_000,
+      cursorFlushMs: 20,
+      ...settings,
+    },
+  });
+  managers.push(manager);
+  return { log, store, manager };
+}
+
+const jobs = TopicPattern.compile('jobs.*');
+
+describe('GroupPartition on the in-memory group store', () => {
+  it('keeps per-key order across members: a key waits while its previous event is unsettled', async () => {
+    const { log, manager, store } = setup();
+    const arrived: Received[] = [];
+    const a = member('a', 100, arrived);
+    const b = member('b', 100, arrived);
+    await manager.join('g', jobs, a);
+    await manager.join('g', jobs, b);
+    // Two keys in partition 0, interleaved; a non-matching topic is skipped.
+    log.publish([
+      { partition: 0, key: 'k1', topic: 'jobs.run', payload: 1 },
+      { partition: 0, key: 'k2', topic: 'jobs.run', payload: 2 },
+      { partition: 0, key: 'k1', topic: 'jobs.run', payload: 3 },
+      { partition: 0, key: 'k1', topic: 'other.x', payload: 4 },
+      { partition: 0, key: 'k2', topic: 'jobs.run', payload: 5 },
+    ]);
+    const all = () => arrived;
+    await until(() => all().length === 2, 'the first event of each key');
+    // Round-robin: one each, and only the heads of k1 and k2.
+    expect(a.got).toHaveLength(1);
+    expect(b.got).toHaveLength(1);
+    expect(all().map((r) => r.event.payload)).toEqual([1, 2]);
+    await sleep(50);
+    expect(all()).toHaveLength(2);
+    // Settling k2's head lets k2's next go; k1 still waits.
+    expect(manager.ack('g', all()[1]!.event.id)).toBe(true);
+    await until(() => all().length === 3, "k2's second event");
+    expect(all()[2]?.event.payload).toBe(5);
+    expect(manager.ack('g', all()[0]!.event.id)).toBe(true);
+    await until(() => all().length === 4, "k1's second event");
+    expect(all()[3]?.event.payload).toBe(3);
+    for (const r of all().slice(2)) expect(manager.ack('g', r.event.id)).toBe(true);
+    // Every event settled (the skipped one included): the cursor covers the partition.
+    await eventually(async () => (await store.loadCursor('g', 0)) === 5, 5_000, 'the cursor to reach the head');
+  });
+
+  it('delivers everything exactly once to acking members, in key order, under many keys and partitions', async () => {
+    const { log, manager, store } = setup({ partitions: 4 });
+    const acked: Received[] = [];
+    const members = ['m1', 'm2', 'm3'].map((id) => {
+      const m = member(id, 3);
+      const send = (e: LogEvent, n: number): boolean => m.send(e, n);
+      // Settles later, as a real client does.
+      return {
+        ...m,
+        send: (e: LogEvent, n: number) => (
+          setTimeout(() => manager.ack('g', e.id) && acked.push({ event: e, delivery: n }), 1),
+          send(e, n)
+        ),
+      };
+    });
+    for (const m of members) await manager.join('g', jobs, m);
+    const inputs = Array.from({ length: 400 }, (_, i) => ({ partition: i % 4, key: `k${i % 13}`, topic: 'jobs.run', payload: i }));
+    for (let i = 0; i < inputs.length; i += 50) log.publish(inputs.slice(i, i + 50));
+    await until(() => acked.length === 400, 'every event to be acked');
+    expect(new Set(acked.map((r) => r.event.id)).size).toBe(400);
+    expect(acked.every((r) => r.delivery === 1)).toBe(true);
+    // Within a partition and key, acks come in publish order.
+    const seen = new Map<string, number>();
+    for (const r of acked) {
+      const k = `${r.event.partition}/${r.event.key}`;
+      expect(r.event.seq).toBeGreaterThan(seen.get(k) ?? 0);
+      seen.set(k, r.event.seq);
+    }
+    // Work was shared.
+    for (const m of members) expect(m.got.length).toBeGreaterThan(50);
+    await eventually(
+      async () => [...(await store.loadCursors('g')).values()].reduce((n, c) => n + c, 0) === 400,
+      5_000,
+      'cursors over every event',
+    );
+  });
+
+  it('caps deliveries per member and feeds partitions that waited for capacity', async () => {
+    const { log, manager } = setup({ partitions: 2 });
+    const m = member('solo', 1);
+    await manager.join('g', jobs, m);
+    // One batch over both partitions: only one delivery may be in flight at a time.
+    log.publish([
+      { partition: 0, key: 'a', topic: 'jobs.run', payload: 1 },
+      { partition: 1, key: 'b', topic: 'jobs.run', payload: 2 },
+      { partition: 0, key: 'c', topic: 'jobs.run', payload: 3 },
+      { partition: 1, key: 'd', topic: 'jobs.run', payload: 4 },
+    ]);
+    for (let n = 1; n <= 4; n++) {
+      await until(() => m.got.length === n, `delivery ${n}`);
+      await sleep(20);
+      expect(m.got).toHaveLength(n);
+      expect(manager.ack('g', m.got[n - 1]!.event.id)).toBe(true);
+    }
+    // Both partitions were served: freed capacity reached the partition that waited for it,
+    // not only the partition whose ack freed it.
+    expect(m.got.map((r) => r.event.payload).sort()).toEqual([1, 2, 3, 4]);
+  });
+
+  it('redelivers after NACK and after the ack timeout with growing counts, then dead-letters and replays', async () => {
+    const { log, manager, store } = setup({ ackTimeoutMs: 100, maxDeliveries: 3 });
+    const m = member('m');
+    await manager.join('g', jobs, m);
+    const [e] = log.publish([{ partition: 1, key: 'x', topic: 'jobs.run', payload: 'p' }]);
+    const later = log.publish([{ partition: 1, key: 'x', topic: 'jobs.run', payload: 'after' }])[0]!;
+    await until(() => m.got.length === 1, 'the first delivery');
+    expect(manager.nack('g', e!.id, 30)).toBe(true);
+    expect(manager.nack('g', e!.id, 30)).toBe(false); // not in flight any more
+    await until(() => m.got.length === 2, 'the redelivery after NACK');
+    // No ack: the timeout redelivers, and the third failure dead-letters it.
+    await until(() => m.got.length === 3, 'the redelivery after the ack timeout');
+    expect(m.got.map((r) => [r.event.id, r.delivery])).toEqual([
+      [e!.id, 1],
+      [e!.id, 2],
+      [e!.id, 3],
+    ]);
+    const dead = await eventually(
+      async () => {
+        const list = await store.listDeadLetters('g', 10);
+        return list.length === 1 ? list : undefined;
+      },
+      5_000,
+      'the dead letter',
+    );
+    expect(dead[0]).toMatchObject({ deliveries: 3, reason: 'ack timeout', event: { id: e!.id } });
+    // The key moves on past its dead event.
+    await until(() => m.got.length === 4, 'the next event of the key');
+    expect(m.got[3]?.event.id).toBe(later.id);
+    expect(manager.ack('g', later.id)).toBe(true);
+    expect(await store.requestReplay('g', e!.id)).toBe(true);
+    await until(() => m.got.length === 5, 'the replayed dead letter');
+    expect(m.got[4]).toMatchObject({ delivery: 1, event: { id: e!.id } });
+    expect(manager.ack('g', e!.id)).toBe(true);
+    await eventually(async () => (await store.countDeadLetters('g')) === 0, 5_000, 'the replayed dead letter to be resolved');
+    await eventually(async () => (await store.loadCursor('g', 1)) === 2, 5_000, 'the cursor');
+  });
+
+  it("gives a departed member's deliveries to another member at once, in key order", async () => {
+    const { log, manager } = setup({ ackTimeoutMs: 60_000 });
+    const a = member('a', 1);
+    await manager.join('g', jobs, a);
+    const events = log.publish([
+      { partition: 0, key: 'k', topic: 'jobs.run', payload: 1 },
+      { partition: 0, key: 'k', topic: 'jobs.run', payload: 2 },
+    ]);
+    await until(() => a.got.length === 1, 'a to get the first event');
+    const b = member('b');
+    await manager.join('g', jobs, b);
+    await sleep(30);
+    expect(b.got).toHaveLength(0); // the key is busy with a
+    await manager.leave('g', a);
+    await until(() => b.got.length === 1, 'b to get the released event');
+    expect(b.got[0]?.event.id).toBe(events[0]!.id);
+    expect(manager.ack('g', events[0]!.id)).toBe(true);
+    await until(() => b.got.length === 2, 'b to get the next one');
+    expect(b.got[1]?.event.id).toBe(events[1]!.id);
+  });
+
+  it('refuses a member with another filter and unknown acks', async () => {
+    const { manager } = setup();
+    await manager.join('g', jobs, member('a'));
+    await expect(manager.join('g', TopicPattern.compile('other.*'), member('b'))).rejects.toMatchObject({ code: 'GROUP_MISMATCH' });
+    expect(manager.ack('g', 'nope')).toBe(false);
+    expect(manager.ack('nogroup', 'nope')).toBe(false);
+  });
+});
