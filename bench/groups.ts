@@ -58,24 +58,31 @@ async function run(members: number, partitions: number): Promise<{ nsPerEvent: n
       cursorFlushMs: 60_000,
     },
   });
-  const toAck: string[] = [];
+  const toAck: Array<[settle: (id: string) => boolean, id: string]> = [];
   let acked = 0;
   const perMember = Math.max(1, Math.round(CAPACITY / members));
   const filter = TopicPattern.compile('bench.*');
   for (let i = 0; i < members; i++) {
+    let settle: (id: string) => boolean = () => false;
     const member: GroupMember & { inFlight: number } = {
       id: `m${i}`,
       maxInFlight: perMember,
       inFlight: 0, // used by implementations that keep the count on the member
-      send: (e: LogEvent) => (toAck.push(e.id), true),
+      send: (e: LogEvent) => (toAck.push([settle, e.id]), true),
     };
-    await manager.join('bench', filter, member);
+    const joined: unknown = await manager.join('bench', filter, member);
+    // Implementations before delivery binding settle through the manager instead of a membership.
+    const legacy = manager as unknown as { ack(group: string, id: string): boolean };
+    settle =
+      typeof joined === 'object' && joined !== null && 'ack' in joined
+        ? (id) => (joined as { ack(id: string): boolean }).ack(id)
+        : (id) => legacy.ack('bench', id);
   }
   const done = new Promise<void>((resolve, reject) => {
     const deadline = Date.now() + DEADLINE_MS;
     const settle = (): void => {
       const batch = toAck.splice(0);
-      for (const id of batch) if (manager.ack('bench', id)) acked++;
+      for (const [ack, id] of batch) if (ack(id)) acked++;
       if (acked >= EVENTS) return resolve();
       if (Date.now() > deadline) return reject(new Error(`only ${acked}/${EVENTS} acked`));
       setImmediate(settle);

@@ -6,7 +6,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LogEvent } from '../internal/eventlog/index.js';
-import { GroupManager, createGatewayMetrics, type GroupMember, type GroupSettings } from '../internal/gateway/index.js';
+import {
+  GroupManager,
+  createGatewayMetrics,
+  type GroupMember,
+  type GroupMembership,
+  type GroupSettings,
+} from '../internal/gateway/index.js';
 import { MemoryGroupStore } from '../internal/groupstore/index.js';
 import { createLogger } from '../internal/log/index.js';
 import { createRegistry } from '../internal/telemetry/index.js';
@@ -17,21 +23,41 @@ import { MemoryLeaseStore, MemoryLog } from './harness/memory-ports.js';
 interface Received {
   event: LogEvent;
   delivery: number;
+  by: TestMember;
 }
 
-/** A member that records what it receives (also into `all`, in arrival order); the test settles through the manager. */
-function member(id: string, maxInFlight = 100, all: Received[] = []): GroupMember & { got: Received[] } {
-  const got: Received[] = [];
-  return {
+interface TestMember extends GroupMember {
+  readonly got: Received[];
+  /** Set by {@link join}. */
+  membership: GroupMembership;
+}
+
+/** A member that records what it receives (also into `all`, in arrival order) and hands each delivery to `onSend`. */
+function member(id: string, maxInFlight = 100, all: Received[] = [], onSend?: (r: Received) => void): TestMember {
+  const m: TestMember = {
     id,
     maxInFlight,
-    got,
+    got: [],
+    membership: undefined as unknown as GroupMembership,
     send: (event, delivery) => {
-      got.push({ event, delivery });
-      all.push({ event, delivery });
+      const r = { event, delivery, by: m };
+      m.got.push(r);
+      all.push(r);
+      onSend?.(r);
       return true;
     },
   };
+  return m;
+}
+
+async function join(manager: GroupManager, m: TestMember, filter = jobs): Promise<TestMember> {
+  m.membership = await manager.join('g', filter, m);
+  return m;
+}
+
+/** Acks a delivery through the membership it was delivered to. */
+function ack(r: Received): boolean {
+  return r.by.membership.ack(r.event.id);
 }
 
 /** Waits (polling) until a synchronous condition holds. */
@@ -73,13 +99,13 @@ function setup(settings: Partial<GroupSettings> = {}) {
 const jobs = TopicPattern.compile('jobs.*');
 
 describe('GroupPartition on the in-memory group store', () => {
-  it('keeps per-key order across members: a key waits while its previous event is unsettled', async () => {
+  it('keeps per-key order across members (a key waits while its previous event is unsettled); only the receiving member settles', async () => {
     const { log, manager, store } = setup();
     const arrived: Received[] = [];
     const a = member('a', 100, arrived);
     const b = member('b', 100, arrived);
-    await manager.join('g', jobs, a);
-    await manager.join('g', jobs, b);
+    await join(manager, a);
+    await join(manager, b);
     // Two keys in partition 0, interleaved; a non-matching topic is skipped.
     log.publish([
       { partition: 0, key: 'k1', topic: 'jobs.run', payload: 1 },
@@ -97,13 +123,18 @@ describe('GroupPartition on the in-memory group store', () => {
     await sleep(50);
     expect(all()).toHaveLength(2);
     // Settling k2's head lets k2's next go; k1 still waits.
-    expect(manager.ack('g', all()[1]!.event.id)).toBe(true);
+    // Only the member holding a delivery may settle it.
+    const [first, second] = all() as [Received, Received];
+    expect(first.by).not.toBe(second.by);
+    expect(first.by.membership.ack(second.event.id)).toBe(false);
+    expect(first.by.membership.nack(second.event.id, 3_600_000)).toBe(false);
+    expect(ack(second)).toBe(true);
     await until(() => all().length === 3, "k2's second event");
     expect(all()[2]?.event.payload).toBe(5);
-    expect(manager.ack('g', all()[0]!.event.id)).toBe(true);
+    expect(ack(first)).toBe(true);
     await until(() => all().length === 4, "k1's second event");
     expect(all()[3]?.event.payload).toBe(3);
-    for (const r of all().slice(2)) expect(manager.ack('g', r.event.id)).toBe(true);
+    for (const r of all().slice(2)) expect(ack(r)).toBe(true);
     // Every event settled (the skipped one included): the cursor covers the partition.
     await eventually(async () => (await store.loadCursor('g', 0)) === 5, 5_000, 'the cursor to reach the head');
   });
@@ -111,19 +142,11 @@ describe('GroupPartition on the in-memory group store', () => {
   it('delivers everything exactly once to acking members, in key order, under many keys and partitions', async () => {
     const { log, manager, store } = setup({ partitions: 4 });
     const acked: Received[] = [];
-    const members = ['m1', 'm2', 'm3'].map((id) => {
-      const m = member(id, 3);
-      const send = (e: LogEvent, n: number): boolean => m.send(e, n);
-      // Settles later, as a real client does.
-      return {
-        ...m,
-        send: (e: LogEvent, n: number) => (
-          setTimeout(() => manager.ack('g', e.id) && acked.push({ event: e, delivery: n }), 1),
-          send(e, n)
-        ),
-      };
-    });
-    for (const m of members) await manager.join('g', jobs, m);
+    // Each member settles later, as a real client does.
+    const members = ['m1', 'm2', 'm3'].map((id) =>
+      member(id, 3, [], (r) => void setTimeout(() => r.by.membership.ack(r.event.id) && acked.push(r), 1)),
+    );
+    for (const m of members) await join(manager, m);
     const inputs = Array.from({ length: 400 }, (_, i) => ({ partition: i % 4, key: `k${i % 13}`, topic: 'jobs.run', payload: i }));
     for (let i = 0; i < inputs.length; i += 50) log.publish(inputs.slice(i, i + 50));
     await until(() => acked.length === 400, 'every event to be acked');
@@ -147,8 +170,7 @@ describe('GroupPartition on the in-memory group store', () => {
 
   it('caps deliveries per member and feeds partitions that waited for capacity', async () => {
     const { log, manager } = setup({ partitions: 2 });
-    const m = member('solo', 1);
-    await manager.join('g', jobs, m);
+    const m = await join(manager, member('solo', 1));
     // One batch over both partitions: only one delivery may be in flight at a time.
     log.publish([
       { partition: 0, key: 'a', topic: 'jobs.run', payload: 1 },
@@ -160,7 +182,7 @@ describe('GroupPartition on the in-memory group store', () => {
       await until(() => m.got.length === n, `delivery ${n}`);
       await sleep(20);
       expect(m.got).toHaveLength(n);
-      expect(manager.ack('g', m.got[n - 1]!.event.id)).toBe(true);
+      expect(ack(m.got[n - 1]!)).toBe(true);
     }
     // Both partitions were served: freed capacity reached the partition that waited for it,
     // not only the partition whose ack freed it.
@@ -169,13 +191,12 @@ describe('GroupPartition on the in-memory group store', () => {
 
   it('redelivers after NACK and after the ack timeout with growing counts, then dead-letters and replays', async () => {
     const { log, manager, store } = setup({ ackTimeoutMs: 100, maxDeliveries: 3 });
-    const m = member('m');
-    await manager.join('g', jobs, m);
+    const m = await join(manager, member('m'));
     const [e] = log.publish([{ partition: 1, key: 'x', topic: 'jobs.run', payload: 'p' }]);
     const later = log.publish([{ partition: 1, key: 'x', topic: 'jobs.run', payload: 'after' }])[0]!;
     await until(() => m.got.length === 1, 'the first delivery');
-    expect(manager.nack('g', e!.id, 30)).toBe(true);
-    expect(manager.nack('g', e!.id, 30)).toBe(false); // not in flight any more
+    expect(m.membership.nack(e!.id, 30)).toBe(true);
+    expect(m.membership.nack(e!.id, 30)).toBe(false); // not in flight any more
     await until(() => m.got.length === 2, 'the redelivery after NACK');
     // No ack: the timeout redelivers, and the third failure dead-letters it.
     await until(() => m.got.length === 3, 'the redelivery after the ack timeout');
@@ -196,41 +217,40 @@ describe('GroupPartition on the in-memory group store', () => {
     // The key moves on past its dead event.
     await until(() => m.got.length === 4, 'the next event of the key');
     expect(m.got[3]?.event.id).toBe(later.id);
-    expect(manager.ack('g', later.id)).toBe(true);
+    expect(m.membership.ack(later.id)).toBe(true);
     expect(await store.requestReplay('g', e!.id)).toBe(true);
     await until(() => m.got.length === 5, 'the replayed dead letter');
     expect(m.got[4]).toMatchObject({ delivery: 1, event: { id: e!.id } });
-    expect(manager.ack('g', e!.id)).toBe(true);
+    expect(m.membership.ack(e!.id)).toBe(true);
     await eventually(async () => (await store.countDeadLetters('g')) === 0, 5_000, 'the replayed dead letter to be resolved');
     await eventually(async () => (await store.loadCursor('g', 1)) === 2, 5_000, 'the cursor');
   });
 
   it("gives a departed member's deliveries to another member at once, in key order", async () => {
     const { log, manager } = setup({ ackTimeoutMs: 60_000 });
-    const a = member('a', 1);
-    await manager.join('g', jobs, a);
+    const a = await join(manager, member('a', 1));
     const events = log.publish([
       { partition: 0, key: 'k', topic: 'jobs.run', payload: 1 },
       { partition: 0, key: 'k', topic: 'jobs.run', payload: 2 },
     ]);
     await until(() => a.got.length === 1, 'a to get the first event');
-    const b = member('b');
-    await manager.join('g', jobs, b);
+    const b = await join(manager, member('b'));
     await sleep(30);
     expect(b.got).toHaveLength(0); // the key is busy with a
-    await manager.leave('g', a);
+    await a.membership.leave();
     await until(() => b.got.length === 1, 'b to get the released event');
     expect(b.got[0]?.event.id).toBe(events[0]!.id);
-    expect(manager.ack('g', events[0]!.id)).toBe(true);
+    expect(b.membership.ack(events[0]!.id)).toBe(true);
     await until(() => b.got.length === 2, 'b to get the next one');
     expect(b.got[1]?.event.id).toBe(events[1]!.id);
   });
 
-  it('refuses a member with another filter and unknown acks', async () => {
+  it('refuses a member with another filter and unknown acks; leaving twice is harmless', async () => {
     const { manager } = setup();
-    await manager.join('g', jobs, member('a'));
+    const a = await join(manager, member('a'));
     await expect(manager.join('g', TopicPattern.compile('other.*'), member('b'))).rejects.toMatchObject({ code: 'GROUP_MISMATCH' });
-    expect(manager.ack('g', 'nope')).toBe(false);
-    expect(manager.ack('nogroup', 'nope')).toBe(false);
+    expect(a.membership.ack('nope')).toBe(false);
+    await a.membership.leave();
+    await a.membership.leave(); // idempotent
   });
 });

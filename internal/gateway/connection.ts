@@ -7,7 +7,7 @@ import type { Outbox, OutboxStore } from '../outbox/index.js';
 import { TopicPattern, topicProblem } from '../topic/index.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayError } from './errors.js';
-import type { GroupManager, GroupMember } from './groups.js';
+import type { GroupManager, GroupMember, GroupMembership } from './groups.js';
 import { LiveHub, toWire, type LiveSubscription } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 import { CloseCode, parseClientFrame, type ClientFrame, type ErrorCode, type StartFrom } from '../protocol/index.js';
@@ -38,7 +38,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 interface Subscription {
   readonly id: string;
   readonly pattern: TopicPattern;
-  readonly group: string | undefined;
+  /** The group membership of a group subscription. */
+  readonly group: GroupMembership | undefined;
   close(): Promise<void>;
 }
 
@@ -216,7 +217,8 @@ export class Connection {
         if (!s) return this.#err(f.id, 'NO_SUCH_SUBSCRIPTION', `no subscription ${f.sub}`);
         // Live subscriptions are at-most-once: there is nothing to settle.
         if (s.group === undefined) return this.#ok(f.id);
-        const done = f.op === 'ACK' ? this.#d.groups.ack(s.group, f.eventId) : this.#d.groups.nack(s.group, f.eventId, f.delayMs);
+        // Only the member the event was delivered to may settle it.
+        const done = f.op === 'ACK' ? s.group.ack(f.eventId) : s.group.nack(f.eventId, f.delayMs);
         return done
           ? this.#ok(f.id)
           : this.#err(f.id, 'NO_SUCH_DELIVERY', `no delivery ${f.eventId} in flight (already settled, or its partition moved)`);
@@ -348,8 +350,8 @@ export class Connection {
       maxInFlight: Math.min(maxInFlight ?? this.#d.config.maxInFlight, this.#d.config.maxInFlight),
       send: (event, delivery) => this.#sendEvent(id, event, JSON.stringify(toWire(event)), delivery),
     };
-    await this.#d.groups.join(group, pattern, member);
-    return { id, pattern, group, close: () => this.#d.groups.leave(group, member) };
+    const membership = await this.#d.groups.join(group, pattern, member);
+    return { id, pattern, group: membership, close: () => membership.leave() };
   }
 
   #liveSubscription(id: string, pattern: TopicPattern, from: StartFrom): Subscription {

@@ -17,6 +17,19 @@ export interface GroupMember {
   send(event: LogEvent, delivery: number): boolean;
 }
 
+/**
+ * A member's place in its group, returned by {@link GroupManager.join}. A
+ * delivery can be settled only through the membership it was delivered to.
+ */
+export interface GroupMembership {
+  /** Acknowledges a delivery made to this member; false when it holds no such delivery. */
+  ack(eventId: string): boolean;
+  /** Refuses a delivery made to this member (redelivered after `delayMs` or the backoff); false when it holds no such delivery. */
+  nack(eventId: string, delayMs: number | undefined): boolean;
+  /** Leaves the group; deliveries still held go to other members at once. Idempotent. */
+  leave(): Promise<void>;
+}
+
 /** Settings the groups share. */
 export interface GroupSettings {
   partitions: number;
@@ -361,14 +374,15 @@ class GroupPartition {
  *
  * Members with spare capacity wait in a ring (round-robin); partitions with
  * deliveries but no member to take them wait in a FIFO and are fed in turn as
- * capacity frees. Deliveries in flight are indexed by event id. None of this
- * grows with the number of members or partitions per event.
+ * capacity frees. Each member indexes its deliveries in flight by event id, so
+ * a settlement finds its delivery directly and only from the member that holds
+ * it. None of this grows with the number of members or partitions per event.
  */
 class GroupRuntime {
   readonly name: string;
   readonly filter: TopicPattern;
   readonly deps: GroupDeps;
-  readonly #members = new Map<string, Slot>();
+  readonly #members = new Set<Slot>();
   /** Members with spare capacity, in round-robin order (entries of gone or full members are skipped lazily). */
   readonly #ring = new Fifo<Slot>();
   /** Partitions with ready deliveries waiting for a member, oldest first. */
@@ -376,8 +390,6 @@ class GroupRuntime {
   /** The partition being fed now (it may dispatch ahead of the queue). */
   #feeding: GroupPartition | undefined;
   #feedScheduled = false;
-  /** Deliveries in flight, by event id. */
-  readonly #inflight = new Map<string, Delivery>();
   readonly #partitions = new Map<number, GroupPartition>();
   readonly #coordinator: PartitionCoordinator;
   #unlisten: (() => void) | undefined;
@@ -446,16 +458,15 @@ class GroupRuntime {
     gp?.abort();
   }
 
-  add(member: GroupMember): void {
+  add(member: GroupMember): Slot {
     const slot = new Slot(member);
-    this.#members.set(member.id, slot);
+    this.#members.add(slot);
     this.#offer(slot);
+    return slot;
   }
 
-  remove(member: GroupMember): void {
-    const slot = this.#members.get(member.id);
-    if (!slot) return;
-    this.#members.delete(member.id);
+  remove(slot: Slot): void {
+    if (!this.#members.delete(slot)) return;
     slot.gone = true;
     for (const d of [...slot.deliveries.values()]) d.partition.giveBack(d);
   }
@@ -479,13 +490,11 @@ class GroupRuntime {
   /** `d` went out to `slot`. */
   track(d: Delivery, slot: Slot): void {
     slot.deliveries.set(d.event.id, d);
-    this.#inflight.set(d.event.id, d);
   }
 
   /** `d` is no longer in flight at `slot`: the capacity returns. */
   untrack(d: Delivery, slot: Slot): void {
     slot.deliveries.delete(d.event.id);
-    if (this.#inflight.get(d.event.id) === d) this.#inflight.delete(d.event.id);
     slot.inFlight--;
     this.#offer(slot);
   }
@@ -532,13 +541,14 @@ class GroupRuntime {
     });
   }
 
-  ack(eventId: string): boolean {
-    const d = this.#inflight.get(eventId);
+  /** Settles a delivery held by `slot` (and only by it). */
+  ack(slot: Slot, eventId: string): boolean {
+    const d = slot.deliveries.get(eventId);
     return d ? d.partition.ack(d) : false;
   }
 
-  nack(eventId: string, delayMs: number | undefined): boolean {
-    const d = this.#inflight.get(eventId);
+  nack(slot: Slot, eventId: string, delayMs: number | undefined): boolean {
+    const d = slot.deliveries.get(eventId);
     return d ? d.partition.nack(d, delayMs, 'nacked') : false;
   }
 
@@ -562,7 +572,8 @@ export class GroupManager {
     this.#deps = deps;
   }
 
-  async join(name: string, filter: TopicPattern, member: GroupMember): Promise<void> {
+  /** Adds `member` to group `name` (registering the group on first use). */
+  async join(name: string, filter: TopicPattern, member: GroupMember): Promise<GroupMembership> {
     let runtime = this.#groups.get(name);
     if (!runtime) {
       let starting = this.#starting.get(name);
@@ -584,14 +595,19 @@ export class GroupManager {
       runtime = await starting;
     }
     if (runtime.filter.source !== filter.source) throw mismatch(name, runtime.filter.source, filter.source);
-    runtime.add(member);
+    const r = runtime;
+    const slot = r.add(member);
+    let left: Promise<void> | undefined;
+    return {
+      ack: (eventId) => r.ack(slot, eventId),
+      nack: (eventId, delayMs) => r.nack(slot, eventId, delayMs),
+      leave: () => (left ??= this.#leave(name, r, slot)),
+    };
   }
 
-  async leave(name: string, member: GroupMember): Promise<void> {
-    const runtime = this.#groups.get(name);
-    if (!runtime) return;
-    runtime.remove(member);
-    if (runtime.memberCount === 0) {
+  async #leave(name: string, runtime: GroupRuntime, slot: Slot): Promise<void> {
+    runtime.remove(slot);
+    if (runtime.memberCount === 0 && this.#groups.get(name) === runtime) {
       this.#groups.delete(name);
       // Tracked so a shutdown waits for these releases before the database closes.
       const stopping = runtime.stop();
@@ -602,14 +618,6 @@ export class GroupManager {
         this.#stopping.delete(stopping);
       }
     }
-  }
-
-  ack(name: string, eventId: string): boolean {
-    return this.#groups.get(name)?.ack(eventId) ?? false;
-  }
-
-  nack(name: string, eventId: string, delayMs: number | undefined): boolean {
-    return this.#groups.get(name)?.nack(eventId, delayMs) ?? false;
   }
 
   /** Flushes cursors and releases every group lease. */

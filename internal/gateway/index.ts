@@ -26,7 +26,15 @@ export {
   type StartFrom,
   type WireEvent,
 } from '../protocol/index.js';
-export { GroupManager, type GroupDeps, type GroupLogReader, type GroupMember, type GroupSettings, type GroupTail } from './groups.js';
+export {
+  GroupManager,
+  type GroupDeps,
+  type GroupLogReader,
+  type GroupMember,
+  type GroupMembership,
+  type GroupSettings,
+  type GroupTail,
+} from './groups.js';
 export { TokenBucket } from './tokens.js';
 export { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 export { toWire as toWireEvent } from './hub.js';

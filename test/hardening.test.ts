@@ -1,0 +1,62 @@
+/**
+ * Regression tests for the defects of the black-box attack run (issue 11), each
+ * over real sockets or real HTTP against in-process gateways and drainers on
+ * the test server.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { useTestDb } from './harness/db.js';
+import { rootToken, startHub, type TestHub } from './harness/hub.js';
+import { TestClient } from './harness/ws-client.js';
+
+const t = useTestDb('hardening');
+const clients: TestClient[] = [];
+const hubs: TestHub[] = [];
+let hubCount = 0;
+
+async function hub(env: Record<string, string> = {}, name = `${t.name}_${++hubCount}`): Promise<TestHub> {
+  const h = await startHub(t.url, name, env);
+  hubs.push(h);
+  return h;
+}
+async function client(port: number, token?: string): Promise<TestClient> {
+  const c = token ? await TestClient.authed(port, token) : await TestClient.connect(port);
+  clients.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.ws.terminate();
+  for (const h of hubs.splice(0)) await h.stop();
+});
+
+describe('group deliveries are bound to their member (1)', () => {
+  it('settles a delivery only from the connection and member it was delivered to', async () => {
+    const h = await hub({ ACK_TIMEOUT: '20s' });
+    const token = await rootToken();
+    const a = await client(h.port, token);
+    const b = await client(h.port, token);
+    for (const c of [a, b]) {
+      expect(await c.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'bound.*', group: 'bound', maxInFlight: 1 })).toMatchObject({
+        op: 'OK',
+      });
+    }
+    const pub = await client(h.port, token);
+    const { eventId } = (await pub.request({ op: 'PUBLISH', topic: 'bound.x', key: 'k', payload: 1 })) as unknown as { eventId: string };
+    const isEvent = (f: { op: string }) => f.op === 'EVENT';
+    const owner = await Promise.race([a.waitFor(isEvent).then(() => a), b.waitFor(isEvent).then(() => b)]);
+    const other = owner === a ? b : a;
+    // Another connection of the group can neither ack nor nack it (not even to delay it for an hour)...
+    expect(await other.request({ op: 'ACK', sub: 'g', eventId })).toMatchObject({ op: 'ERR', code: 'NO_SUCH_DELIVERY' });
+    expect(await other.request({ op: 'NACK', sub: 'g', eventId, delayMs: 3_600_000 })).toMatchObject({
+      op: 'ERR',
+      code: 'NO_SUCH_DELIVERY',
+    });
+    // ...nor can another subscription of the same connection in the same group.
+    expect(await owner.request({ op: 'SUBSCRIBE', sub: 'g2', topic: 'bound.*', group: 'bound' })).toMatchObject({ op: 'OK' });
+    expect(await owner.request({ op: 'ACK', sub: 'g2', eventId })).toMatchObject({ op: 'ERR', code: 'NO_SUCH_DELIVERY' });
+    // The delivery is still the owner's to settle.
+    expect(await owner.request({ op: 'ACK', sub: 'g', eventId })).toMatchObject({ op: 'OK' });
+    await sleep(300);
+    expect([...a.events(), ...b.events()].filter((f) => f.event.id === eventId)).toHaveLength(1);
+  });
+});
