@@ -179,12 +179,68 @@ describe('policy', () => {
     expect(p.canSubscribe(TopicPattern.compile('audit.*.x'))).toBe(false);
   });
 
+  it('accepts the rules shape and grants groups: deny wins, groups not granted are denied once any rule names groups', () => {
+    const orders = TopicPattern.compile('orders.*');
+    const p = Policy.fromClaims({
+      policy: {
+        rules: [
+          { effect: 'allow', action: 'publish', topics: ['orders.*'] },
+          { effect: 'allow', action: 'subscribe', topics: ['orders.*', 'invoices.*'], groups: ['billing', 'audit'] },
+          { effect: 'allow', action: '*', topics: ['audit.**'], groups: ['*'] },
+          { effect: 'deny', action: 'subscribe', topics: ['audit.secret.**'], groups: ['reporting'] },
+          { effect: 'deny', action: 'subscribe', topics: ['orders.internal'] },
+        ],
+      },
+    });
+    expect(p.canPublish('orders.created')).toBe(true);
+    expect(p.canPublish('audit.x')).toBe(true);
+    expect(p.canPublish('invoices.created')).toBe(false);
+    // Groups named by an allow rule that covers the filter.
+    expect(p.canSubscribe(TopicPattern.compile('orders.created'), 'billing')).toBe(true);
+    expect(p.canSubscribe(TopicPattern.compile('invoices.paid'), 'audit')).toBe(true);
+    expect(p.canSubscribe(TopicPattern.compile('orders.created'), 'shipping')).toBe(false);
+    expect(p.canSubscribe(TopicPattern.compile('audit.x.y'), 'anything')).toBe(true);
+    // Deny wins: for the groups it names, or for every subscription when it names none.
+    expect(p.canSubscribe(TopicPattern.compile('audit.secret.x'), 'reporting')).toBe(false);
+    expect(p.canSubscribe(TopicPattern.compile('audit.secret.x'), 'ops')).toBe(true);
+    expect(p.canSubscribe(TopicPattern.compile('audit.secret.x'))).toBe(true);
+    expect(p.canSubscribe(orders, 'billing')).toBe(false);
+    expect(p.canSubscribe(orders)).toBe(false);
+    // Live subscriptions are decided by topic alone.
+    expect(p.canSubscribe(TopicPattern.compile('invoices.*'))).toBe(true);
+
+    // Without any rule naming groups, a topic grant allows any group (tokens issued before group grants).
+    const legacy = Policy.fromClaims({
+      scopes: 'subscribe:orders.*',
+      policy: { rules: [{ effect: 'allow', action: 'subscribe', topics: ['x.*'] }] },
+    });
+    expect(legacy.canSubscribe(orders, 'whatever')).toBe(true);
+    // Once one does, topic-only rules no longer grant groups.
+    const scoped = Policy.fromClaims({
+      scopes: 'subscribe:orders.*',
+      policy: { allow: [{ action: 'subscribe', topic: 'x.*', groups: ['g'] }] },
+    });
+    expect(scoped.canSubscribe(orders)).toBe(true);
+    expect(scoped.canSubscribe(orders, 'g')).toBe(false);
+    expect(scoped.canSubscribe(TopicPattern.compile('x.*'), 'g')).toBe(true);
+  });
+
   it('refuses malformed policy claims with CLAIMS_INVALID', () => {
     for (const claims of [
       { scopes: 7 },
       { scopes: ['publish:a..b'] },
       { policy: { allow: [{ action: 'delete', topic: 'a' }] } },
       { policy: { deny: 'x' } },
+      { policy: [] },
+      { policy: { rules: {} } },
+      { policy: { rules: [{ effect: 'permit', action: 'publish', topics: ['a'] }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'publish', topics: [] }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'publish', topic: 'a' }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'subscribe', topics: ['a.**.b.'] }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'subscribe', topics: ['a'], groups: 'billing' }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'subscribe', topics: ['a'], groups: ['bad group'] }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'publish', topics: ['a'], groups: ['billing'] }] } },
+      { policy: { rules: [{ effect: 'allow', action: '*', topics: Array.from({ length: 300 }, (_, i) => `t${i}`) }] } },
     ]) {
       expect(() => Policy.fromClaims(claims)).toThrow(expect.objectContaining({ code: 'CLAIMS_INVALID' }));
     }

@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useTestDb } from './harness/db.js';
-import { rootToken, startHub, type TestHub } from './harness/hub.js';
+import { rootToken, startHub, testToken, type TestHub } from './harness/hub.js';
 import { TestClient } from './harness/ws-client.js';
 
 const t = useTestDb('hardening');
@@ -58,5 +58,57 @@ describe('group deliveries are bound to their member (1)', () => {
     expect(await owner.request({ op: 'ACK', sub: 'g', eventId })).toMatchObject({ op: 'OK' });
     await sleep(300);
     expect([...a.events(), ...b.events()].filter((f) => f.event.id === eventId)).toHaveLength(1);
+  });
+});
+
+describe('consumer groups are scoped by the token (2)', () => {
+  const rules = (groups: string[]) => ({
+    policy: {
+      rules: [
+        { effect: 'allow', action: 'publish', topics: ['pay.*'] },
+        { effect: 'allow', action: 'subscribe', topics: ['pay.*'], groups },
+        { effect: 'deny', action: 'subscribe', topics: ['pay.*'], groups: ['payroll'] },
+      ],
+    },
+  });
+
+  it('lets a token join only the groups it grants, with deny winning, and revokes a group on re-AUTH', async () => {
+    const h = await hub();
+    const billing = await client(h.port, await testToken(rules(['billing']), { sub: 'svc-billing' }));
+    expect(await billing.request({ op: 'SUBSCRIBE', sub: 'b', topic: 'pay.*', group: 'billing' })).toMatchObject({ op: 'OK' });
+    // Live subscriptions are decided by topic alone.
+    expect(await billing.request({ op: 'SUBSCRIBE', sub: 'live', topic: 'pay.*' })).toMatchObject({ op: 'OK' });
+    const mallory = await client(h.port, await testToken(rules(['reporting']), { sub: 'mallory' }));
+    expect(await mallory.request({ op: 'SUBSCRIBE', sub: 'b', topic: 'pay.*', group: 'billing' })).toMatchObject({
+      op: 'ERR',
+      code: 'FORBIDDEN',
+    });
+    expect(await mallory.request({ op: 'SUBSCRIBE', sub: 'r', topic: 'pay.*', group: 'reporting' })).toMatchObject({ op: 'OK' });
+    const any = await client(h.port, await testToken(rules(['*']), { sub: 'ops' }));
+    expect(await any.request({ op: 'SUBSCRIBE', sub: 'x', topic: 'pay.*', group: 'anything' })).toMatchObject({ op: 'OK' });
+    expect(await any.request({ op: 'SUBSCRIBE', sub: 'p', topic: 'pay.*', group: 'payroll' })).toMatchObject({
+      op: 'ERR',
+      code: 'FORBIDDEN',
+    });
+
+    // The event goes to billing's member; mallory is not in the group and cannot settle it.
+    const { eventId } = (await billing.request({ op: 'PUBLISH', topic: 'pay.done', key: 'k', payload: 1 })) as unknown as {
+      eventId: string;
+    };
+    await billing.waitFor((f) => f.op === 'EVENT' && f.sub === 'b');
+    expect(await mallory.request({ op: 'ACK', sub: 'b', eventId })).toMatchObject({ op: 'ERR', code: 'NO_SUCH_SUBSCRIPTION' });
+
+    // A refreshed token without the group takes the membership away.
+    expect(await billing.request({ op: 'AUTH', token: await testToken(rules(['other']), { sub: 'svc-billing' }) })).toMatchObject({
+      op: 'OK',
+    });
+    expect(await billing.waitFor((f) => f.op === 'ERR' && f.code === 'SUBSCRIPTION_REVOKED')).toMatchObject({ sub: 'b' });
+    expect(await billing.request({ op: 'ACK', sub: 'b', eventId })).toMatchObject({ op: 'ERR', code: 'NO_SUCH_SUBSCRIPTION' });
+  });
+
+  it('still lets tokens that name no groups join any group their topics allow', async () => {
+    const h = await hub();
+    const c = await client(h.port, await testToken({ scopes: 'subscribe:pay.*' }));
+    expect(await c.request({ op: 'SUBSCRIBE', sub: 's', topic: 'pay.*', group: 'whatever' })).toMatchObject({ op: 'OK' });
   });
 });

@@ -38,8 +38,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 interface Subscription {
   readonly id: string;
   readonly pattern: TopicPattern;
-  /** The group membership of a group subscription. */
-  readonly group: GroupMembership | undefined;
+  /** The group of a group subscription, and the membership settlements go through. */
+  readonly group: { readonly name: string; readonly membership: GroupMembership } | undefined;
   close(): Promise<void>;
 }
 
@@ -218,7 +218,8 @@ export class Connection {
         // Live subscriptions are at-most-once: there is nothing to settle.
         if (s.group === undefined) return this.#ok(f.id);
         // Only the member the event was delivered to may settle it.
-        const done = f.op === 'ACK' ? s.group.ack(f.eventId) : s.group.nack(f.eventId, f.delayMs);
+        const { membership } = s.group;
+        const done = f.op === 'ACK' ? membership.ack(f.eventId) : membership.nack(f.eventId, f.delayMs);
         return done
           ? this.#ok(f.id)
           : this.#err(f.id, 'NO_SUCH_DELIVERY', `no delivery ${f.eventId} in flight (already settled, or its partition moved)`);
@@ -250,11 +251,12 @@ export class Connection {
     this.#armExpiry(principal.expiresAt.getTime());
     // A refreshed token may grant less: drop what is no longer allowed.
     for (const s of [...this.#subs.values()]) {
-      if (principal.policy.canSubscribe(s.pattern)) continue;
+      if (principal.policy.canSubscribe(s.pattern, s.group?.name)) continue;
       this.#subs.delete(s.id);
       await s.close();
       this.#d.metrics.aclDenials.inc({ op: 'SUBSCRIBE' });
-      this.#err(null, 'SUBSCRIPTION_REVOKED', `the new token does not allow ${s.pattern.source}`, { sub: s.id });
+      const what = s.group ? `${s.pattern.source} in group ${s.group.name}` : s.pattern.source;
+      this.#err(null, 'SUBSCRIPTION_REVOKED', `the new token does not allow ${what}`, { sub: s.id });
     }
     this.#ok(id, { subject: principal.subject, expiresAt: principal.expiresAt.toISOString() });
   }
@@ -328,9 +330,10 @@ export class Connection {
     } catch (err) {
       return this.#err(f.id, 'INVALID_PATTERN', (err as Error).message);
     }
-    if (!this.#principal?.policy.canSubscribe(pattern)) {
+    if (!this.#principal?.policy.canSubscribe(pattern, f.group)) {
       this.#d.metrics.aclDenials.inc({ op: 'SUBSCRIBE' });
-      return this.#err(f.id, 'FORBIDDEN', `not allowed to subscribe to ${f.topic}`);
+      const what = f.group === undefined ? f.topic : `${f.topic} in group ${f.group}`;
+      return this.#err(f.id, 'FORBIDDEN', `not allowed to subscribe to ${what}`);
     }
     const sub =
       f.group === undefined
@@ -351,7 +354,7 @@ export class Connection {
       send: (event, delivery) => this.#sendEvent(id, event, JSON.stringify(toWire(event)), delivery),
     };
     const membership = await this.#d.groups.join(group, pattern, member);
-    return { id, pattern, group: membership, close: () => membership.leave() };
+    return { id, pattern, group: { name: group, membership }, close: () => membership.leave() };
   }
 
   #liveSubscription(id: string, pattern: TopicPattern, from: StartFrom): Subscription {
