@@ -4,8 +4,10 @@
  * the test server.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SignJWT } from 'jose';
+import { CloseCode } from '../internal/protocol/index.js';
 import { useTestDb } from './harness/db.js';
-import { rootToken, startHub, testToken, type TestHub } from './harness/hub.js';
+import { TEST_SECRET, rootToken, startHub, testToken, type TestHub } from './harness/hub.js';
 import { TestClient } from './harness/ws-client.js';
 
 const t = useTestDb('hardening');
@@ -110,5 +112,29 @@ describe('consumer groups are scoped by the token (2)', () => {
     const h = await hub();
     const c = await client(h.port, await testToken({ scopes: 'subscribe:pay.*' }));
     expect(await c.request({ op: 'SUBSCRIBE', sub: 's', topic: 'pay.*', group: 'whatever' })).toMatchObject({ op: 'OK' });
+  });
+});
+
+describe('the subject must be a non-empty string (3)', () => {
+  /** A token whose `sub` claim is exactly `sub` (jose's setSubject would refuse the bad ones). */
+  const withSub = (sub: unknown) =>
+    new SignJWT({ sub, scopes: 'publish:** subscribe:**' } as Record<string, unknown>)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 300)
+      .sign(new TextEncoder().encode(TEST_SECRET));
+
+  it('refuses an empty, numeric or oversized sub with CLAIMS_INVALID and closes the connection', async () => {
+    const h = await hub();
+    for (const sub of ['', 42, 'x'.repeat(256), ['alice'], { id: 'alice' }, null]) {
+      const c = await client(h.port);
+      expect({ sub, reply: await c.request({ op: 'AUTH', token: await withSub(sub) }) }).toMatchObject({
+        sub,
+        reply: { op: 'ERR', code: 'AUTH_FAILED', reason: 'CLAIMS_INVALID' },
+      });
+      expect((await c.closed).code).toBe(CloseCode.AUTH_FAILED);
+    }
+    // A numeric subject cannot pass for the string one: the string one still works on its own.
+    const ok = await client(h.port);
+    expect(await ok.request({ op: 'AUTH', token: await withSub('42') })).toMatchObject({ op: 'OK', subject: '42' });
   });
 });

@@ -25,6 +25,8 @@ export type Algorithm = (typeof SUPPORTED_ALGORITHMS)[number];
 export const MAX_CLOCK_TOLERANCE_S = 300;
 /** Longest token accepted, in characters. */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
+/** Longest subject accepted, in characters (OpenID Connect's bound). */
+export const MAX_SUBJECT_LENGTH = 255;
 
 /** Where verification keys come from. */
 export type KeySource =
@@ -119,8 +121,12 @@ export async function createJoseVerifier(options: JoseVerifierOptions): Promise<
       } catch (err) {
         throw classify(err, keys.kind === 'jwks');
       }
-      const policy = Policy.fromClaims(payload as Record<string, unknown>);
-      return Object.freeze({ subject: String(payload.sub), expiresAt: new Date((payload.exp as number) * 1000), policy });
+      // jose checks that sub is present, not its type: a numeric sub would collide with the string one.
+      const subject = payload.sub as unknown;
+      if (typeof subject !== 'string' || subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH)
+        throw new AuthError('CLAIMS_INVALID', `sub must be a non-empty string of at most ${MAX_SUBJECT_LENGTH} characters`);
+      const policy = Policy.fromClaims(payload);
+      return Object.freeze({ subject, expiresAt: new Date((payload.exp as number) * 1000), policy });
     },
   };
 }
