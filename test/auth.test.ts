@@ -131,13 +131,19 @@ describe('jose verifier', () => {
       const two = await generateKeyPair('ES256', { extractable: true });
       keys = [{ ...(await exportJWK(one.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }];
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
-      const v = await createJoseVerifier({ algorithms: ['ES256'], keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 0 } });
+      const v = await createJoseVerifier({
+        algorithms: ['ES256'],
+        keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 0, cacheMaxAgeMs: 60_000 },
+      });
       expect((await v.verify(await token({}, one.privateKey, { alg: 'ES256', kid: 'k1' }))).subject).toBe('alice');
       expect(await refused(v.verify(await token({}, two.privateKey, { alg: 'ES256', kid: 'k2' })))).toBe('UNKNOWN_KEY');
       keys = [...keys, { ...(await exportJWK(two.publicKey)), kid: 'k2', alg: 'ES256', use: 'sig' }];
       expect((await v.verify(await token({}, two.privateKey, { alg: 'ES256', kid: 'k2' }))).subject).toBe('alice');
 
-      const slow = await createJoseVerifier({ algorithms: ['ES256'], keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 60_000 } });
+      const slow = await createJoseVerifier({
+        algorithms: ['ES256'],
+        keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 60_000, cacheMaxAgeMs: 60_000 },
+      });
       await slow.verify(await token({}, one.privateKey, { alg: 'ES256', kid: 'k1' }));
       const before = fetches;
       for (let i = 0; i < 5; i++)
@@ -145,10 +151,30 @@ describe('jose verifier', () => {
       expect(fetches - before).toBeLessThanOrEqual(1);
     });
 
+    it('stops verifying a key removed from the set once the cache age has passed', async () => {
+      const one = await generateKeyPair('ES256', { extractable: true });
+      const two = await generateKeyPair('ES256', { extractable: true });
+      keys = [
+        { ...(await exportJWK(one.publicKey)), kid: 'old', alg: 'ES256', use: 'sig' },
+        { ...(await exportJWK(two.publicKey)), kid: 'new', alg: 'ES256', use: 'sig' },
+      ];
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+      const v = await createJoseVerifier({
+        algorithms: ['ES256'],
+        keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 60_000, cacheMaxAgeMs: 300 },
+      });
+      const oldToken = await token({}, one.privateKey, { alg: 'ES256', kid: 'old' });
+      expect((await v.verify(oldToken)).subject).toBe('alice');
+      keys = keys.filter((k) => k.kid !== 'old');
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await refused(v.verify(oldToken))).toBe('UNKNOWN_KEY');
+      expect((await v.verify(await token({}, two.privateKey, { alg: 'ES256', kid: 'new' }))).subject).toBe('alice');
+    });
+
     it('reports an unreachable key set as KEYS_UNAVAILABLE', async () => {
       const v = await createJoseVerifier({
         algorithms: ['ES256'],
-        keys: { kind: 'jwks', url: 'http://127.0.0.1:1/jwks.json', timeoutMs: 500, cooldownMs: 0 },
+        keys: { kind: 'jwks', url: 'http://127.0.0.1:1/jwks.json', timeoutMs: 500, cooldownMs: 0, cacheMaxAgeMs: 60_000 },
       });
       const { privateKey } = await generateKeyPair('ES256');
       expect(await refused(v.verify(await token({}, privateKey, { alg: 'ES256', kid: 'k1' })))).toBe('KEYS_UNAVAILABLE');

@@ -3,8 +3,10 @@
  * over real sockets or real HTTP against in-process gateways and drainers on
  * the test server.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SignJWT } from 'jose';
+import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { CloseCode } from '../internal/protocol/index.js';
 import { useTestDb } from './harness/db.js';
 import { TEST_SECRET, rootToken, startHub, testToken, type TestHub } from './harness/hub.js';
@@ -136,5 +138,45 @@ describe('the subject must be a non-empty string (3)', () => {
     // A numeric subject cannot pass for the string one: the string one still works on its own.
     const ok = await client(h.port);
     expect(await ok.request({ op: 'AUTH', token: await withSub('42') })).toMatchObject({ op: 'OK', subject: '42' });
+  });
+});
+
+describe('a key rotated out of the JWKS stops verifying (4)', () => {
+  let jwks: Server;
+  let keys: JWK[] = [];
+  beforeAll(async () => {
+    jwks = createServer((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys })));
+    await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', () => r()));
+  });
+  afterAll(() => new Promise<void>((r) => jwks.close(() => r())));
+
+  it('refuses AUTH with a removed key within JWKS_CACHE_MAX_AGE', async () => {
+    const retired = await generateKeyPair('ES256', { extractable: true });
+    const current = await generateKeyPair('ES256', { extractable: true });
+    const jwk = async (k: CryptoKey, kid: string): Promise<JWK> => ({ ...(await exportJWK(k)), kid, alg: 'ES256', use: 'sig' });
+    keys = [await jwk(retired.publicKey, 'retired'), await jwk(current.publicKey, 'current')];
+    const h = await hub({
+      JWT_SECRET: '',
+      JWT_ALGORITHMS: 'ES256',
+      JWKS_URL: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
+      JWKS_CACHE_MAX_AGE: '500ms',
+    });
+    const sign = (key: CryptoKey, kid: string) =>
+      new SignJWT({ scopes: 'subscribe:**' })
+        .setProtectedHeader({ alg: 'ES256', kid })
+        .setSubject('rotated')
+        .setExpirationTime(Math.floor(Date.now() / 1000) + 300)
+        .sign(key);
+    const oldToken = await sign(retired.privateKey, 'retired');
+    expect(await (await client(h.port)).request({ op: 'AUTH', token: oldToken })).toMatchObject({ op: 'OK' });
+    // The issuer rotates the key out.
+    keys = [await jwk(current.publicKey, 'current')];
+    await sleep(800);
+    const late = await client(h.port);
+    expect(await late.request({ op: 'AUTH', token: oldToken })).toMatchObject({ op: 'ERR', code: 'AUTH_FAILED', reason: 'UNKNOWN_KEY' });
+    expect((await late.closed).code).toBe(CloseCode.AUTH_FAILED);
+    expect(await (await client(h.port)).request({ op: 'AUTH', token: await sign(current.privateKey, 'current') })).toMatchObject({
+      op: 'OK',
+    });
   });
 });

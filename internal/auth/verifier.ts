@@ -33,7 +33,18 @@ export type KeySource =
   | { kind: 'secret'; secret: string }
   | { kind: 'pem'; pem: string }
   | { kind: 'pem-file'; path: string }
-  | { kind: 'jwks'; url: string; timeoutMs: number; cooldownMs: number };
+  | {
+      kind: 'jwks';
+      url: string;
+      timeoutMs: number;
+      /** Least time between refetches for an unknown `kid`. */
+      cooldownMs: number;
+      /**
+       * Age after which the cached key set is fetched again before a verification: a key
+       * removed from the JWKS stops verifying new tokens at most this long (plus one fetch) later.
+       */
+      cacheMaxAgeMs: number;
+    };
 
 /** Options for {@link createJoseVerifier}. */
 export interface JoseVerifierOptions {
@@ -71,8 +82,10 @@ function classify(err: unknown, remoteKeys: boolean): AuthError {
 
 /**
  * A {@link TokenVerifier} on jose: HS* with a shared secret, RS/PS/ES/EdDSA with
- * a PEM public key, or a remote JWKS with explicit timeout and cooldown (key
- * rotation: an unknown `kid` refetches at most once per cooldown).
+ * a PEM public key, or a remote JWKS with explicit timeout, cooldown and cache
+ * age (key rotation: an unknown `kid` refetches at most once per cooldown; a
+ * key set older than its cache age is refetched before use, so a removed key
+ * stops verifying within that age).
  */
 export async function createJoseVerifier(options: JoseVerifierOptions): Promise<TokenVerifier> {
   const algorithms = [...options.algorithms];
@@ -92,7 +105,11 @@ export async function createJoseVerifier(options: JoseVerifierOptions): Promise<
   let key: Uint8Array | CryptoKey | JWTVerifyGetKey;
   if (keys.kind === 'secret') key = new TextEncoder().encode(keys.secret);
   else if (keys.kind === 'jwks')
-    key = createRemoteJWKSet(new URL(keys.url), { timeoutDuration: keys.timeoutMs, cooldownDuration: keys.cooldownMs });
+    key = createRemoteJWKSet(new URL(keys.url), {
+      timeoutDuration: keys.timeoutMs,
+      cooldownDuration: keys.cooldownMs,
+      cacheMaxAge: keys.cacheMaxAgeMs,
+    });
   else {
     const pem = keys.kind === 'pem' ? keys.pem : await readFile(keys.path, 'utf8');
     if (algorithms.length !== 1) throw new AuthError('VERIFIER_CONFIG', 'a PEM public key goes with exactly one algorithm');
