@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { CloseCode } from '../internal/protocol/index.js';
+import { testCapabilities } from './harness/capabilities.js';
 import { useTestDb } from './harness/db.js';
 import { TEST_SECRET, rootToken, startHub, testToken, type TestHub } from './harness/hub.js';
 import { TestClient } from './harness/ws-client.js';
@@ -178,5 +179,41 @@ describe('a key rotated out of the JWKS stops verifying (4)', () => {
     expect(await (await client(h.port)).request({ op: 'AUTH', token: await sign(current.privateKey, 'current') })).toMatchObject({
       op: 'OK',
     });
+  });
+});
+
+describe('unstorable payloads are refused, not answered "retry" (5)', () => {
+  it('answers INVALID_PAYLOAD for keys, depth, values and headers the database cannot store or JSON cannot carry', async () => {
+    const h = await hub();
+    const c = await client(h.port, await rootToken());
+    let deep = '1';
+    for (let i = 0; i < 150; i++) deep = `{"d":${deep}}`;
+    // Raw frames: some of these cannot be written as JavaScript objects and sent through JSON.stringify.
+    const frames = [
+      '{"op":"PUBLISH","id":"dollar","topic":"t.x","payload":{"$set":{"admin":true}}}',
+      '{"op":"PUBLISH","id":"nested-dollar","topic":"t.x","payload":{"a":[{"$where":"1"}]}}',
+      '{"op":"PUBLISH","id":"dotted","topic":"t.x","payload":{"a.b":1}}',
+      '{"op":"PUBLISH","id":"nul","topic":"t.x","payload":{"a\\u0000b":1}}',
+      `{"op":"PUBLISH","id":"deep","topic":"t.x","payload":${deep}}`,
+      '{"op":"PUBLISH","id":"infinity","topic":"t.x","payload":{"n":1e400}}',
+      '{"op":"PUBLISH","id":"header-dollar","topic":"t.x","payload":1,"headers":{"$x":"y"}}',
+      '{"op":"PUBLISH","id":"header-number","topic":"t.x","payload":1,"headers":{"n":1}}',
+    ];
+    for (const text of frames) {
+      const id = (JSON.parse(text) as { id: string }).id;
+      const reply = c.waitFor((f) => f.op !== 'EVENT' && f.id === id);
+      c.ws.send(text);
+      expect({ id, reply: await reply }).toMatchObject({ id, reply: { op: 'ERR', code: 'INVALID_PAYLOAD' } });
+    }
+    expect(await c.request({ op: 'PUBLISH', topic: 't.x', payload: { fine: [1, { two: 2 }] } })).toMatchObject({ op: 'OK' });
+  });
+
+  it('answers a payload the server itself refuses with INVALID_PAYLOAD, never UNAVAILABLE', async () => {
+    const h = await hub();
+    const c = await client(h.port, await rootToken());
+    // An array directly inside an array: valid JSON and BSON, stored by MongoDB, refused by FerretDB 1.x.
+    const reply = await c.request({ op: 'PUBLISH', topic: 't.x', payload: { matrix: [[1, 2], [3]] } });
+    if (testCapabilities().flavor === 'ferretdb') expect(reply).toMatchObject({ op: 'ERR', code: 'INVALID_PAYLOAD' });
+    else expect(reply).toMatchObject({ op: 'OK' });
   });
 });

@@ -3,6 +3,7 @@ import { AuthError, type Principal, type TokenVerifier } from '../auth/index.js'
 import { describeError, isHubError } from '../errors/index.js';
 import type { EventLog, LogEvent } from '../eventlog/index.js';
 import type { Logger } from '../log/index.js';
+import { isDocumentRejectedError, isTransientError } from '../mongo/index.js';
 import type { Outbox, OutboxStore } from '../outbox/index.js';
 import { TopicPattern, topicProblem } from '../topic/index.js';
 import type { GatewayConfig } from './config.js';
@@ -29,6 +30,16 @@ export interface ConnectionDeps {
 }
 
 type State = 'authenticating' | 'open' | 'closed';
+
+/** True when `err`, or an error it wraps, is a storage failure that may pass if retried. */
+function retryable(err: unknown): boolean {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e !== undefined; i++) {
+    if (isTransientError(e)) return true;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return false;
+}
 
 /** Consecutive malformed frames tolerated before the connection is closed. */
 const MAX_BAD_FRAMES = 10;
@@ -161,7 +172,8 @@ export class Connection {
       this.#bad(null, 'BAD_FRAME', 'binary frames are not part of the protocol');
       return;
     }
-    const parsed = parseClientFrame(data.toString());
+    // ws hands text frames over as one Buffer (binaryType 'nodebuffer', the default).
+    const parsed = parseClientFrame((data as Buffer).toString('utf8'));
     if (!('op' in parsed)) {
       this.#d.metrics.framesIn.inc({ op: 'invalid' });
       this.#bad(parsed.id, parsed.code, parsed.message);
@@ -179,11 +191,11 @@ export class Connection {
       });
     }
     run.catch((err: unknown) => {
-      if (err instanceof GatewayError) this.#err(parsed.id, err.code, err.message);
-      else {
-        this.#log.error('request failed', { op: parsed.op, err: describeError(err) });
-        this.#err(parsed.id, 'UNAVAILABLE', 'the request could not be completed; retry');
-      }
+      if (err instanceof GatewayError) return this.#err(parsed.id, err.code, err.message);
+      this.#log.error('request failed', { op: parsed.op, err: describeError(err) });
+      // Only a failure that can pass is reported as one to retry.
+      if (retryable(err)) this.#err(parsed.id, 'UNAVAILABLE', 'the request could not be completed; retry');
+      else this.#err(parsed.id, 'INTERNAL', 'the request failed; retrying it unchanged will not help');
     });
   }
 
@@ -314,8 +326,11 @@ export class Connection {
         INVALID_ID: 'INVALID_PAYLOAD',
       };
       const code = map[err.code];
-      if (!code) throw err;
-      this.#err(f.id, code, err.message);
+      if (code) return this.#err(f.id, code, err.message);
+      // Validation should leave nothing for the server to refuse; if it still does, say so rather than "retry".
+      if (err.code === 'WRITE_FAILED' && isDocumentRejectedError(err.cause))
+        return this.#err(f.id, 'INVALID_PAYLOAD', 'the database refused to store this event');
+      throw err;
     }
   }
 
@@ -390,7 +405,10 @@ export class Connection {
       id,
       pattern,
       group: undefined,
-      close: async () => hub.remove(live),
+      close: () => {
+        hub.remove(live);
+        return Promise.resolve();
+      },
     };
   }
 

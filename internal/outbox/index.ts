@@ -3,7 +3,9 @@
  * and the store port the drainer reads them through.
  *
  * Invariants:
- * - Validation happens before any write: an invalid batch writes nothing.
+ * - Validation happens before any write: an invalid batch writes nothing. A
+ *   payload that passes validation is storable and reaches consumers unchanged
+ *   (keys, depth, size and types are checked; see validateMessage).
  * - A message's id is stable and becomes its event id; a second add with the
  *   same id fails with `DUPLICATE_ID` rather than publishing twice.
  * - partition = FNV-1a(key ?? id) mod P; messages of one key share a partition
@@ -21,6 +23,7 @@ export {
   MAX_ID_LENGTH,
   MAX_KEY_LENGTH,
   MAX_PARTITIONS,
+  MAX_PAYLOAD_DEPTH,
   newMessageId,
   partitionOf,
   validateMessage,
