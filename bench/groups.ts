@@ -71,6 +71,8 @@ async function run(members: number, partitions: number): Promise<{ nsPerEvent: n
       send: (e: LogEvent) => (toAck.push([settle, e.id]), true),
     };
     const joined: unknown = await manager.join('bench', filter, member);
+    // Implementations with activation hold deliveries until the member is activated.
+    if (typeof joined === 'object' && joined !== null && 'activate' in joined) (joined as { activate(): void }).activate();
     // Implementations before delivery binding settle through the manager instead of a membership.
     const legacy = manager as unknown as { ack(group: string, id: string): boolean };
     settle =

@@ -51,7 +51,8 @@ function member(id: string, maxInFlight = 100, all: Received[] = [], onSend?: (r
 }
 
 async function join(manager: GroupManager, m: TestMember, filter = jobs): Promise<TestMember> {
-  m.membership = await manager.join('g', filter, m);
+  m.membership = await manager.join('g', filter, m, 'earliest');
+  m.membership.activate();
   return m;
 }
 
@@ -243,6 +244,42 @@ describe('GroupPartition on the in-memory group store', () => {
     expect(b.membership.ack(events[0]!.id)).toBe(true);
     await until(() => b.got.length === 2, 'b to get the next one');
     expect(b.got[1]?.event.id).toBe(events[1]!.id);
+  });
+
+  it('starts a new group at from (now by default), resumes an existing one from its cursors, and holds deliveries until activation', async () => {
+    const { log, manager } = setup({ partitions: 2 });
+    const history = log.publish([
+      { partition: 0, key: 'a', topic: 'jobs.run', payload: 'old-0' },
+      { partition: 1, key: 'b', topic: 'jobs.run', payload: 'old-1' },
+      { partition: 1, key: 'c', topic: 'jobs.run', payload: 'old-2' },
+    ]);
+    const joinAt = async (group: string, from?: Parameters<GroupManager['join']>[3]) => {
+      const m = member(group);
+      m.membership = await manager.join(group, jobs, m, from);
+      return m;
+    };
+    const fresh = await joinAt('fresh');
+    const all = await joinAt('all', 'earliest');
+    const some = await joinAt('some', { '1': 1 });
+    await sleep(50);
+    // Not activated yet: nothing delivered.
+    for (const m of [fresh, all, some]) expect(m.got).toHaveLength(0);
+    for (const m of [fresh, all, some]) m.membership.activate();
+    log.publish([{ partition: 0, key: 'd', topic: 'jobs.run', payload: 'new' }]);
+    await until(() => fresh.got.length === 1 && all.got.length === 4 && some.got.length === 2, 'each group from its start');
+    expect(fresh.got.map((r) => r.event.payload)).toEqual(['new']);
+    expect(all.got.map((r) => r.event.payload).sort()).toEqual(['new', 'old-0', 'old-1', 'old-2']);
+    expect(some.got.map((r) => r.event.payload).sort()).toEqual(['new', 'old-2']);
+    expect(history).toHaveLength(3);
+    // A later member of an existing group resumes where the group is, whatever its own from.
+    for (const r of fresh.got) expect(ack(r)).toBe(true);
+    await fresh.membership.leave();
+    const again = await joinAt('fresh', 'earliest');
+    again.membership.activate();
+    log.publish([{ partition: 1, key: 'e', topic: 'jobs.run', payload: 'newer' }]);
+    await until(() => again.got.length === 1, 'the next event only');
+    await sleep(50);
+    expect(again.got.map((r) => r.event.payload)).toEqual(['newer']);
   });
 
   it('refuses a member with another filter and unknown acks; leaving twice is harmless', async () => {

@@ -3,6 +3,7 @@
  * over real sockets or real HTTP against in-process gateways and drainers on
  * the test server.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -215,5 +216,111 @@ describe('unstorable payloads are refused, not answered "retry" (5)', () => {
     const reply = await c.request({ op: 'PUBLISH', topic: 't.x', payload: { matrix: [[1, 2], [3]] } });
     if (testCapabilities().flavor === 'ferretdb') expect(reply).toMatchObject({ op: 'ERR', code: 'INVALID_PAYLOAD' });
     else expect(reply).toMatchObject({ op: 'OK' });
+  });
+});
+
+describe('group SUBSCRIBE honours from, and its OK comes first (7)', () => {
+  /** Publishes `n` events to `topic` and waits until a live subscriber has seen them (so they are in the log). */
+  async function history(port: number, topic: string, n: number): Promise<void> {
+    const c = await client(port, await rootToken());
+    await c.request({ op: 'SUBSCRIBE', sub: 'watch', topic });
+    for (let i = 0; i < n; i++) await c.request({ op: 'PUBLISH', topic, key: `h${i}`, payload: { old: i } });
+    await c.nEvents(n, 'watch');
+  }
+
+  it('replays the example session of the protocol document verbatim, with history present', async () => {
+    const h = await hub({ OUTBOX_PARTITIONS: '16', PUBLISH_RATE: '1000', PUBLISH_BURST: '1000' });
+    await history(h.port, 'orders.created', 12);
+    const doc = readFileSync(new URL('../internal/protocol/PROTOCOL.md', import.meta.url), 'utf8');
+    const block = /## Example session[\s\S]*?```\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+    const lines = block.split('\n').filter((l) => l.startsWith('> ') || l.startsWith('< '));
+    expect(lines.length).toBeGreaterThanOrEqual(8);
+    const token = await testToken(
+      {
+        policy: {
+          rules: [
+            { effect: 'allow', action: 'publish', topics: ['orders.*'] },
+            { effect: 'allow', action: 'subscribe', topics: ['orders.*'], groups: ['billing'] },
+          ],
+        },
+      },
+      { sub: 'svc-billing' },
+    );
+    const c = await client(h.port);
+    let events = 0;
+    for (const line of lines) {
+      // The document elides the token and the tail of an event with "...".
+      const text = line.slice(2).replace('"eyJ..."', JSON.stringify(token)).replace(',...}', '}');
+      const frame = JSON.parse(text) as Record<string, unknown>;
+      if (line.startsWith('> ')) {
+        c.ws.send(JSON.stringify(frame));
+        continue;
+      }
+      const got =
+        frame['op'] === 'EVENT'
+          ? await c.waitFor((f) => f.op === 'EVENT', 10_000, events++)
+          : await c.waitFor((f) => f.op !== 'EVENT' && f.id === frame['id']);
+      // Values that depend on the moment or the history: checked for type, not value.
+      const volatile: Record<string, unknown> = {
+        expiresAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as unknown,
+        seq: expect.any(Number) as unknown,
+      };
+      const expected = {
+        ...frame,
+        ...('expiresAt' in frame ? { expiresAt: volatile['expiresAt'] } : {}),
+        ...(frame['op'] === 'EVENT' ? { event: { ...(frame['event'] as object), seq: volatile['seq'] } } : {}),
+      };
+      expect({ line, got }).toMatchObject({ line, got: expected });
+    }
+    // The SUBSCRIBE's OK came before the subscription's first EVENT, and nothing from the history was delivered.
+    const ok = c.frames.findIndex((f) => f.op === 'OK' && f.id === '2');
+    const first = c.frames.findIndex((f) => f.op === 'EVENT');
+    expect(ok).toBeGreaterThanOrEqual(0);
+    expect(first).toBeGreaterThan(ok);
+    await sleep(300);
+    expect(c.events().map((f) => f.event.id)).toEqual(['o-1:created']);
+  });
+
+  it('starts a new group at from: earliest replays history, a sequence starts after it, an existing group resumes', async () => {
+    const h = await hub({ OUTBOX_PARTITIONS: '1' });
+    await history(h.port, 'h.x', 5);
+    const c = await client(h.port, await rootToken());
+    expect(await c.request({ op: 'SUBSCRIBE', sub: 'all', topic: 'h.*', group: 'g-all', from: 'earliest' })).toMatchObject({ op: 'OK' });
+    expect(await c.request({ op: 'SUBSCRIBE', sub: 'after3', topic: 'h.*', group: 'g-after3', from: { '0': 3 } })).toMatchObject({
+      op: 'OK',
+    });
+    expect(await c.request({ op: 'SUBSCRIBE', sub: 'now', topic: 'h.*', group: 'g-now' })).toMatchObject({ op: 'OK' });
+    await c.request({ op: 'PUBLISH', topic: 'h.x', key: 'new', payload: { old: 'no' } });
+    const payloads = async (sub: string, n: number) => (await c.nEvents(n, sub)).map((f) => (f.event.payload as { old: unknown }).old);
+    expect(await payloads('all', 6)).toEqual([0, 1, 2, 3, 4, 'no']);
+    expect(await payloads('after3', 3)).toEqual([3, 4, 'no']);
+    expect(await payloads('now', 1)).toEqual(['no']);
+    await sleep(300);
+    expect(c.events('now')).toHaveLength(1);
+    // The group exists now: a member coming back resumes from its cursor, whatever its from.
+    expect(await c.request({ op: 'ACK', sub: 'now', eventId: c.events('now')[0]!.event.id })).toMatchObject({ op: 'OK' });
+    expect(await c.request({ op: 'UNSUBSCRIBE', sub: 'now' })).toMatchObject({ op: 'OK' });
+    expect(await c.request({ op: 'SUBSCRIBE', sub: 'back', topic: 'h.*', group: 'g-now', from: 'earliest' })).toMatchObject({ op: 'OK' });
+    await c.request({ op: 'PUBLISH', topic: 'h.x', key: 'newer', payload: { old: 'newer' } });
+    expect(await payloads('back', 1)).toEqual(['newer']);
+    await sleep(300);
+    expect(c.events('back')).toHaveLength(1);
+  });
+
+  it("sends a joining member's OK before the deliveries that were waiting for it", async () => {
+    const h = await hub({ ACK_TIMEOUT: '20s' });
+    const first = await client(h.port, await rootToken());
+    expect(await first.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'wait.*', group: 'waiting', maxInFlight: 1 })).toMatchObject({
+      op: 'OK',
+    });
+    const pub = await client(h.port, await rootToken());
+    for (let i = 0; i < 6; i++) await pub.request({ op: 'PUBLISH', topic: 'wait.x', key: `k${i}`, payload: i });
+    await first.nEvents(1, 'g');
+    await sleep(300); // the rest are read and wait for capacity
+    const second = await client(h.port, await rootToken());
+    const reply = await second.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'wait.*', group: 'waiting' });
+    expect(reply).toMatchObject({ op: 'OK' });
+    await second.nEvents(5, 'g');
+    expect(second.frames.findIndex((f) => f.op === 'OK')).toBeLessThan(second.frames.findIndex((f) => f.op === 'EVENT'));
   });
 });

@@ -51,6 +51,8 @@ interface Subscription {
   readonly pattern: TopicPattern;
   /** The group of a group subscription, and the membership settlements go through. */
   readonly group: { readonly name: string; readonly membership: GroupMembership } | undefined;
+  /** Starts deliveries; called once the SUBSCRIBE's OK has been sent, so no EVENT precedes it. */
+  start(): void;
   close(): Promise<void>;
 }
 
@@ -353,23 +355,30 @@ export class Connection {
     const sub =
       f.group === undefined
         ? this.#liveSubscription(f.sub, pattern, f.from ?? 'now')
-        : await this.#groupSubscription(f.sub, pattern, f.group, f.maxInFlight);
+        : await this.#groupSubscription(f.sub, pattern, f.group, f.maxInFlight, f.from ?? 'now');
     if (this.#state === 'closed') {
       await sub.close();
       return;
     }
     this.#subs.set(f.sub, sub);
     this.#ok(f.id, { sub: f.sub });
+    sub.start();
   }
 
-  async #groupSubscription(id: string, pattern: TopicPattern, group: string, maxInFlight: number | undefined): Promise<Subscription> {
+  async #groupSubscription(
+    id: string,
+    pattern: TopicPattern,
+    group: string,
+    maxInFlight: number | undefined,
+    from: StartFrom,
+  ): Promise<Subscription> {
     const member: GroupMember = {
       id: `${this.id}/${id}`,
       maxInFlight: Math.min(maxInFlight ?? this.#d.config.maxInFlight, this.#d.config.maxInFlight),
       send: (event, delivery) => this.#sendEvent(id, event, JSON.stringify(toWire(event)), delivery),
     };
-    const membership = await this.#d.groups.join(group, pattern, member);
-    return { id, pattern, group: { name: group, membership }, close: () => membership.leave() };
+    const membership = await this.#d.groups.join(group, pattern, member, from);
+    return { id, pattern, group: { name: group, membership }, start: () => membership.activate(), close: () => membership.leave() };
   }
 
   #liveSubscription(id: string, pattern: TopicPattern, from: StartFrom): Subscription {
@@ -389,7 +398,8 @@ export class Connection {
       },
     };
     hub.add(live);
-    if (replaying) {
+    const start = (): void => {
+      if (!replaying) return;
       void this.#replay(id, pattern, from, sent)
         .catch((err: unknown) => {
           this.#log.warn('replay failed', { sub: id, err: describeError(err) });
@@ -400,11 +410,12 @@ export class Connection {
           held = [];
           replaying = false;
         });
-    }
+    };
     return {
       id,
       pattern,
       group: undefined,
+      start,
       close: () => {
         hub.remove(live);
         return Promise.resolve();

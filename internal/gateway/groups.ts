@@ -1,5 +1,6 @@
 import { describeError } from '../errors/index.js';
 import type { LogEvent, ReadRange } from '../eventlog/index.js';
+import type { StartFrom } from '../protocol/index.js';
 import { groupLeaseGroup, type GroupStore } from '../groupstore/index.js';
 import { PartitionCoordinator, type LeaseStore } from '../lease/index.js';
 import type { Logger } from '../log/index.js';
@@ -22,6 +23,8 @@ export interface GroupMember {
  * delivery can be settled only through the membership it was delivered to.
  */
 export interface GroupMembership {
+  /** Starts deliveries to this member: call it once the member can take them (after the SUBSCRIBE's OK is sent). */
+  activate(): void;
   /** Acknowledges a delivery made to this member; false when it holds no such delivery. */
   ack(eventId: string): boolean;
   /** Refuses a delivery made to this member (redelivered after `delayMs` or the backoff); false when it holds no such delivery. */
@@ -69,6 +72,8 @@ export interface GroupDeps {
 class Slot {
   readonly member: GroupMember;
   inFlight = 0;
+  /** Takes deliveries (set by {@link GroupMembership.activate}). */
+  active = false;
   /** In the group's ring of members with spare capacity. */
   queued = false;
   gone = false;
@@ -458,11 +463,17 @@ class GroupRuntime {
     gp?.abort();
   }
 
+  /** Adds a member that takes no deliveries until {@link activate}. */
   add(member: GroupMember): Slot {
     const slot = new Slot(member);
     this.#members.add(slot);
-    this.#offer(slot);
     return slot;
+  }
+
+  activate(slot: Slot): void {
+    if (slot.active || slot.gone) return;
+    slot.active = true;
+    this.#offer(slot);
   }
 
   remove(slot: Slot): void {
@@ -500,7 +511,7 @@ class GroupRuntime {
   }
 
   #offer(slot: Slot): void {
-    if (slot.gone || slot.queued || slot.inFlight >= slot.member.maxInFlight) return;
+    if (slot.gone || !slot.active || slot.queued || slot.inFlight >= slot.member.maxInFlight) return;
     slot.queued = true;
     this.#ring.push(slot);
     this.#scheduleFeed();
@@ -572,14 +583,20 @@ export class GroupManager {
     this.#deps = deps;
   }
 
-  /** Adds `member` to group `name` (registering the group on first use). */
-  async join(name: string, filter: TopicPattern, member: GroupMember): Promise<GroupMembership> {
+  /**
+   * Adds `member` to group `name`. The first join anywhere creates the group,
+   * starting each partition at `from` (`now`: the current end of the log;
+   * `earliest`: its beginning; `{partition: seq}`: after `seq`, and at the end
+   * for partitions not listed). An existing group resumes from its cursors.
+   * The member takes deliveries once its membership is activated.
+   */
+  async join(name: string, filter: TopicPattern, member: GroupMember, from: StartFrom = 'now'): Promise<GroupMembership> {
     let runtime = this.#groups.get(name);
     if (!runtime) {
       let starting = this.#starting.get(name);
       if (!starting) {
         starting = (async () => {
-          const record = await this.#deps.store.register(name, filter.source);
+          const record = await this.#deps.store.register(name, filter.source, this.#startPositions(from));
           if (record.filter !== filter.source) throw mismatch(name, record.filter, filter.source);
           const r = new GroupRuntime(name, filter, this.#deps);
           await r.start();
@@ -599,10 +616,22 @@ export class GroupManager {
     const slot = r.add(member);
     let left: Promise<void> | undefined;
     return {
+      activate: () => r.activate(slot),
       ack: (eventId) => r.ack(slot, eventId),
       nack: (eventId, delayMs) => r.nack(slot, eventId, delayMs),
       leave: () => (left ??= this.#leave(name, r, slot)),
     };
+  }
+
+  #startPositions(from: StartFrom): Map<number, number> {
+    const { partitions } = this.#deps.settings;
+    const start = new Map<number, number>();
+    if (from === 'earliest') return start;
+    for (let p = 0; p < partitions; p++) {
+      const after = typeof from === 'object' ? from[String(p)] : undefined;
+      start.set(p, after ?? this.#deps.tail.position(p));
+    }
+    return start;
   }
 
   async #leave(name: string, runtime: GroupRuntime, slot: Slot): Promise<void> {

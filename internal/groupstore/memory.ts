@@ -1,5 +1,5 @@
 import type { LogEvent } from '../eventlog/index.js';
-import { MAX_REASON_LENGTH, checkCursor, type DeadLetter, type GroupRecord, type GroupStore } from './types.js';
+import { MAX_REASON_LENGTH, checkCursor, checkStart, type DeadLetter, type GroupRecord, type GroupStore } from './types.js';
 
 /**
  * A deep copy of stored data (plain objects, arrays, dates, primitives). Not
@@ -40,27 +40,36 @@ export class MemoryGroupStore implements GroupStore {
   /** group -> event id -> dead letter (insertion order is kept by Map) */
   readonly #dead = new Map<string, Map<string, DeadLetter>>();
 
-  register(group: string, filter: string): Promise<GroupRecord> {
-    let g = this.#groups.get(group);
-    if (!g) {
-      g = Object.freeze({ name: group, filter, createdAt: new Date() });
-      this.#groups.set(group, g);
-    }
-    return Promise.resolve({ ...g });
+  register(group: string, filter: string, start: ReadonlyMap<number, number> = new Map()): Promise<GroupRecord> {
+    return call(() => {
+      checkStart(start);
+      let g = this.#groups.get(group);
+      if (!g) {
+        g = Object.freeze({ name: group, filter, createdAt: new Date(), start: new Map(start) });
+        this.#groups.set(group, g);
+      }
+      return this.#record(g);
+    });
+  }
+
+  #record(g: GroupRecord): GroupRecord {
+    return { name: g.name, filter: g.filter, createdAt: new Date(g.createdAt.getTime()), start: new Map(g.start) };
   }
 
   listGroups(limit: number): Promise<GroupRecord[]> {
     const names = [...this.#groups.keys()].sort().slice(0, limit);
-    return Promise.resolve(names.map((n) => ({ ...(this.#groups.get(n) as GroupRecord) })));
+    return Promise.resolve(names.map((n) => this.#record(this.#groups.get(n) as GroupRecord)));
   }
 
   loadCursor(group: string, partition: number): Promise<number> {
-    return Promise.resolve(this.#cursors.get(group)?.get(partition)?.seq ?? 0);
+    const saved = this.#cursors.get(group)?.get(partition)?.seq;
+    return Promise.resolve(saved ?? this.#groups.get(group)?.start.get(partition) ?? 0);
   }
 
   loadCursors(group: string): Promise<Map<number, number>> {
-    const cursors = this.#cursors.get(group) ?? new Map<number, Cursor>();
-    return Promise.resolve(new Map([...cursors].map(([p, c]) => [p, c.seq])));
+    const out = new Map(this.#groups.get(group)?.start ?? []);
+    for (const [p, c] of this.#cursors.get(group) ?? []) out.set(p, c.seq);
+    return Promise.resolve(out);
   }
 
   saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean> {

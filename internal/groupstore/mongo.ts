@@ -1,12 +1,30 @@
 import type { Collection, Db } from 'mongodb';
 import type { LogEvent } from '../eventlog/index.js';
 import { ensureIndexes, isDuplicateKeyError } from '../mongo/index.js';
-import { GroupStoreError, MAX_REASON_LENGTH, checkCursor, type DeadLetter, type GroupRecord, type GroupStore } from './types.js';
+import {
+  GroupStoreError,
+  MAX_REASON_LENGTH,
+  checkCursor,
+  checkStart,
+  type DeadLetter,
+  type GroupRecord,
+  type GroupStore,
+} from './types.js';
 
 interface GroupDoc {
   _id: string;
   filter: string;
   createdAt: Date;
+  /** Start position per partition (keys are partition numbers); absent for groups created before positions were kept. */
+  start?: Record<string, number>;
+}
+
+function toRecord(g: GroupDoc): GroupRecord {
+  return { name: g._id, filter: g.filter, createdAt: g.createdAt, start: startMap(g.start) };
+}
+
+function startMap(start: Record<string, number> | undefined): Map<number, number> {
+  return new Map(Object.entries(start ?? {}).map(([p, seq]) => [Number(p), seq]));
 }
 interface CursorDoc {
   _id: string;
@@ -70,32 +88,48 @@ export class MongoGroupStore implements GroupStore {
     this.#dead = db.collection<DeadDoc>(names.dead);
   }
 
-  async register(group: string, filter: string): Promise<GroupRecord> {
-    const doc: GroupDoc = { _id: group, filter, createdAt: new Date() };
+  async register(group: string, filter: string, start: ReadonlyMap<number, number> = new Map()): Promise<GroupRecord> {
+    checkStart(start);
+    const doc: GroupDoc = {
+      _id: group,
+      filter,
+      createdAt: new Date(),
+      start: Object.fromEntries([...start].map(([p, s]) => [String(p), s])),
+    };
     try {
+      // One insert: the filter and the start positions are decided together, by whoever creates the group.
       await this.#groups.insertOne(doc);
-      return { name: group, filter, createdAt: doc.createdAt };
+      return toRecord(doc);
     } catch (err) {
       if (!isDuplicateKeyError(err)) throw err;
     }
     const existing = await this.#groups.findOne({ _id: group });
     // Groups are never deleted, so the duplicate we collided with is still there.
     if (!existing) throw new GroupStoreError('INCONSISTENT', `group ${group} vanished during registration`);
-    return { name: existing._id, filter: existing.filter, createdAt: existing.createdAt };
+    return toRecord(existing);
   }
 
   async listGroups(limit: number): Promise<GroupRecord[]> {
     const docs = await this.#groups.find({}, { sort: { _id: 1 }, limit }).toArray();
-    return docs.map((g) => ({ name: g._id, filter: g.filter, createdAt: g.createdAt }));
+    return docs.map(toRecord);
   }
 
   async loadCursor(group: string, partition: number): Promise<number> {
-    return (await this.#cursors.findOne({ _id: `${group}/${partition}` }))?.seq ?? 0;
+    const [cursor, g] = await Promise.all([
+      this.#cursors.findOne({ _id: `${group}/${partition}` }),
+      this.#groups.findOne({ _id: group }, { projection: { start: 1 } }),
+    ]);
+    return cursor?.seq ?? g?.start?.[String(partition)] ?? 0;
   }
 
   async loadCursors(group: string): Promise<Map<number, number>> {
-    const docs = await this.#cursors.find({ group }, { projection: { partition: 1, seq: 1 } }).toArray();
-    return new Map(docs.map((d) => [d.partition, d.seq]));
+    const [docs, g] = await Promise.all([
+      this.#cursors.find({ group }, { projection: { partition: 1, seq: 1 } }).toArray(),
+      this.#groups.findOne({ _id: group }, { projection: { start: 1 } }),
+    ]);
+    const out = startMap(g?.start);
+    for (const d of docs) out.set(d.partition, d.seq);
+    return out;
   }
 
   async saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean> {

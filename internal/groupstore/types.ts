@@ -13,6 +13,11 @@ export interface GroupRecord {
   /** The topic filter every member of the group uses. */
   readonly filter: string;
   readonly createdAt: Date;
+  /**
+   * Where the group started, per partition: the cursor of a partition that has
+   * none saved yet (0 for partitions not listed). Fixed when the group is created.
+   */
+  readonly start: ReadonlyMap<number, number>;
 }
 
 /** A group event that exhausted its deliveries. */
@@ -31,8 +36,10 @@ export interface DeadLetter {
  *
  * Invariants every adapter keeps (checked by the contract suite in
  * test/contract/groups.ts):
- * - `register` is insert-if-absent: the first filter recorded for a group wins
- *   and every later call returns that record unchanged.
+ * - `register` is insert-if-absent: the first filter and start positions
+ *   recorded for a group win and every later call returns that record unchanged.
+ * - A partition's cursor is its last saved value, else the group's start
+ *   position for it, else 0.
  * - A cursor save with an epoch below the stored one changes nothing and
  *   returns false (the caller is fenced); a cursor never exists without a save.
  * - Dead letters move dead -> replay (requestReplay) -> replayed (takeReplays)
@@ -40,13 +47,16 @@ export interface DeadLetter {
  * - Reads return copies: mutating a result never changes the store.
  */
 export interface GroupStore {
-  /** Records the group with `filter` unless it exists; returns the stored record (whose filter may differ). */
-  register(group: string, filter: string): Promise<GroupRecord>;
+  /**
+   * Records the group with `filter` and its `start` positions unless it exists;
+   * returns the stored record (whose filter and start may differ).
+   */
+  register(group: string, filter: string, start?: ReadonlyMap<number, number>): Promise<GroupRecord>;
   /** Registered groups by name, at most `limit`. */
   listGroups(limit: number): Promise<GroupRecord[]>;
-  /** The acked prefix of one partition (0 when never saved). */
+  /** The acked prefix of one partition (the start position, or 0, when never saved). */
   loadCursor(group: string, partition: number): Promise<number>;
-  /** Every saved cursor of a group, by partition (one index-backed query). */
+  /** The cursor of every partition with a saved cursor or a start position (index-backed queries). */
   loadCursors(group: string): Promise<Map<number, number>>;
   /** Saves the acked prefix; false when a newer epoch owns the cursor (we are fenced). */
   saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean>;
@@ -64,6 +74,11 @@ export interface GroupStore {
 
 /** Longest dead-letter reason kept, in characters. */
 export const MAX_REASON_LENGTH = 2000;
+
+/** Checks start positions (partition -> sequence). */
+export function checkStart(start: ReadonlyMap<number, number>): void {
+  for (const [p, seq] of start) checkCursor(p, seq, 0);
+}
 
 /** Checks the arguments every adapter shares, so both refuse the same calls. */
 export function checkCursor(partition: number, seq: number, epoch: number): void {

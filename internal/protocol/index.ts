@@ -154,7 +154,6 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
             return bad('from must map partition numbers to non-negative sequences');
         }
       }
-      if (group !== undefined && from !== undefined) return bad('from applies to live subscriptions; a group resumes from its cursor');
       const mif = f['maxInFlight'];
       if (mif !== undefined && !(Number.isSafeInteger(mif) && (mif as number) >= 1 && (mif as number) <= 10_000))
         return bad('maxInFlight must be 1-10000');

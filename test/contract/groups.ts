@@ -43,6 +43,40 @@ export function groupStoreContract(name: string, factory: () => Promise<GroupSto
       expect((await s.listGroups(2)).map((g) => g.name)).toEqual(['audit', 'billing']);
     });
 
+    it('starts a partition without a saved cursor at the start position the group was created with', async () => {
+      const s = await factory();
+      const created = await s.register(
+        'late',
+        'orders.*',
+        new Map([
+          [0, 40],
+          [3, 7],
+        ]),
+      );
+      expect(created.start).toEqual(
+        new Map([
+          [0, 40],
+          [3, 7],
+        ]),
+      );
+      // A later registration does not move the start.
+      expect((await s.register('late', 'orders.*', new Map([[0, 99]]))).start).toEqual(created.start);
+      expect(await s.loadCursor('late', 0)).toBe(40);
+      expect(await s.loadCursor('late', 1)).toBe(0);
+      expect(await s.saveCursor('late', 0, 41, 1)).toBe(true);
+      expect(await s.loadCursor('late', 0)).toBe(41);
+      expect(await s.loadCursors('late')).toEqual(
+        new Map([
+          [0, 41],
+          [3, 7],
+        ]),
+      );
+      expect((await s.listGroups(10)).find((g) => g.name === 'late')?.start).toEqual(created.start);
+      // Without start positions a group starts at 0 everywhere.
+      expect((await s.register('plain', 'x.*')).start).toEqual(new Map());
+      await expect(s.register('bad', 'x.*', new Map([[0, -1]]))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    });
+
     it('keeps one cursor per group partition, fenced by epoch', async () => {
       const s = await factory();
       expect(await s.loadCursor('g', 0)).toBe(0);
