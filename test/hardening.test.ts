@@ -8,7 +8,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { createLogger } from '../internal/log/index.js';
+import { OpsApp, loadOpsConfig } from '../internal/ops/index.js';
 import { CloseCode } from '../internal/protocol/index.js';
+import { createRegistry } from '../internal/telemetry/index.js';
 import { testCapabilities } from './harness/capabilities.js';
 import { useTestDb } from './harness/db.js';
 import { TEST_SECRET, rootToken, startHub, testToken, type TestHub } from './harness/hub.js';
@@ -322,5 +325,95 @@ describe('group SUBSCRIBE honours from, and its OK comes first (7)', () => {
     expect(reply).toMatchObject({ op: 'OK' });
     await second.nEvents(5, 'g');
     expect(second.frames.findIndex((f) => f.op === 'OK')).toBeLessThan(second.frames.findIndex((f) => f.op === 'EVENT'));
+  });
+});
+
+describe('ops refuses odd input and sends security headers (8)', () => {
+  const ADMIN = 'admin-token-0123456789';
+  let ops: OpsApp | undefined;
+  let url = '';
+  beforeAll(async () => {
+    ops = new OpsApp(
+      loadOpsConfig({
+        MONGO_URL: t.url,
+        MONGO_DB: `${t.name}_ops`,
+        OPS_HOST: '127.0.0.1',
+        OPS_PORT: '0',
+        OUTBOX_PARTITIONS: '4',
+        OPS_ADMIN_TOKEN: ADMIN,
+      }),
+      { log: createLogger({ level: 'error' }), registry: createRegistry('ops') },
+    );
+    await ops.start();
+    url = `http://127.0.0.1:${ops.port}`;
+  });
+  afterAll(async () => ops?.stop());
+
+  const routes: Array<[method: 'GET' | 'POST', path: string]> = [
+    ['GET', '/'],
+    ['GET', '/assets/dashboard.js'],
+    ['GET', '/healthz'],
+    ['GET', '/metrics'],
+    ['GET', '/api/overview'],
+    ['GET', '/api/backlog'],
+    ['GET', '/api/leases'],
+    ['GET', '/api/partitions'],
+    ['GET', '/api/groups'],
+    ['GET', '/api/events/latest?topic=a.b&key=k'],
+    ['GET', '/api/events?partition=0'],
+    ['GET', '/api/events/export?partition=0'],
+    ['GET', '/api/dead-letters?limit=5'],
+    ['GET', '/api/outbox/some-id'],
+    ['POST', '/api/outbox/some-id/requeue'],
+    ['POST', '/api/groups/g/dead-letters/e/replay'],
+  ];
+  const call = (method: string, path: string) => fetch(url + path, { method, headers: { authorization: `Bearer ${ADMIN}` } });
+
+  it('refuses bracketed and repeated parameters on every route with 400 INVALID_PARAMETER', async () => {
+    for (const [method, path] of routes) {
+      const sep = path.includes('?') ? '&' : '?';
+      for (const [extra, parameter] of [
+        ['limit[$gt]=1', 'limit'],
+        ['limit%5B%24ne%5D=1', 'limit'],
+        ['a[]=1', 'a'],
+        ['x=1&x=2', 'x'],
+      ] as const) {
+        const res = await call(method, `${path}${sep}${extra}`);
+        expect({ method, path, extra, status: res.status, body: (await res.json()) as unknown }).toEqual({
+          method,
+          path,
+          extra,
+          status: 400,
+          body: expect.objectContaining({ error: 'INVALID_PARAMETER', parameter }) as unknown,
+        });
+      }
+    }
+  });
+
+  it('answers malformed percent-encoding in a path with 400, not 503', async () => {
+    for (const path of ['/api/outbox/%E0%A4%A', '/api/outbox/%', '/api/outbox/%zz/requeue', '/api/groups/%/dead-letters/x/replay']) {
+      const res = await call(path.endsWith('replay') || path.endsWith('requeue') ? 'POST' : 'GET', path);
+      expect({ path, status: res.status, body: (await res.json()) as unknown }).toEqual({
+        path,
+        status: 400,
+        body: expect.objectContaining({ error: 'INVALID_PARAMETER' }) as unknown,
+      });
+    }
+  });
+
+  it('sends CSP (no inline script, no framing), nosniff and frame denial on the page, the API and errors', async () => {
+    for (const path of ['/', '/assets/dashboard.js', '/api/overview', '/api/nope', '/api/outbox/%']) {
+      const res = await call('GET', path);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      expect({ path, csp }).toEqual({ path, csp: expect.stringContaining("frame-ancestors 'none'") as unknown });
+      expect(csp).toContain("script-src 'self'");
+      expect(csp).not.toContain('unsafe-inline');
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+    }
+    // The page itself carries no inline script or style for the policy to block.
+    const page = await (await call('GET', '/')).text();
+    expect(page).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    expect(page).not.toMatch(/<style|\sstyle=|\son[a-z]+=/i);
   });
 });
