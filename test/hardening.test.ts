@@ -10,11 +10,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { createLogger } from '../internal/log/index.js';
 import { OpsApp, loadOpsConfig } from '../internal/ops/index.js';
+import { createOutbox } from '../internal/outbox/index.js';
 import { CloseCode } from '../internal/protocol/index.js';
 import { createRegistry } from '../internal/telemetry/index.js';
 import { testCapabilities } from './harness/capabilities.js';
 import { useTestDb } from './harness/db.js';
 import { TEST_SECRET, rootToken, startHub, testToken, type TestHub } from './harness/hub.js';
+import { eventually } from './harness/process.js';
 import { TestClient } from './harness/ws-client.js';
 
 const t = useTestDb('hardening');
@@ -416,4 +418,49 @@ describe('ops refuses odd input and sends security headers (8)', () => {
     expect(page).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
     expect(page).not.toMatch(/<style|\sstyle=|\son[a-z]+=/i);
   });
+});
+
+describe('slow consumers are cut off by what the gateway holds for them (9)', () => {
+  it('closes a consumer that stops reading while ~1 KiB events flow, once the queue the server holds passes the mark', async () => {
+    const highWater = 256 * 1024;
+    const h = await hub({ SEND_HIGH_WATER_BYTES: String(highWater), MAX_REPLAY: '100000' });
+    const metrics = async () => (await fetch(`http://127.0.0.1:${h.gateway.telemetryPort}/metrics`)).text();
+    // History of 2,000 events of about 1 KiB each, written as an application would.
+    const watcher = await client(h.port, await rootToken());
+    await watcher.request({ op: 'SUBSCRIBE', sub: 'w', topic: 'slow.*' });
+    const outbox = createOutbox(t.client.db(h.db), { partitions: 4 });
+    const text = 'x'.repeat(900);
+    for (let b = 0; b < 4; b++)
+      await outbox.addMany(
+        Array.from({ length: 500 }, (_, i) => ({ topic: 'slow.x', key: `k${i % 50}`, payload: { n: b * 500 + i, text } })),
+      );
+    await watcher.nEvents(2_000, 'w', 60_000);
+    const frameBytes = Buffer.byteLength(JSON.stringify(watcher.events('w')[0]));
+    expect(frameBytes).toBeGreaterThan(1_000);
+    expect(frameBytes).toBeLessThan(1_500);
+
+    // The consumer stops reading, then asks for the history 16 times over (~40 MB, far more than the
+    // kernel's socket buffers take): it cannot even read the OKs, so its requests are sent blind.
+    const slow = await client(h.port, await rootToken());
+    const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    for (let i = 0; i < 16; i++)
+      slow.ws.send(JSON.stringify({ op: 'SUBSCRIBE', id: `s${i}`, sub: `s${i}`, topic: 'slow.*', from: 'earliest' }));
+    await eventually(async () => /gateway_closes_total\{code="4008",binary="gateway"\} 1/.test(await metrics()), 60_000, 'the close');
+    // What the gateway held queued for the socket when it gave up: past the mark by at most a frame or so.
+    const m = await metrics();
+    const count = Number(/gateway_slow_consumer_buffered_bytes_count\{binary="gateway"\} (\d+)/.exec(m)?.[1]);
+    const held = Number(/gateway_slow_consumer_buffered_bytes_sum\{binary="gateway"\} (\d+)/.exec(m)?.[1]);
+    expect(count).toBe(1);
+    expect(held).toBeGreaterThan(highWater);
+    expect(held).toBeLessThan(highWater + 8 * frameBytes);
+    // Reading again, the consumer gets what was already on its way and then the close frame: 4008.
+    socket.resume();
+    expect((await slow.closed).code).toBe(CloseCode.SLOW_CONSUMER);
+    const delivered = slow.events().length;
+    expect(delivered).toBeGreaterThan(0);
+    expect(delivered).toBeLessThan(16 * 2_000);
+    // The watcher, which reads, was not affected.
+    expect(watcher.ws.readyState).toBe(watcher.ws.OPEN);
+  }, 120_000);
 });

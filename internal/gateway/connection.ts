@@ -43,6 +43,8 @@ function retryable(err: unknown): boolean {
 
 /** Consecutive malformed frames tolerated before the connection is closed. */
 const MAX_BAD_FRAMES = 10;
+/** How long a slow consumer gets to read up to the close frame before its socket is destroyed. */
+const SLOW_CONSUMER_GRACE_MS = 5_000;
 /** setTimeout's upper bound. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -138,11 +140,24 @@ export class Connection {
       void s.close().catch((err: unknown) => this.#log.warn('unsubscribe on close failed', { err: describeError(err) }));
   }
 
-  /** Sends a text frame unless the socket is closed or past its high-water mark. */
+  /**
+   * Sends a text frame unless the socket is closed or past its high-water mark.
+   * The mark applies to what this process holds queued for the socket
+   * (ws.bufferedAmount: frames the kernel has not taken yet), which is the memory a
+   * slow consumer costs the gateway; the kernel's own socket buffers come on top.
+   */
   #sendText(op: string, text: string): boolean {
     if (this.#state === 'closed') return false;
-    if (this.#ws.bufferedAmount > this.#d.config.sendHighWaterBytes) {
+    const buffered = this.#ws.bufferedAmount;
+    if (buffered > this.#d.config.sendHighWaterBytes) {
+      this.#d.metrics.slowConsumerBuffered.observe(buffered);
+      this.#log.warn('slow consumer closed', { bufferedBytes: buffered, highWaterBytes: this.#d.config.sendHighWaterBytes });
       this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: send buffer over its high-water mark');
+      // The close frame waits behind the queue; a peer that still does not read is cut off
+      // so the queue is freed in seconds, not after ws's 30 s closing timeout.
+      const cut = setTimeout(() => this.#ws.terminate(), SLOW_CONSUMER_GRACE_MS);
+      cut.unref();
+      this.#ws.once('close', () => clearTimeout(cut));
       return false;
     }
     this.#ws.send(text);

@@ -12,6 +12,7 @@ export interface GatewayMetrics {
   deadLetters: Counter<'group'>;
   consumerLag: Gauge<'group' | 'partition'>;
   closes: Counter<'code'>;
+  slowConsumerBuffered: Histogram;
 }
 
 /** Registers the gateway metrics on `registry`. */
@@ -56,6 +57,12 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       name: 'gateway_closes_total',
       help: 'Connections closed by the server, by close code',
       labelNames: ['code'],
+      registers,
+    }),
+    slowConsumerBuffered: new Histogram({
+      name: 'gateway_slow_consumer_buffered_bytes',
+      help: 'Bytes the gateway held queued for a connection when it closed it as a slow consumer',
+      buckets: [64, 256, 1_024, 4_096, 16_384, 65_536].map((k) => k * 1024),
       registers,
     }),
   };
