@@ -71,13 +71,20 @@ afterEach(async () => {
   for (const m of managers.splice(0)) await m.stop();
 });
 
-function setup(settings: Partial<GroupSettings> = {}) {
-  const log = new MemoryLog();
-  const store = new MemoryGroupStore();
+/** A manager (one gateway) over in-memory ports; pass `shared` ports to put several gateways on one "database". */
+function setup(
+  settings: Partial<GroupSettings> = {},
+  shared: { log: MemoryLog; store: MemoryGroupStore; leases: MemoryLeaseStore } = {
+    log: new MemoryLog(),
+    store: new MemoryGroupStore(),
+    leases: new MemoryLeaseStore(),
+  },
+) {
+  const { log, store, leases } = shared;
   const manager = new GroupManager({
     eventLog: log,
     tail: log,
-    leases: new MemoryLeaseStore(),
+    leases,
     store,
     log: createLogger({ level: 'error' }),
     metrics: createGatewayMetrics(createRegistry('test')),
@@ -244,6 +251,41 @@ describe('GroupPartition on the in-memory group store', () => {
     expect(b.membership.ack(events[0]!.id)).toBe(true);
     await until(() => b.got.length === 2, 'b to get the next one');
     expect(b.got[1]?.event.id).toBe(events[1]!.id);
+    // Given back, the first event counts as delivered again; the second is a first delivery.
+    expect(b.got.map((r) => r.delivery)).toEqual([2, 1]);
+  });
+
+  it('continues delivery counts on another gateway after the partition changes owner', async () => {
+    const shared = { log: new MemoryLog(), store: new MemoryGroupStore(), leases: new MemoryLeaseStore() };
+    const a = setup({ partitions: 1, instance: 'gw-a' }, shared);
+    const first = await join(a.manager, member('on-a', 2));
+    const [once, twice] = shared.log.publish([
+      { partition: 0, key: 'k1', topic: 'jobs.run', payload: 'once' },
+      { partition: 0, key: 'k2', topic: 'jobs.run', payload: 'twice' },
+    ]);
+    await until(() => first.got.length === 2, 'both on gateway a');
+    expect(first.membership.nack(twice!.id, 10)).toBe(true);
+    await until(() => first.got.length === 3, 'the redelivery on gateway a');
+    expect(first.got.map((r) => [r.event.payload, r.delivery])).toEqual([
+      ['once', 1],
+      ['twice', 1],
+      ['twice', 2],
+    ]);
+    // Gateway a goes away without settling anything; gateway b takes the partition over.
+    await a.manager.stop();
+    const b = setup({ partitions: 1, instance: 'gw-b' }, shared);
+    const second = await join(b.manager, member('on-b', 10));
+    await until(() => second.got.length === 2, 'both again on gateway b');
+    expect(new Map(second.got.map((r) => [r.event.id, r.delivery]))).toEqual(
+      new Map([
+        [once!.id, 2],
+        [twice!.id, 3],
+      ]),
+    );
+    // Events gateway a never read start at 1.
+    shared.log.publish([{ partition: 0, key: 'k3', topic: 'jobs.run', payload: 'new' }]);
+    await until(() => second.got.length === 3, 'a new event');
+    expect(second.got[2]?.delivery).toBe(1);
   });
 
   it('starts a new group at from (now by default), resumes an existing one from its cursors, and holds deliveries until activation', async () => {

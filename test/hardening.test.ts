@@ -16,7 +16,8 @@ import { createRegistry } from '../internal/telemetry/index.js';
 import { testCapabilities } from './harness/capabilities.js';
 import { useTestDb } from './harness/db.js';
 import { TEST_SECRET, rootToken, startHub, testToken, type TestHub } from './harness/hub.js';
-import { eventually } from './harness/process.js';
+import { eventually, startBinary, type BinaryProcess } from './harness/process.js';
+import { freePort } from './harness/server.js';
 import { TestClient } from './harness/ws-client.js';
 
 const t = useTestDb('hardening');
@@ -463,4 +464,75 @@ describe('slow consumers are cut off by what the gateway holds for them (9)', ()
     // The watcher, which reads, was not affected.
     expect(watcher.ws.readyState).toBe(watcher.ws.OPEN);
   }, 120_000);
+});
+
+describe('redeliveries stay recognisable across gateway failover (10)', () => {
+  const running: BinaryProcess[] = [];
+  afterEach(async () => {
+    for (const p of running) p.kill('SIGKILL');
+    await Promise.all(running.map((p) => p.exited));
+    running.length = 0;
+  });
+  function start(name: 'drainer' | 'gateway', db: string, env: Record<string, string> = {}): BinaryProcess {
+    const p = startBinary(name, {
+      MONGO_URL: t.url,
+      MONGO_DB: db,
+      OUTBOX_PARTITIONS: '4',
+      METRICS_HOST: '127.0.0.1',
+      METRICS_PORT: '0',
+      GATEWAY_HOST: '127.0.0.1',
+      JWT_SECRET: TEST_SECRET,
+      POLL_MAX: '30ms',
+      TAIL_POLL_MAX: '30ms',
+      GROUP_LEASE_TTL: '1500ms',
+      GROUP_LEASE_RENEW_INTERVAL: '200ms',
+      ACK_TIMEOUT: '60s',
+      ...env,
+    });
+    running.push(p);
+    return p;
+  }
+  async function gateway(db: string, name: string): Promise<{ proc: BinaryProcess; port: number }> {
+    const port = await freePort();
+    const proc = start('gateway', db, { GATEWAY_PORT: String(port), MEMBER_ID: name });
+    await proc.waitForLog((l) => l.msg === 'gateway listening');
+    return { proc, port };
+  }
+
+  it('continues the delivery counter on another gateway after the first is killed', async () => {
+    const db = `${t.name}_failover`;
+    start('drainer', db);
+    const g1 = await gateway(db, 'gw1');
+    const c1 = await client(g1.port, await rootToken());
+    expect(await c1.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'fo.*', group: 'failover' })).toMatchObject({ op: 'OK' });
+    const id = async (key: string) =>
+      ((await c1.request({ op: 'PUBLISH', topic: 'fo.x', key, payload: key })) as unknown as { eventId: string }).eventId;
+    const once = await id('once');
+    const twice = await id('twice');
+    await c1.nEvents(2, 'g');
+    expect(await c1.request({ op: 'NACK', sub: 'g', eventId: twice, delayMs: 0 })).toMatchObject({ op: 'OK' });
+    await c1.nEvents(3, 'g');
+    expect(c1.events('g').map((f) => [f.event.id, f.delivery])).toEqual(
+      expect.arrayContaining([
+        [once, 1],
+        [twice, 1],
+        [twice, 2],
+      ]),
+    );
+    await sleep(500); // let the redelivery's count reach the database
+    g1.proc.kill('SIGKILL');
+    await g1.proc.exited;
+
+    const g2 = await gateway(db, 'gw2');
+    const c2 = await client(g2.port, await rootToken());
+    expect(await c2.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'fo.*', group: 'failover' })).toMatchObject({ op: 'OK' });
+    // Once gw1's leases expire, gw2 redelivers both: recognisably, with the count continued.
+    const got = await c2.nEvents(2, 'g', 20_000);
+    expect(new Map(got.map((f) => [f.event.id, f.delivery]))).toEqual(
+      new Map([
+        [once, 2],
+        [twice, 3],
+      ]),
+    );
+  }, 60_000);
 });

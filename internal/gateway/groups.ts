@@ -99,6 +99,8 @@ interface Delivery {
 
 /** Most events read ahead per partition beyond what is in flight. */
 const READ_AHEAD = 500;
+/** Wait before reading again after a failed read. */
+const READ_RETRY_MS = 1_000;
 /** Longest redelivery delay (a NACK's delayMs is bounded by the protocol too). */
 const MAX_REDELIVERY_DELAY_MS = 3_600_000;
 
@@ -115,6 +117,18 @@ function keyOf(e: LogEvent): string {
  *
  * Cost per event is O(1): deliveries that may go now wait in a FIFO, later
  * events of a busy key wait in that key's own FIFO and move up when it frees.
+ *
+ * Delivery counts survive a change of owner (failover or rebalance) without a
+ * write per first delivery: before events are first sent, the partition's
+ * delivered mark is raised past them, in one write per read batch that runs
+ * alongside the read itself; a count is written (without waiting for it) only
+ * when an event is redelivered. A new owner starts an event at its recorded
+ * count, else at 1 if it is under the inherited mark (it may have reached a
+ * member), else at 0. So an event that may have reached a member before always
+ * arrives with `delivery > 1`; the count itself can be one low if the owner died
+ * with its last count write in flight, and after a failover events the previous
+ * owner had read but not yet sent (at most READ_AHEAD per partition) count as
+ * delivered once.
  */
 class GroupPartition {
   readonly #g: GroupRuntime;
@@ -139,6 +153,16 @@ class GroupPartition {
   readonly #waiting = new Set<Delivery>();
   /** Settled sequences above the cursor. */
   readonly #done = new Set<number>();
+  /** Delivered mark inherited from earlier owners: events up to it may have reached a member. */
+  #inherited = 0;
+  /** Delivered mark as written by this owner (ahead of every first delivery). */
+  #marked = 0;
+  /** Delivery counts recorded by earlier owners, by event id, until the event is read. */
+  #prior = new Map<string, number>();
+  /** Sequences of events whose count this owner recorded (forgotten once the cursor passes them). */
+  readonly #recorded = new Set<number>();
+  /** Retries a failed read later rather than at once. */
+  #backoff: NodeJS.Timeout | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #replayTimer: NodeJS.Timeout | undefined;
@@ -151,9 +175,16 @@ class GroupPartition {
 
   async start(): Promise<void> {
     const { store, settings } = this.#g.deps;
-    this.#cursor = await store.loadCursor(this.#g.name, this.partition);
+    const name = this.#g.name;
+    this.#cursor = await store.loadCursor(name, this.partition);
+    const state = await store.loadDeliveries(name, this.partition, this.#cursor);
     // Stopped while loading: starting the timers now would leak them.
     if (this.#stopped) return;
+    this.#inherited = state.deliveredUpTo;
+    this.#marked = state.deliveredUpTo;
+    this.#prior = new Map(state.counts);
+    // Counts of events behind the cursor are settled history.
+    void store.forgetDeliveries(name, this.partition, this.#cursor).catch(this.#warn('forgetting settled delivery counts failed'));
     this.#savedCursor = this.#cursor;
     this.#readUpTo = this.#cursor;
     this.#loaded = true;
@@ -167,6 +198,7 @@ class GroupPartition {
     this.#stopped = true;
     clearInterval(this.#flushTimer);
     clearInterval(this.#replayTimer);
+    clearTimeout(this.#backoff);
     for (const d of [...this.#inflight]) this.#take(d);
     for (const d of this.#waiting) clearTimeout(d.timer);
     this.#waiting.clear();
@@ -188,27 +220,46 @@ class GroupPartition {
     this.#dispatch();
     const { tail, metrics } = this.#g.deps;
     const head = tail.position(this.partition);
-    if (!this.#reading && this.#unsent < READ_AHEAD && this.#readUpTo < head) void this.#read();
+    if (!this.#reading && !this.#backoff && this.#unsent < READ_AHEAD && this.#readUpTo < head) void this.#read(head);
     metrics.consumerLag.set({ group: this.#g.name, partition: String(this.partition) }, Math.max(0, head - this.#cursor));
   }
 
-  async #read(): Promise<void> {
+  /** Reads the next events up to `head`, raising the delivered mark over them at the same time. */
+  async #read(head: number): Promise<void> {
+    const { eventLog, store, log } = this.#g.deps;
     this.#reading = true;
+    let failed = false;
     try {
-      const events = await this.#g.deps.eventLog.read({ partition: this.partition, afterSeq: this.#readUpTo, limit: READ_AHEAD });
+      const upTo = Math.min(head, this.#readUpTo + READ_AHEAD);
+      const [events, marked] = await Promise.all([
+        eventLog.read({ partition: this.partition, afterSeq: this.#readUpTo, limit: upTo - this.#readUpTo }),
+        upTo > this.#marked ? store.markDelivered(this.#g.name, this.partition, upTo, this.epoch) : Promise.resolve(true),
+      ]);
       if (this.#stopped) return;
+      if (!marked) {
+        log.warn('group partition fenced', { group: this.#g.name, partition: this.partition, epoch: this.epoch });
+        this.#g.fenced(this.partition, this);
+        return;
+      }
+      this.#marked = Math.max(this.#marked, upTo);
       for (const e of events) {
-        if (e.seq !== this.#readUpTo + 1) break;
+        if (e.seq !== this.#readUpTo + 1 || e.seq > upTo) break;
         this.#readUpTo = e.seq;
         if (this.#g.filter.matches(e.topic)) this.#enqueue(e);
         else this.#markDone(e.seq);
       }
     } catch (err) {
-      this.#g.deps.log.warn('group read failed', { group: this.#g.name, partition: this.partition, err: describeError(err) });
+      failed = true;
+      log.warn('group read failed', { group: this.#g.name, partition: this.partition, err: describeError(err) });
     } finally {
       this.#reading = false;
     }
-    if (!this.#stopped) this.pump();
+    if (this.#stopped) return;
+    if (!failed) return this.pump();
+    this.#backoff = setTimeout(() => {
+      this.#backoff = undefined;
+      this.pump();
+    }, READ_RETRY_MS);
   }
 
   #enqueue(e: LogEvent): void {
@@ -225,7 +276,12 @@ class GroupPartition {
   }
 
   #delivery(event: LogEvent, replay: boolean): Delivery {
-    return { event, partition: this, slot: undefined, deliveries: 0, timer: undefined, replay, fresh: !replay };
+    let deliveries = 0;
+    if (!replay) {
+      deliveries = this.#prior.get(event.id) ?? (event.seq <= this.#inherited ? 1 : 0);
+      this.#prior.delete(event.id);
+    }
+    return { event, partition: this, slot: undefined, deliveries, timer: undefined, replay, fresh: !replay };
   }
 
   #dispatch(): void {
@@ -250,7 +306,16 @@ class GroupPartition {
     }
     this.#inflight.add(d);
     this.#g.track(d, slot);
-    if (d.deliveries > 1) this.#g.deps.metrics.redeliveries.inc({ group: this.#g.name });
+    if (d.deliveries > 1) {
+      this.#g.deps.metrics.redeliveries.inc({ group: this.#g.name });
+      // Redeliveries only (first deliveries are covered by the delivered mark): another owner continues from this count.
+      if (!d.replay) {
+        this.#recorded.add(d.event.seq);
+        void this.#g.deps.store
+          .recordDeliveries(this.#g.name, this.partition, d.event.id, d.event.seq, d.deliveries)
+          .catch(this.#warn('recording a delivery count failed'));
+      }
+    }
     d.timer = setTimeout(() => this.#retry(d, undefined, 'ack timeout'), this.#g.deps.settings.ackTimeoutMs);
     if (!slot.member.send(d.event, d.deliveries)) this.#retry(d, 0, 'member gone', false);
   }
@@ -268,12 +333,9 @@ class GroupPartition {
     return this.#retry(d, delayMs, reason);
   }
 
-  /** The member left: give its delivery to someone else now, without counting a failure. */
+  /** The member left holding `d`: it goes to someone else at once, as a redelivery (it may have been processed). */
   giveBack(d: Delivery): void {
-    if (!this.#take(d)) return;
-    d.deliveries--;
-    this.#ready.push(d);
-    this.pump();
+    this.#retry(d, 0, 'member left');
   }
 
   #retry(d: Delivery, delayMs: number | undefined, reason: string, counts = true): boolean {
@@ -346,14 +408,30 @@ class GroupPartition {
     const seq = this.#cursor;
     try {
       const ok = await this.#g.deps.store.saveCursor(this.#g.name, this.partition, seq, this.epoch);
-      if (ok) this.#savedCursor = Math.max(this.#savedCursor, seq);
-      else {
+      if (ok) {
+        this.#savedCursor = Math.max(this.#savedCursor, seq);
+        this.#forgetSettled(seq);
+      } else {
         this.#g.deps.log.warn('group cursor fenced', { group: this.#g.name, partition: this.partition, epoch: this.epoch });
         this.#g.fenced(this.partition, this);
       }
     } catch (err) {
       this.#g.deps.log.warn('cursor save failed', { group: this.#g.name, partition: this.partition, err: describeError(err) });
     }
+  }
+
+  /** Drops recorded counts the saved cursor has passed. */
+  #forgetSettled(cursor: number): void {
+    let any = false;
+    for (const seq of this.#recorded) {
+      if (seq > cursor) continue;
+      this.#recorded.delete(seq);
+      any = true;
+    }
+    if (any)
+      void this.#g.deps.store
+        .forgetDeliveries(this.#g.name, this.partition, cursor)
+        .catch(this.#warn('forgetting settled delivery counts failed'));
   }
 
   async #pullReplays(): Promise<void> {

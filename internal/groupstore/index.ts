@@ -1,6 +1,7 @@
 /**
  * Durable consumer-group state behind one port, {@link GroupStore}: the group
- * registry, fenced per-partition cursors and dead letters. The gateway delivers
+ * registry, fenced per-partition cursors, delivery counts (so another gateway
+ * continues them after a failover) and dead letters. The gateway delivers
  * through it and ops reads and replays through it; nobody else touches its
  * collections.
  *
@@ -16,6 +17,7 @@ export {
   GroupStoreError,
   MAX_REASON_LENGTH,
   type DeadLetter,
+  type DeliveryState,
   type GroupRecord,
   type GroupStore,
   type GroupStoreErrorCode,

@@ -1,5 +1,13 @@
 import type { LogEvent } from '../eventlog/index.js';
-import { MAX_REASON_LENGTH, checkCursor, checkStart, type DeadLetter, type GroupRecord, type GroupStore } from './types.js';
+import {
+  MAX_REASON_LENGTH,
+  checkCursor,
+  checkStart,
+  type DeadLetter,
+  type DeliveryState,
+  type GroupRecord,
+  type GroupStore,
+} from './types.js';
 
 /**
  * A deep copy of stored data (plain objects, arrays, dates, primitives). Not
@@ -22,9 +30,17 @@ function call<T>(f: () => T): Promise<T> {
   return new Promise((resolve) => resolve(f()));
 }
 
-interface Cursor {
+interface Recorded {
+  partition: number;
   seq: number;
+  deliveries: number;
+}
+
+interface Cursor {
+  /** Undefined until the first cursor save (a delivered mark may come first). */
+  seq: number | undefined;
   epoch: number;
+  delivered: number;
 }
 
 /**
@@ -37,6 +53,8 @@ export class MemoryGroupStore implements GroupStore {
   readonly #groups = new Map<string, GroupRecord>();
   /** group -> partition -> cursor */
   readonly #cursors = new Map<string, Map<number, Cursor>>();
+  /** group -> event id -> recorded deliveries */
+  readonly #deliveries = new Map<string, Map<string, Recorded>>();
   /** group -> event id -> dead letter (insertion order is kept by Map) */
   readonly #dead = new Map<string, Map<string, DeadLetter>>();
 
@@ -68,20 +86,57 @@ export class MemoryGroupStore implements GroupStore {
 
   loadCursors(group: string): Promise<Map<number, number>> {
     const out = new Map(this.#groups.get(group)?.start ?? []);
-    for (const [p, c] of this.#cursors.get(group) ?? []) out.set(p, c.seq);
+    for (const [p, c] of this.#cursors.get(group) ?? []) if (c.seq !== undefined) out.set(p, c.seq);
     return Promise.resolve(out);
   }
 
   saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean> {
     return call(() => {
       checkCursor(partition, seq, epoch);
-      let cursors = this.#cursors.get(group);
-      if (!cursors) this.#cursors.set(group, (cursors = new Map<number, Cursor>()));
-      const current = cursors.get(partition);
-      if (current && current.epoch > epoch) return false;
-      cursors.set(partition, { seq, epoch });
-      return true;
+      return this.#fenced(group, partition, epoch, (c) => (c.seq = seq));
     });
+  }
+
+  markDelivered(group: string, partition: number, seq: number, epoch: number): Promise<boolean> {
+    return call(() => {
+      checkCursor(partition, seq, epoch);
+      return this.#fenced(group, partition, epoch, (c) => (c.delivered = Math.max(c.delivered, seq)));
+    });
+  }
+
+  /** Applies `change` to a partition's cursor unless a newer epoch owns it; false when fenced. */
+  #fenced(group: string, partition: number, epoch: number, change: (c: Cursor) => void): boolean {
+    let cursors = this.#cursors.get(group);
+    if (!cursors) this.#cursors.set(group, (cursors = new Map<number, Cursor>()));
+    let c = cursors.get(partition);
+    if (c && c.epoch > epoch) return false;
+    if (!c) cursors.set(partition, (c = { seq: undefined, epoch, delivered: 0 }));
+    c.epoch = epoch;
+    change(c);
+    return true;
+  }
+
+  recordDeliveries(group: string, partition: number, eventId: string, seq: number, deliveries: number): Promise<void> {
+    return call(() => {
+      checkCursor(partition, seq, deliveries);
+      let byEvent = this.#deliveries.get(group);
+      if (!byEvent) this.#deliveries.set(group, (byEvent = new Map<string, Recorded>()));
+      const before = byEvent.get(eventId)?.deliveries ?? 0;
+      byEvent.set(eventId, { partition, seq, deliveries: Math.max(before, deliveries) });
+    });
+  }
+
+  loadDeliveries(group: string, partition: number, afterSeq: number): Promise<DeliveryState> {
+    const counts = new Map<string, number>();
+    for (const [id, d] of this.#deliveries.get(group) ?? [])
+      if (d.partition === partition && d.seq > afterSeq) counts.set(id, d.deliveries);
+    return Promise.resolve({ deliveredUpTo: this.#cursors.get(group)?.get(partition)?.delivered ?? 0, counts });
+  }
+
+  forgetDeliveries(group: string, partition: number, seq: number): Promise<void> {
+    const byEvent = this.#deliveries.get(group);
+    for (const [id, d] of byEvent ?? []) if (d.partition === partition && d.seq <= seq) byEvent?.delete(id);
+    return Promise.resolve();
   }
 
   deadLetter(group: string, event: LogEvent, deliveries: number, reason: string): Promise<void> {

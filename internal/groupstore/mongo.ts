@@ -1,4 +1,4 @@
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, UpdateFilter } from 'mongodb';
 import type { LogEvent } from '../eventlog/index.js';
 import { ensureIndexes, isDuplicateKeyError } from '../mongo/index.js';
 import {
@@ -7,6 +7,7 @@ import {
   checkCursor,
   checkStart,
   type DeadLetter,
+  type DeliveryState,
   type GroupRecord,
   type GroupStore,
 } from './types.js';
@@ -30,9 +31,19 @@ interface CursorDoc {
   _id: string;
   group: string;
   partition: number;
-  seq: number;
+  /** Absent until the first cursor save (a delivered mark may come first). */
+  seq?: number;
   epoch: number;
+  /** Events up to this sequence may have been delivered (written before they are). */
+  delivered?: number;
   updatedAt: Date;
+}
+interface DeliveryDoc {
+  _id: string;
+  group: string;
+  partition: number;
+  seq: number;
+  deliveries: number;
 }
 interface DeadDoc {
   _id: string;
@@ -50,6 +61,7 @@ interface DeadDoc {
 export interface GroupCollections {
   readonly groups: string;
   readonly cursors: string;
+  readonly deliveries: string;
   readonly dead: string;
 }
 
@@ -57,6 +69,7 @@ export interface GroupCollections {
 export const DEFAULT_GROUP_COLLECTIONS: GroupCollections = Object.freeze({
   groups: 'groups',
   cursors: 'group_cursors',
+  deliveries: 'group_deliveries',
   dead: 'group_dead_letters',
 });
 
@@ -64,6 +77,7 @@ export const DEFAULT_GROUP_COLLECTIONS: GroupCollections = Object.freeze({
 export async function migrateGroups(db: Db, names: GroupCollections = DEFAULT_GROUP_COLLECTIONS): Promise<void> {
   await ensureIndexes(db, names.groups, []);
   await ensureIndexes(db, names.cursors, [{ key: { group: 1, partition: 1 }, name: 'group_partition' }]);
+  await ensureIndexes(db, names.deliveries, [{ key: { group: 1, partition: 1, seq: 1 }, name: 'group_partition_seq' }]);
   await ensureIndexes(db, names.dead, [
     { key: { group: 1, status: 1, deadAt: 1 }, name: 'group_status_deadAt' },
     { key: { group: 1, partition: 1, status: 1 }, name: 'group_partition_status' },
@@ -80,11 +94,13 @@ function toDeadLetter(d: DeadDoc): DeadLetter {
 export class MongoGroupStore implements GroupStore {
   readonly #groups: Collection<GroupDoc>;
   readonly #cursors: Collection<CursorDoc>;
+  readonly #deliveries: Collection<DeliveryDoc>;
   readonly #dead: Collection<DeadDoc>;
 
   constructor(db: Db, names: GroupCollections = DEFAULT_GROUP_COLLECTIONS) {
     this.#groups = db.collection<GroupDoc>(names.groups);
     this.#cursors = db.collection<CursorDoc>(names.cursors);
+    this.#deliveries = db.collection<DeliveryDoc>(names.deliveries);
     this.#dead = db.collection<DeadDoc>(names.dead);
   }
 
@@ -128,14 +144,26 @@ export class MongoGroupStore implements GroupStore {
       this.#groups.findOne({ _id: group }, { projection: { start: 1 } }),
     ]);
     const out = startMap(g?.start);
-    for (const d of docs) out.set(d.partition, d.seq);
+    for (const d of docs) if (d.seq !== undefined) out.set(d.partition, d.seq);
     return out;
   }
 
   async saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean> {
     checkCursor(partition, seq, epoch);
+    return await this.#fencedUpsert(group, partition, epoch, { $set: { group, partition, seq, epoch, updatedAt: new Date() } });
+  }
+
+  async markDelivered(group: string, partition: number, seq: number, epoch: number): Promise<boolean> {
+    checkCursor(partition, seq, epoch);
+    return await this.#fencedUpsert(group, partition, epoch, {
+      $set: { group, partition, epoch, updatedAt: new Date() },
+      $max: { delivered: seq },
+    });
+  }
+
+  /** Applies `update` to a partition's cursor document unless a newer epoch owns it; false when fenced. */
+  async #fencedUpsert(group: string, partition: number, epoch: number, update: UpdateFilter<CursorDoc>): Promise<boolean> {
     const filter = { _id: `${group}/${partition}`, epoch: { $lte: epoch } };
-    const update = { $set: { group, partition, seq, epoch, updatedAt: new Date() } };
     try {
       const r = await this.#cursors.updateOne(filter, update, { upsert: true });
       return r.matchedCount + r.upsertedCount > 0;
@@ -145,6 +173,31 @@ export class MongoGroupStore implements GroupStore {
     // Lost an upsert race (or a newer epoch holds it): try once more against the existing document.
     const r = await this.#cursors.updateOne(filter, update);
     return r.matchedCount > 0;
+  }
+
+  async recordDeliveries(group: string, partition: number, eventId: string, seq: number, deliveries: number): Promise<void> {
+    checkCursor(partition, seq, deliveries);
+    await this.#deliveries.updateOne(
+      { _id: `${group}/${eventId}` },
+      { $set: { group, partition, seq }, $max: { deliveries } },
+      { upsert: true },
+    );
+  }
+
+  async loadDeliveries(group: string, partition: number, afterSeq: number): Promise<DeliveryState> {
+    const [cursor, counts] = await Promise.all([
+      this.#cursors.findOne({ _id: `${group}/${partition}` }, { projection: { delivered: 1 } }),
+      this.#deliveries.find({ group, partition, seq: { $gt: afterSeq } }, { projection: { deliveries: 1 } }).toArray(),
+    ]);
+    const prefix = `${group}/`;
+    return {
+      deliveredUpTo: cursor?.delivered ?? 0,
+      counts: new Map(counts.map((d) => [d._id.slice(prefix.length), d.deliveries])),
+    };
+  }
+
+  async forgetDeliveries(group: string, partition: number, seq: number): Promise<void> {
+    await this.#deliveries.deleteMany({ group, partition, seq: { $lte: seq } });
   }
 
   async deadLetter(group: string, event: LogEvent, deliveries: number, reason: string): Promise<void> {

@@ -20,6 +20,14 @@ export interface GroupRecord {
   readonly start: ReadonlyMap<number, number>;
 }
 
+/** What a partition's new owner needs to continue delivery counts where the previous owners left them. */
+export interface DeliveryState {
+  /** Every event of the partition up to this sequence may have been delivered already. */
+  readonly deliveredUpTo: number;
+  /** Deliveries recorded per event id (events after the requested sequence only). */
+  readonly counts: ReadonlyMap<string, number>;
+}
+
 /** A group event that exhausted its deliveries. */
 export interface DeadLetter {
   group: string;
@@ -42,6 +50,8 @@ export interface DeadLetter {
  *   position for it, else 0.
  * - A cursor save with an epoch below the stored one changes nothing and
  *   returns false (the caller is fenced); a cursor never exists without a save.
+ * - The delivered mark of a partition only grows and is fenced like the cursor;
+ *   recorded delivery counts only grow.
  * - Dead letters move dead -> replay (requestReplay) -> replayed (takeReplays)
  *   -> deleted (acked) or dead again; a replay is taken at most once.
  * - Reads return copies: mutating a result never changes the store.
@@ -60,6 +70,17 @@ export interface GroupStore {
   loadCursors(group: string): Promise<Map<number, number>>;
   /** Saves the acked prefix; false when a newer epoch owns the cursor (we are fenced). */
   saveCursor(group: string, partition: number, seq: number, epoch: number): Promise<boolean>;
+  /**
+   * Records, before they are sent, that events of a partition up to `seq` may be
+   * delivered (the mark only grows); false when a newer epoch owns the partition.
+   */
+  markDelivered(group: string, partition: number, seq: number, epoch: number): Promise<boolean>;
+  /** Records that an event has been delivered `deliveries` times so far (a count never decreases). */
+  recordDeliveries(group: string, partition: number, eventId: string, seq: number, deliveries: number): Promise<void>;
+  /** The delivered mark and the counts recorded for events after `afterSeq`. */
+  loadDeliveries(group: string, partition: number, afterSeq: number): Promise<DeliveryState>;
+  /** Drops the counts recorded for events up to `seq` (settled: behind the cursor). */
+  forgetDeliveries(group: string, partition: number, seq: number): Promise<void>;
   deadLetter(group: string, event: LogEvent, deliveries: number, reason: string): Promise<void>;
   /** Dead letters waiting for an operator (dead or replay requested), oldest first. */
   listDeadLetters(group: string, limit: number): Promise<DeadLetter[]>;

@@ -99,6 +99,48 @@ export function groupStoreContract(name: string, factory: () => Promise<GroupSto
       expect(await s.loadCursor('other', 0)).toBe(99);
     });
 
+    it('keeps a growing delivered mark per partition, fenced with the cursor', async () => {
+      const s = await factory();
+      await s.register('m', 'orders.*', new Map([[0, 4]]));
+      expect(await s.loadDeliveries('m', 0, 0)).toEqual({ deliveredUpTo: 0, counts: new Map() });
+      // A mark before any cursor save leaves the cursor where it was.
+      expect(await s.markDelivered('m', 0, 10, 1)).toBe(true);
+      expect(await s.loadCursor('m', 0)).toBe(4);
+      expect(await s.loadCursors('m')).toEqual(new Map([[0, 4]]));
+      expect(await s.markDelivered('m', 0, 7, 1)).toBe(true); // never moves back
+      expect((await s.loadDeliveries('m', 0, 0)).deliveredUpTo).toBe(10);
+      expect(await s.saveCursor('m', 0, 6, 1)).toBe(true);
+      expect((await s.loadDeliveries('m', 0, 6)).deliveredUpTo).toBe(10);
+      // A new owner (epoch 2) fences the old one's marks, and its cursor saves keep the mark.
+      expect(await s.markDelivered('m', 0, 20, 2)).toBe(true);
+      expect(await s.markDelivered('m', 0, 30, 1)).toBe(false);
+      expect(await s.saveCursor('m', 0, 12, 2)).toBe(true);
+      expect(await s.loadDeliveries('m', 0, 12)).toEqual({ deliveredUpTo: 20, counts: new Map() });
+      expect(await s.loadCursor('m', 0)).toBe(12);
+      expect((await s.loadDeliveries('m', 1, 0)).deliveredUpTo).toBe(0);
+    });
+
+    it('records delivery counts that only grow, loads those after a sequence, and forgets settled ones', async () => {
+      const s = await factory();
+      await s.recordDeliveries('d', 0, 'e1', 5, 2);
+      await s.recordDeliveries('d', 0, 'e1', 5, 1); // a stale write cannot lower it
+      await s.recordDeliveries('d', 0, 'e2', 8, 3);
+      await s.recordDeliveries('d', 1, 'e3', 5, 4);
+      await s.recordDeliveries('other', 0, 'e4', 9, 2);
+      expect((await s.loadDeliveries('d', 0, 0)).counts).toEqual(
+        new Map([
+          ['e1', 2],
+          ['e2', 3],
+        ]),
+      );
+      expect((await s.loadDeliveries('d', 0, 5)).counts).toEqual(new Map([['e2', 3]]));
+      expect((await s.loadDeliveries('d', 1, 0)).counts).toEqual(new Map([['e3', 4]]));
+      await s.forgetDeliveries('d', 0, 5);
+      expect((await s.loadDeliveries('d', 0, 0)).counts).toEqual(new Map([['e2', 3]]));
+      expect((await s.loadDeliveries('d', 1, 0)).counts).toEqual(new Map([['e3', 4]]));
+      expect((await s.loadDeliveries('other', 0, 0)).counts).toEqual(new Map([['e4', 2]]));
+    });
+
     it('refuses malformed cursors with a typed error', async () => {
       const s = await factory();
       for (const [p, seq, epoch] of [
