@@ -99,6 +99,13 @@ interface Delivery {
 
 /** Most events read ahead per partition beyond what is in flight. */
 const READ_AHEAD = 500;
+/**
+ * How far past what it reads an owner raises the delivered mark, so a partition
+ * with a trickle of events writes the mark once per this many events, not per
+ * event. The price: after a failover, up to this many events published later
+ * arrive with delivery 2.
+ */
+const MARK_AHEAD = 64;
 /** Wait before reading again after a failed read. */
 const READ_RETRY_MS = 1_000;
 /** Longest redelivery delay (a NACK's delayMs is bounded by the protocol too). */
@@ -120,14 +127,15 @@ function keyOf(e: LogEvent): string {
  *
  * Delivery counts survive a change of owner (failover or rebalance) without a
  * write per first delivery: before events are first sent, the partition's
- * delivered mark is raised past them, in one write per read batch that runs
- * alongside the read itself; a count is written (without waiting for it) only
- * when an event is redelivered. A new owner starts an event at its recorded
- * count, else at 1 if it is under the inherited mark (it may have reached a
- * member), else at 0. So an event that may have reached a member before always
- * arrives with `delivery > 1`; the count itself can be one low if the owner died
- * with its last count write in flight, and after a failover events the previous
- * owner had read but not yet sent (at most READ_AHEAD per partition) count as
+ * delivered mark is raised past them (and MARK_AHEAD further), in a write that
+ * runs alongside the read itself and only when a read goes past the mark; a
+ * count is written (without waiting for it) only when an event is redelivered.
+ * A new owner starts an event at its recorded count, else at 1 if it is under
+ * the inherited mark (it may have reached a member), else at 0. So an event
+ * that may have reached a member before always arrives with `delivery > 1`; the
+ * count itself can be one low if the owner died with its last count write in
+ * flight, and after a failover events the previous owner had not sent yet but
+ * were under its mark (at most READ_AHEAD + MARK_AHEAD per partition) count as
  * delivered once.
  */
 class GroupPartition {
@@ -233,7 +241,7 @@ class GroupPartition {
       const upTo = Math.min(head, this.#readUpTo + READ_AHEAD);
       const [events, marked] = await Promise.all([
         eventLog.read({ partition: this.partition, afterSeq: this.#readUpTo, limit: upTo - this.#readUpTo }),
-        upTo > this.#marked ? store.markDelivered(this.#g.name, this.partition, upTo, this.epoch) : Promise.resolve(true),
+        upTo > this.#marked ? store.markDelivered(this.#g.name, this.partition, upTo + MARK_AHEAD, this.epoch) : Promise.resolve(true),
       ]);
       if (this.#stopped) return;
       if (!marked) {
@@ -241,7 +249,7 @@ class GroupPartition {
         this.#g.fenced(this.partition, this);
         return;
       }
-      this.#marked = Math.max(this.#marked, upTo);
+      if (upTo > this.#marked) this.#marked = upTo + MARK_AHEAD;
       for (const e of events) {
         if (e.seq !== this.#readUpTo + 1 || e.seq > upTo) break;
         this.#readUpTo = e.seq;
