@@ -9,7 +9,13 @@
  * - PUBLISH goes through the outbox and is acknowledged once durable.
  * - One log tail per process; fan-out is in memory through a topic trie.
  * - Consumer groups: at-least-once, per-key order, partitions shared between
- *   gateways by leases; cursors fenced by the lease epoch.
+ *   gateways by leases; cursors fenced by the lease epoch. A delivery is settled
+ *   only through the membership (connection and subscription) it went to; a
+ *   SUBSCRIBE's OK precedes its first EVENT; a new group starts at `from`; an
+ *   event that may have been delivered before arrives with `delivery > 1`, on
+ *   whichever gateway delivers it.
+ * - PUBLISH payloads are validated before any write; ERR UNAVAILABLE (retry) is
+ *   sent only for failures that may pass.
  * - Every timer and socket a connection or server creates is released on close.
  */
 export { GATEWAY_PRESENCE_GROUP, GatewayApp } from './app.js';
