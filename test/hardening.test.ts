@@ -327,7 +327,9 @@ describe('group SUBSCRIBE honours from, and its OK comes first (7)', () => {
     const reply = await second.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'wait.*', group: 'waiting' });
     expect(reply).toMatchObject({ op: 'OK' });
     await second.nEvents(5, 'g');
-    expect(second.frames.findIndex((f) => f.op === 'OK')).toBeLessThan(second.frames.findIndex((f) => f.op === 'EVENT'));
+    const subscribed = second.frames.findIndex((f) => f.op === 'OK' && (f as { sub?: unknown }).sub === 'g');
+    expect(subscribed).toBeGreaterThan(0);
+    expect(subscribed).toBeLessThan(second.frames.findIndex((f) => f.op === 'EVENT'));
   });
 });
 
