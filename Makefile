@@ -23,12 +23,12 @@ JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools kube-tools chromium build typecheck test dev bench bench-drain bench-gateway clean
+.PHONY: help deps tools kube-tools chromium build typecheck test dev bench bench-drain bench-gateway bench-groups clean
 
 help:
 	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
-	@echo "make test   - type-check and run the whole suite against a real MongoDB-wire server (and a real kube-apiserver)"
-	@echo "make bench  - drain and gateway benchmarks (numbers in README)"
+	@echo "make test   - type-check and run the whole suite against real MongoDB-wire servers (and a real kube-apiserver)"
+	@echo "make bench  - drain, gateway and group-dispatch benchmarks (numbers in README)"
 
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -116,13 +116,17 @@ test: $(NODE_DEPS) tools $(MJS_JAR) kube-tools chromium build typecheck
 dev: $(NODE_DEPS) tools build
 	node dist/test/harness/dev.js
 
-bench: bench-drain bench-gateway
+bench: bench-drain bench-gateway bench-groups
 
 bench-drain: $(NODE_DEPS) tools build
 	node dist/bench/drain.js
 
 bench-gateway: $(NODE_DEPS) tools build
 	node dist/bench/gateway.js
+
+# In memory: no database needed.
+bench-groups: $(NODE_DEPS) build
+	node dist/bench/groups.js
 
 clean:
 	rm -rf dist .tools/src

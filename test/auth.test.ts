@@ -73,7 +73,7 @@ describe('jose verifier', () => {
     expect(await refused(v.verify(await base().setAudience('other').setExpirationTime(inAMinute()).sign(hs)))).toBe('BAD_AUDIENCE');
     const good = await base().setExpirationTime(inAMinute()).sign(hs);
     const [h, payload, sig] = good.split('.') as [string, string, string];
-    const forged = b64({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), sub: 'mallory' });
+    const forged = b64({ ...(JSON.parse(Buffer.from(payload, 'base64url').toString()) as object), sub: 'mallory' });
     expect(await refused(v.verify(`${h}.${forged}.${sig}`))).toBe('SIGNATURE_INVALID');
     expect(
       await refused(
@@ -131,13 +131,19 @@ describe('jose verifier', () => {
       const two = await generateKeyPair('ES256', { extractable: true });
       keys = [{ ...(await exportJWK(one.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }];
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
-      const v = await createJoseVerifier({ algorithms: ['ES256'], keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 0 } });
+      const v = await createJoseVerifier({
+        algorithms: ['ES256'],
+        keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 0, cacheMaxAgeMs: 60_000 },
+      });
       expect((await v.verify(await token({}, one.privateKey, { alg: 'ES256', kid: 'k1' }))).subject).toBe('alice');
       expect(await refused(v.verify(await token({}, two.privateKey, { alg: 'ES256', kid: 'k2' })))).toBe('UNKNOWN_KEY');
       keys = [...keys, { ...(await exportJWK(two.publicKey)), kid: 'k2', alg: 'ES256', use: 'sig' }];
       expect((await v.verify(await token({}, two.privateKey, { alg: 'ES256', kid: 'k2' }))).subject).toBe('alice');
 
-      const slow = await createJoseVerifier({ algorithms: ['ES256'], keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 60_000 } });
+      const slow = await createJoseVerifier({
+        algorithms: ['ES256'],
+        keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 60_000, cacheMaxAgeMs: 60_000 },
+      });
       await slow.verify(await token({}, one.privateKey, { alg: 'ES256', kid: 'k1' }));
       const before = fetches;
       for (let i = 0; i < 5; i++)
@@ -145,10 +151,30 @@ describe('jose verifier', () => {
       expect(fetches - before).toBeLessThanOrEqual(1);
     });
 
+    it('stops verifying a key removed from the set once the cache age has passed', async () => {
+      const one = await generateKeyPair('ES256', { extractable: true });
+      const two = await generateKeyPair('ES256', { extractable: true });
+      keys = [
+        { ...(await exportJWK(one.publicKey)), kid: 'old', alg: 'ES256', use: 'sig' },
+        { ...(await exportJWK(two.publicKey)), kid: 'new', alg: 'ES256', use: 'sig' },
+      ];
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+      const v = await createJoseVerifier({
+        algorithms: ['ES256'],
+        keys: { kind: 'jwks', url, timeoutMs: 2000, cooldownMs: 60_000, cacheMaxAgeMs: 300 },
+      });
+      const oldToken = await token({}, one.privateKey, { alg: 'ES256', kid: 'old' });
+      expect((await v.verify(oldToken)).subject).toBe('alice');
+      keys = keys.filter((k) => k.kid !== 'old');
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await refused(v.verify(oldToken))).toBe('UNKNOWN_KEY');
+      expect((await v.verify(await token({}, two.privateKey, { alg: 'ES256', kid: 'new' }))).subject).toBe('alice');
+    });
+
     it('reports an unreachable key set as KEYS_UNAVAILABLE', async () => {
       const v = await createJoseVerifier({
         algorithms: ['ES256'],
-        keys: { kind: 'jwks', url: 'http://127.0.0.1:1/jwks.json', timeoutMs: 500, cooldownMs: 0 },
+        keys: { kind: 'jwks', url: 'http://127.0.0.1:1/jwks.json', timeoutMs: 500, cooldownMs: 0, cacheMaxAgeMs: 60_000 },
       });
       const { privateKey } = await generateKeyPair('ES256');
       expect(await refused(v.verify(await token({}, privateKey, { alg: 'ES256', kid: 'k1' })))).toBe('KEYS_UNAVAILABLE');
@@ -179,14 +205,70 @@ describe('policy', () => {
     expect(p.canSubscribe(TopicPattern.compile('audit.*.x'))).toBe(false);
   });
 
+  it('accepts the rules shape and grants groups: deny wins, groups not granted are denied once any rule names groups', () => {
+    const orders = TopicPattern.compile('orders.*');
+    const p = Policy.fromClaims({
+      policy: {
+        rules: [
+          { effect: 'allow', action: 'publish', topics: ['orders.*'] },
+          { effect: 'allow', action: 'subscribe', topics: ['orders.*', 'invoices.*'], groups: ['billing', 'audit'] },
+          { effect: 'allow', action: '*', topics: ['audit.**'], groups: ['*'] },
+          { effect: 'deny', action: 'subscribe', topics: ['audit.secret.**'], groups: ['reporting'] },
+          { effect: 'deny', action: 'subscribe', topics: ['orders.internal'] },
+        ],
+      },
+    });
+    expect(p.canPublish('orders.created')).toBe(true);
+    expect(p.canPublish('audit.x')).toBe(true);
+    expect(p.canPublish('invoices.created')).toBe(false);
+    // Groups named by an allow rule that covers the filter.
+    expect(p.canSubscribe(TopicPattern.compile('orders.created'), 'billing')).toBe(true);
+    expect(p.canSubscribe(TopicPattern.compile('invoices.paid'), 'audit')).toBe(true);
+    expect(p.canSubscribe(TopicPattern.compile('orders.created'), 'shipping')).toBe(false);
+    expect(p.canSubscribe(TopicPattern.compile('audit.x.y'), 'anything')).toBe(true);
+    // Deny wins: for the groups it names, or for every subscription when it names none.
+    expect(p.canSubscribe(TopicPattern.compile('audit.secret.x'), 'reporting')).toBe(false);
+    expect(p.canSubscribe(TopicPattern.compile('audit.secret.x'), 'ops')).toBe(true);
+    expect(p.canSubscribe(TopicPattern.compile('audit.secret.x'))).toBe(true);
+    expect(p.canSubscribe(orders, 'billing')).toBe(false);
+    expect(p.canSubscribe(orders)).toBe(false);
+    // Live subscriptions are decided by topic alone.
+    expect(p.canSubscribe(TopicPattern.compile('invoices.*'))).toBe(true);
+
+    // Without any rule naming groups, a topic grant allows any group (tokens issued before group grants).
+    const legacy = Policy.fromClaims({
+      scopes: 'subscribe:orders.*',
+      policy: { rules: [{ effect: 'allow', action: 'subscribe', topics: ['x.*'] }] },
+    });
+    expect(legacy.canSubscribe(orders, 'whatever')).toBe(true);
+    // Once one does, topic-only rules no longer grant groups.
+    const scoped = Policy.fromClaims({
+      scopes: 'subscribe:orders.*',
+      policy: { allow: [{ action: 'subscribe', topic: 'x.*', groups: ['g'] }] },
+    });
+    expect(scoped.canSubscribe(orders)).toBe(true);
+    expect(scoped.canSubscribe(orders, 'g')).toBe(false);
+    expect(scoped.canSubscribe(TopicPattern.compile('x.*'), 'g')).toBe(true);
+  });
+
   it('refuses malformed policy claims with CLAIMS_INVALID', () => {
     for (const claims of [
       { scopes: 7 },
       { scopes: ['publish:a..b'] },
       { policy: { allow: [{ action: 'delete', topic: 'a' }] } },
       { policy: { deny: 'x' } },
+      { policy: [] },
+      { policy: { rules: {} } },
+      { policy: { rules: [{ effect: 'permit', action: 'publish', topics: ['a'] }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'publish', topics: [] }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'publish', topic: 'a' }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'subscribe', topics: ['a.**.b.'] }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'subscribe', topics: ['a'], groups: 'billing' }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'subscribe', topics: ['a'], groups: ['bad group'] }] } },
+      { policy: { rules: [{ effect: 'allow', action: 'publish', topics: ['a'], groups: ['billing'] }] } },
+      { policy: { rules: [{ effect: 'allow', action: '*', topics: Array.from({ length: 300 }, (_, i) => `t${i}`) }] } },
     ]) {
-      expect(() => Policy.fromClaims(claims)).toThrow(expect.objectContaining({ code: 'CLAIMS_INVALID' }));
+      expect(() => Policy.fromClaims(claims)).toThrow(expect.objectContaining({ code: 'CLAIMS_INVALID' }) as Error);
     }
   });
 });

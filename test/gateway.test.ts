@@ -2,7 +2,8 @@
  * The gateway over real sockets, with a real drainer, against the test server.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CloseCode, MongoGroupStore } from '../internal/gateway/index.js';
+import { CloseCode, type ServerFrame } from '../internal/gateway/index.js';
+import { MongoGroupStore } from '../internal/groupstore/index.js';
 import { useTestDb } from './harness/db.js';
 import { rootToken, startHub, testToken, type TestHub } from './harness/hub.js';
 import { eventually } from './harness/process.js';
@@ -257,9 +258,9 @@ describe('consumer groups', () => {
     // a acks everything it gets; b takes its first deliveries and then dies without acking.
     const acked: Array<{ n: number; key: string }> = [];
     a.ws.on('message', (data) => {
-      const f = JSON.parse(data.toString());
+      const f = JSON.parse((data as Buffer).toString()) as ServerFrame;
       if (f.op !== 'EVENT') return;
-      acked.push({ n: f.event.payload.n, key: f.event.key });
+      acked.push({ n: (f.event.payload as { n: number }).n, key: f.event.key ?? '' });
       a.ws.send(JSON.stringify({ op: 'ACK', id: `ack-${acked.length}`, sub: 'g', eventId: f.event.id }));
     });
     expect(await a.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'jobs.*', group: 'workers', maxInFlight: 5 })).toMatchObject({ op: 'OK' });
@@ -269,7 +270,7 @@ describe('consumer groups', () => {
     await b.nEvents(1, 'g');
     const heldByB = b.events('g').map((f) => f.event.payload);
     b.ws.terminate();
-    await eventually(async () => new Set(acked.map((x) => x.n)).size === 20, 20_000, 'a to receive every event');
+    await eventually(() => Promise.resolve(new Set(acked.map((x) => x.n)).size === 20), 20_000, 'a to receive every event');
     // Each key's events arrive in publish order (redelivered ones before later ones of the same key).
     for (const key of ['k0', 'k1', 'k2', 'k3']) {
       const ns = acked.filter((x) => x.key === key).map((x) => x.n);

@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { MongoEventLog } from '../internal/eventlog/index.js';
-import { MongoGroupStore, migrateGroups } from '../internal/gateway/index.js';
+import { MongoGroupStore, migrateGroups } from '../internal/groupstore/index.js';
 import { MongoLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';
 import { OpsApp, loadOpsConfig } from '../internal/ops/index.js';
@@ -99,25 +99,30 @@ describe('ops API', () => {
     await seed(dbName);
     url = (await ops(dbName, { OPS_ADMIN_TOKEN: ADMIN })).url;
   });
-  const get = async (path: string, headers: Record<string, string> = {}) => {
+  /** GETs `path`; `T` is the shape the test expects the JSON body to have (text bodies come back as strings). */
+  const get = async <T = unknown>(path: string, headers: Record<string, string> = {}) => {
     const res = await fetch(url + path, { headers });
-    return {
-      status: res.status,
-      body: (res.headers.get('content-type') ?? '').includes('application/json') ? await res.json() : await res.text(),
-      type: res.headers.get('content-type'),
-    };
+    const body: unknown = (res.headers.get('content-type') ?? '').includes('application/json') ? await res.json() : await res.text();
+    return { status: res.status, body: body as T, type: res.headers.get('content-type') };
   };
+  interface Overview {
+    backlog: unknown;
+    unownedPartitions: number[];
+    leases: { drainers: Array<{ member: string }>; gateways: Array<{ member: string }> };
+    groups: Array<{ maxLagSeconds: number }>;
+    partitionHeads: Array<{ head: number }>;
+  }
 
   it('summarises backlog, leases, replicas, throughput and groups', async () => {
-    const { status, body } = await get('/api/overview');
+    const { status, body } = await get<Overview>('/api/overview');
     expect(status).toBe(200);
     expect(body.backlog).toMatchObject({ pending: 2, dead: 1 });
     expect(body.unownedPartitions).toEqual([3]);
-    expect(body.leases.drainers.map((m: { member: string }) => m.member)).toEqual(['drainer-a']);
-    expect(body.leases.gateways.map((m: { member: string }) => m.member)).toEqual(['gateway-a']);
+    expect(body.leases.drainers.map((m) => m.member)).toEqual(['drainer-a']);
+    expect(body.leases.gateways.map((m) => m.member)).toEqual(['gateway-a']);
     expect(body.groups).toEqual([expect.objectContaining({ group: 'billing', filter: 'orders.*', lagEvents: 4, deadLetters: 1 })]);
-    expect(body.groups[0].maxLagSeconds).toBeGreaterThan(0);
-    expect(body.partitionHeads.map((p: { head: number }) => p.head)).toEqual([4, 1, 0, 0]);
+    expect(body.groups[0]?.maxLagSeconds).toBeGreaterThan(0);
+    expect(body.partitionHeads.map((p) => p.head)).toEqual([4, 1, 0, 0]);
   });
 
   it('reports per-partition backlog, leases and group lag', async () => {
@@ -129,12 +134,12 @@ describe('ops API', () => {
     }>;
     expect(backlog.reduce((n, b) => n + b.pending, 0)).toBe(2);
     expect(backlog.find((b) => b.partition === partitionOf('d', 4))?.dead).toBe(1);
-    const leases = (await get('/api/leases')).body;
+    const leases = (await get<{ partitions: unknown[] }>('/api/leases')).body;
     expect(leases.partitions[0]).toMatchObject({ partition: 0, holder: 'drainer-a', epoch: 1, live: true });
     expect(leases.partitions[3]).toMatchObject({ partition: 3, holder: null, live: false });
-    const groups = (await get('/api/groups')).body;
-    expect(groups[0].partitions[0]).toMatchObject({ partition: 0, cursor: 1, head: 4, lagEvents: 3 });
-    expect(groups[0].partitions[0].lagSeconds).toBeGreaterThan(0);
+    const groups = (await get<Array<{ partitions: Array<{ lagSeconds: number }> }>>('/api/groups')).body;
+    expect(groups[0]?.partitions[0]).toMatchObject({ partition: 0, cursor: 1, head: 4, lagEvents: 3 });
+    expect(groups[0]?.partitions[0]?.lagSeconds).toBeGreaterThan(0);
   });
 
   it('reads the latest event by key, a range, and streams an NDJSON export', async () => {
@@ -165,7 +170,7 @@ describe('ops API', () => {
       expect({ path, status: r.status, body: r.body }).toEqual({
         path,
         status: 400,
-        body: expect.objectContaining({ error: 'INVALID_PARAMETER', parameter }),
+        body: expect.objectContaining({ error: 'INVALID_PARAMETER', parameter }) as unknown,
       });
     }
     expect((await get('/api/nope')).body).toMatchObject({ error: 'NOT_FOUND' });
@@ -180,8 +185,8 @@ describe('ops API', () => {
     expect((await post('/api/outbox/dead-1/requeue', ADMIN)).status).toBe(200);
     expect((await get('/api/outbox/dead-1')).body).toMatchObject({ status: 'pending', attempts: 0 });
     expect((await post('/api/outbox/dead-1/requeue', ADMIN)).status).toBe(404);
-    const dead = (await get('/api/dead-letters')).body;
-    const eventId = dead.groups[0].letters[0].event.id as string;
+    const dead = (await get<{ groups: Array<{ letters: Array<{ event: { id: string } }> }> }>('/api/dead-letters')).body;
+    const eventId = dead.groups[0]?.letters[0]?.event.id ?? '';
     expect((await post(`/api/groups/billing/dead-letters/${eventId}/replay`, ADMIN)).status).toBe(200);
     const letters = await new MongoGroupStore(t.client.db(dbName)).listDeadLetters('billing', 10);
     expect(letters[0]?.status).toBe('replay');
@@ -214,6 +219,11 @@ it('renders the dashboard in Chromium: problems at a glance, leases, and a worki
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // The page runs under its Content-Security-Policy: any violation would be a blocked script or style.
+    const violations: string[] = [];
+    page.on('console', (m) => {
+      if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text());
+    });
     await page.goto(url);
     await page.evaluate((token) => sessionStorage.setItem('admin', token), ADMIN);
     await page.waitForSelector('#t-dead button[data-requeue="dead-1"]', { timeout: 15_000 });
@@ -222,6 +232,7 @@ it('renders the dashboard in Chromium: problems at a glance, leases, and a worki
     expect(summary).toContain('1 dead messages');
     expect(await page.textContent('#t-leases')).toContain('drainer-a');
     expect(await page.textContent('#t-groups')).toContain('billing');
+    expect(violations).toEqual([]);
     mkdirSync('test-artifacts', { recursive: true });
     await page.screenshot({ path: 'test-artifacts/ops-dashboard.png', fullPage: true });
     await page.click('#t-dead button[data-requeue="dead-1"]');

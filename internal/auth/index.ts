@@ -2,7 +2,7 @@
  * Authentication (JWT through jose) and topic permissions.
  *
  * Invariants: accepted algorithms come from configuration, never from the
- * token; `exp` and `sub` are required; clock tolerance is bounded; policies are
+ * token; `exp` and `sub` (a non-empty string) are required; clock tolerance is bounded; policies are
  * compiled once per authentication and deny wins. Errors carry a stable
  * {@link AuthErrorCode}.
  */
@@ -10,6 +10,7 @@ export { AuthError, type AuthErrorCode } from './errors.js';
 export { MAX_RULES, Policy, type Action } from './policy.js';
 export {
   MAX_CLOCK_TOLERANCE_S,
+  MAX_SUBJECT_LENGTH,
   MAX_TOKEN_LENGTH,
   SUPPORTED_ALGORITHMS,
   createJoseVerifier,

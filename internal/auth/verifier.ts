@@ -25,13 +25,26 @@ export type Algorithm = (typeof SUPPORTED_ALGORITHMS)[number];
 export const MAX_CLOCK_TOLERANCE_S = 300;
 /** Longest token accepted, in characters. */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
+/** Longest subject accepted, in characters (OpenID Connect's bound). */
+export const MAX_SUBJECT_LENGTH = 255;
 
 /** Where verification keys come from. */
 export type KeySource =
   | { kind: 'secret'; secret: string }
   | { kind: 'pem'; pem: string }
   | { kind: 'pem-file'; path: string }
-  | { kind: 'jwks'; url: string; timeoutMs: number; cooldownMs: number };
+  | {
+      kind: 'jwks';
+      url: string;
+      timeoutMs: number;
+      /** Least time between refetches for an unknown `kid`. */
+      cooldownMs: number;
+      /**
+       * Age after which the cached key set is fetched again before a verification: a key
+       * removed from the JWKS stops verifying new tokens at most this long (plus one fetch) later.
+       */
+      cacheMaxAgeMs: number;
+    };
 
 /** Options for {@link createJoseVerifier}. */
 export interface JoseVerifierOptions {
@@ -69,8 +82,10 @@ function classify(err: unknown, remoteKeys: boolean): AuthError {
 
 /**
  * A {@link TokenVerifier} on jose: HS* with a shared secret, RS/PS/ES/EdDSA with
- * a PEM public key, or a remote JWKS with explicit timeout and cooldown (key
- * rotation: an unknown `kid` refetches at most once per cooldown).
+ * a PEM public key, or a remote JWKS with explicit timeout, cooldown and cache
+ * age (key rotation: an unknown `kid` refetches at most once per cooldown; a
+ * key set older than its cache age is refetched before use, so a removed key
+ * stops verifying within that age).
  */
 export async function createJoseVerifier(options: JoseVerifierOptions): Promise<TokenVerifier> {
   const algorithms = [...options.algorithms];
@@ -90,7 +105,11 @@ export async function createJoseVerifier(options: JoseVerifierOptions): Promise<
   let key: Uint8Array | CryptoKey | JWTVerifyGetKey;
   if (keys.kind === 'secret') key = new TextEncoder().encode(keys.secret);
   else if (keys.kind === 'jwks')
-    key = createRemoteJWKSet(new URL(keys.url), { timeoutDuration: keys.timeoutMs, cooldownDuration: keys.cooldownMs });
+    key = createRemoteJWKSet(new URL(keys.url), {
+      timeoutDuration: keys.timeoutMs,
+      cooldownDuration: keys.cooldownMs,
+      cacheMaxAge: keys.cacheMaxAgeMs,
+    });
   else {
     const pem = keys.kind === 'pem' ? keys.pem : await readFile(keys.path, 'utf8');
     if (algorithms.length !== 1) throw new AuthError('VERIFIER_CONFIG', 'a PEM public key goes with exactly one algorithm');
@@ -119,8 +138,12 @@ export async function createJoseVerifier(options: JoseVerifierOptions): Promise<
       } catch (err) {
         throw classify(err, keys.kind === 'jwks');
       }
-      const policy = Policy.fromClaims(payload as Record<string, unknown>);
-      return Object.freeze({ subject: String(payload.sub), expiresAt: new Date((payload.exp as number) * 1000), policy });
+      // jose checks that sub is present, not its type: a numeric sub would collide with the string one.
+      const subject = payload.sub as unknown;
+      if (typeof subject !== 'string' || subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH)
+        throw new AuthError('CLAIMS_INVALID', `sub must be a non-empty string of at most ${MAX_SUBJECT_LENGTH} characters`);
+      const policy = Policy.fromClaims(payload);
+      return Object.freeze({ subject, expiresAt: new Date((payload.exp as number) * 1000), policy });
     },
   };
 }

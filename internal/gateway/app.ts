@@ -1,5 +1,6 @@
 import { createJoseVerifier } from '../auth/index.js';
 import { MongoEventLog } from '../eventlog/index.js';
+import { MongoGroupStore, migrateGroups } from '../groupstore/index.js';
 import { openHubDb } from '../hubdb/index.js';
 import { openLeaseStore } from '../lease/index.js';
 import { describeError } from '../errors/index.js';
@@ -9,7 +10,6 @@ import type { MongoClient } from '../mongo/index.js';
 import { MongoOutboxStore, createOutbox } from '../outbox/index.js';
 import { startTelemetryServer, type Registry, type TelemetryServer } from '../telemetry/index.js';
 import type { GatewayConfig } from './config.js';
-import { MongoGroupStore, migrateGroups } from './group-store.js';
 import { GroupManager } from './groups.js';
 import { LiveHub } from './hub.js';
 import { createGatewayMetrics } from './metrics.js';

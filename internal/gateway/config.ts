@@ -74,6 +74,7 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   cursorFlushMs: 200,
   logStallAfterMs: 30_000,
   stopTimeoutMs: 20_000,
+  jwksCacheMaxAgeMs: 60_000,
 });
 
 function keySource(r: EnvReader): KeySource {
@@ -83,13 +84,15 @@ function keySource(r: EnvReader): KeySource {
   const jwks = r.string('JWKS_URL', { required: false, pattern: /^https?:\/\// });
   const timeoutMs = r.duration('JWKS_TIMEOUT', { default: 5_000, min: 100, max: 60_000 });
   const cooldownMs = r.duration('JWKS_COOLDOWN', { default: 30_000, min: 0, max: 3_600_000 });
+  // Bounds how long a key removed from the JWKS still verifies new tokens.
+  const cacheMaxAgeMs = r.duration('JWKS_CACHE_MAX_AGE', { default: GATEWAY_DEFAULTS.jwksCacheMaxAgeMs, min: 100, max: 3_600_000 });
   const given = [secret, pem, pemFile, jwks].filter((v) => v !== '').length;
   if (given !== 1) r.fail('JWT_SECRET', 'set exactly one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_PUBLIC_KEY_FILE, JWKS_URL');
   if (secret) return { kind: 'secret', secret };
   // PEM in an environment variable often arrives with literal \n sequences.
   if (pem) return { kind: 'pem', pem: pem.replace(/\\n/g, '\n') };
   if (pemFile) return { kind: 'pem-file', path: pemFile };
-  return { kind: 'jwks', url: jwks, timeoutMs, cooldownMs };
+  return { kind: 'jwks', url: jwks, timeoutMs, cooldownMs, cacheMaxAgeMs };
 }
 
 /**

@@ -3,11 +3,12 @@ import { AuthError, type Principal, type TokenVerifier } from '../auth/index.js'
 import { describeError, isHubError } from '../errors/index.js';
 import type { EventLog, LogEvent } from '../eventlog/index.js';
 import type { Logger } from '../log/index.js';
+import { isDocumentRejectedError, isTransientError } from '../mongo/index.js';
 import type { Outbox, OutboxStore } from '../outbox/index.js';
 import { TopicPattern, topicProblem } from '../topic/index.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayError } from './errors.js';
-import type { GroupManager, GroupMember } from './groups.js';
+import type { GroupManager, GroupMember, GroupMembership } from './groups.js';
 import { LiveHub, toWire, type LiveSubscription } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 import { CloseCode, parseClientFrame, type ClientFrame, type ErrorCode, type StartFrom } from '../protocol/index.js';
@@ -30,15 +31,30 @@ export interface ConnectionDeps {
 
 type State = 'authenticating' | 'open' | 'closed';
 
+/** True when `err`, or an error it wraps, is a storage failure that may pass if retried. */
+function retryable(err: unknown): boolean {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e !== undefined; i++) {
+    if (isTransientError(e)) return true;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return false;
+}
+
 /** Consecutive malformed frames tolerated before the connection is closed. */
 const MAX_BAD_FRAMES = 10;
+/** How long a slow consumer gets to read up to the close frame before its socket is destroyed. */
+const SLOW_CONSUMER_GRACE_MS = 5_000;
 /** setTimeout's upper bound. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Subscription {
   readonly id: string;
   readonly pattern: TopicPattern;
-  readonly group: string | undefined;
+  /** The group of a group subscription, and the membership settlements go through. */
+  readonly group: { readonly name: string; readonly membership: GroupMembership } | undefined;
+  /** Starts deliveries; called once the SUBSCRIBE's OK has been sent, so no EVENT precedes it. */
+  start(): void;
   close(): Promise<void>;
 }
 
@@ -124,11 +140,24 @@ export class Connection {
       void s.close().catch((err: unknown) => this.#log.warn('unsubscribe on close failed', { err: describeError(err) }));
   }
 
-  /** Sends a text frame unless the socket is closed or past its high-water mark. */
+  /**
+   * Sends a text frame unless the socket is closed or past its high-water mark.
+   * The mark applies to what this process holds queued for the socket
+   * (ws.bufferedAmount: frames the kernel has not taken yet), which is the memory a
+   * slow consumer costs the gateway; the kernel's own socket buffers come on top.
+   */
   #sendText(op: string, text: string): boolean {
     if (this.#state === 'closed') return false;
-    if (this.#ws.bufferedAmount > this.#d.config.sendHighWaterBytes) {
+    const buffered = this.#ws.bufferedAmount;
+    if (buffered > this.#d.config.sendHighWaterBytes) {
+      this.#d.metrics.slowConsumerBuffered.observe(buffered);
+      this.#log.warn('slow consumer closed', { bufferedBytes: buffered, highWaterBytes: this.#d.config.sendHighWaterBytes });
       this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: send buffer over its high-water mark');
+      // The close frame waits behind the queue; a peer that still does not read is cut off
+      // so the queue is freed in seconds, not after ws's 30 s closing timeout.
+      const cut = setTimeout(() => this.#ws.terminate(), SLOW_CONSUMER_GRACE_MS);
+      cut.unref();
+      this.#ws.once('close', () => clearTimeout(cut));
       return false;
     }
     this.#ws.send(text);
@@ -160,7 +189,8 @@ export class Connection {
       this.#bad(null, 'BAD_FRAME', 'binary frames are not part of the protocol');
       return;
     }
-    const parsed = parseClientFrame(data.toString());
+    // ws hands text frames over as one Buffer (binaryType 'nodebuffer', the default).
+    const parsed = parseClientFrame((data as Buffer).toString('utf8'));
     if (!('op' in parsed)) {
       this.#d.metrics.framesIn.inc({ op: 'invalid' });
       this.#bad(parsed.id, parsed.code, parsed.message);
@@ -178,11 +208,11 @@ export class Connection {
       });
     }
     run.catch((err: unknown) => {
-      if (err instanceof GatewayError) this.#err(parsed.id, err.code, err.message);
-      else {
-        this.#log.error('request failed', { op: parsed.op, err: describeError(err) });
-        this.#err(parsed.id, 'UNAVAILABLE', 'the request could not be completed; retry');
-      }
+      if (err instanceof GatewayError) return this.#err(parsed.id, err.code, err.message);
+      this.#log.error('request failed', { op: parsed.op, err: describeError(err) });
+      // Only a failure that can pass is reported as one to retry.
+      if (retryable(err)) this.#err(parsed.id, 'UNAVAILABLE', 'the request could not be completed; retry');
+      else this.#err(parsed.id, 'INTERNAL', 'the request failed; retrying it unchanged will not help');
     });
   }
 
@@ -216,7 +246,9 @@ export class Connection {
         if (!s) return this.#err(f.id, 'NO_SUCH_SUBSCRIPTION', `no subscription ${f.sub}`);
         // Live subscriptions are at-most-once: there is nothing to settle.
         if (s.group === undefined) return this.#ok(f.id);
-        const done = f.op === 'ACK' ? this.#d.groups.ack(s.group, f.eventId) : this.#d.groups.nack(s.group, f.eventId, f.delayMs);
+        // Only the member the event was delivered to may settle it.
+        const { membership } = s.group;
+        const done = f.op === 'ACK' ? membership.ack(f.eventId) : membership.nack(f.eventId, f.delayMs);
         return done
           ? this.#ok(f.id)
           : this.#err(f.id, 'NO_SUCH_DELIVERY', `no delivery ${f.eventId} in flight (already settled, or its partition moved)`);
@@ -248,11 +280,12 @@ export class Connection {
     this.#armExpiry(principal.expiresAt.getTime());
     // A refreshed token may grant less: drop what is no longer allowed.
     for (const s of [...this.#subs.values()]) {
-      if (principal.policy.canSubscribe(s.pattern)) continue;
+      if (principal.policy.canSubscribe(s.pattern, s.group?.name)) continue;
       this.#subs.delete(s.id);
       await s.close();
       this.#d.metrics.aclDenials.inc({ op: 'SUBSCRIBE' });
-      this.#err(null, 'SUBSCRIPTION_REVOKED', `the new token does not allow ${s.pattern.source}`, { sub: s.id });
+      const what = s.group ? `${s.pattern.source} in group ${s.group.name}` : s.pattern.source;
+      this.#err(null, 'SUBSCRIPTION_REVOKED', `the new token does not allow ${what}`, { sub: s.id });
     }
     this.#ok(id, { subject: principal.subject, expiresAt: principal.expiresAt.toISOString() });
   }
@@ -310,8 +343,11 @@ export class Connection {
         INVALID_ID: 'INVALID_PAYLOAD',
       };
       const code = map[err.code];
-      if (!code) throw err;
-      this.#err(f.id, code, err.message);
+      if (code) return this.#err(f.id, code, err.message);
+      // Validation should leave nothing for the server to refuse; if it still does, say so rather than "retry".
+      if (err.code === 'WRITE_FAILED' && isDocumentRejectedError(err.cause))
+        return this.#err(f.id, 'INVALID_PAYLOAD', 'the database refused to store this event');
+      throw err;
     }
   }
 
@@ -326,31 +362,38 @@ export class Connection {
     } catch (err) {
       return this.#err(f.id, 'INVALID_PATTERN', (err as Error).message);
     }
-    if (!this.#principal?.policy.canSubscribe(pattern)) {
+    if (!this.#principal?.policy.canSubscribe(pattern, f.group)) {
       this.#d.metrics.aclDenials.inc({ op: 'SUBSCRIBE' });
-      return this.#err(f.id, 'FORBIDDEN', `not allowed to subscribe to ${f.topic}`);
+      const what = f.group === undefined ? f.topic : `${f.topic} in group ${f.group}`;
+      return this.#err(f.id, 'FORBIDDEN', `not allowed to subscribe to ${what}`);
     }
     const sub =
       f.group === undefined
         ? this.#liveSubscription(f.sub, pattern, f.from ?? 'now')
-        : await this.#groupSubscription(f.sub, pattern, f.group, f.maxInFlight);
+        : await this.#groupSubscription(f.sub, pattern, f.group, f.maxInFlight, f.from ?? 'now');
     if (this.#state === 'closed') {
       await sub.close();
       return;
     }
     this.#subs.set(f.sub, sub);
     this.#ok(f.id, { sub: f.sub });
+    sub.start();
   }
 
-  async #groupSubscription(id: string, pattern: TopicPattern, group: string, maxInFlight: number | undefined): Promise<Subscription> {
+  async #groupSubscription(
+    id: string,
+    pattern: TopicPattern,
+    group: string,
+    maxInFlight: number | undefined,
+    from: StartFrom,
+  ): Promise<Subscription> {
     const member: GroupMember = {
       id: `${this.id}/${id}`,
       maxInFlight: Math.min(maxInFlight ?? this.#d.config.maxInFlight, this.#d.config.maxInFlight),
-      inFlight: 0,
       send: (event, delivery) => this.#sendEvent(id, event, JSON.stringify(toWire(event)), delivery),
     };
-    await this.#d.groups.join(group, pattern, member);
-    return { id, pattern, group, close: () => this.#d.groups.leave(group, member) };
+    const membership = await this.#d.groups.join(group, pattern, member, from);
+    return { id, pattern, group: { name: group, membership }, start: () => membership.activate(), close: () => membership.leave() };
   }
 
   #liveSubscription(id: string, pattern: TopicPattern, from: StartFrom): Subscription {
@@ -370,7 +413,8 @@ export class Connection {
       },
     };
     hub.add(live);
-    if (replaying) {
+    const start = (): void => {
+      if (!replaying) return;
       void this.#replay(id, pattern, from, sent)
         .catch((err: unknown) => {
           this.#log.warn('replay failed', { sub: id, err: describeError(err) });
@@ -381,12 +425,16 @@ export class Connection {
           held = [];
           replaying = false;
         });
-    }
+    };
     return {
       id,
       pattern,
       group: undefined,
-      close: async () => hub.remove(live),
+      start,
+      close: () => {
+        hub.remove(live);
+        return Promise.resolve();
+      },
     };
   }
 

@@ -1,21 +1,36 @@
 import { describeError } from '../errors/index.js';
-import type { EventLog, LogEvent } from '../eventlog/index.js';
+import type { LogEvent, ReadRange } from '../eventlog/index.js';
+import type { StartFrom } from '../protocol/index.js';
+import { groupLeaseGroup, type GroupStore } from '../groupstore/index.js';
 import { PartitionCoordinator, type LeaseStore } from '../lease/index.js';
 import type { Logger } from '../log/index.js';
 import type { TopicPattern } from '../topic/index.js';
 import { GatewayError } from './errors.js';
-import type { GroupStore } from './group-store.js';
+import { Fifo } from './fifo.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { LogTail } from './tail.js';
+import type { TailListener } from './tail.js';
 
 /** A subscription that is a member of a consumer group. */
 export interface GroupMember {
   readonly id: string;
   readonly maxInFlight: number;
-  /** Deliveries this member holds unacknowledged (maintained by the group). */
-  inFlight: number;
   /** Sends one delivery; false when the member can no longer receive. */
   send(event: LogEvent, delivery: number): boolean;
+}
+
+/**
+ * A member's place in its group, returned by {@link GroupManager.join}. A
+ * delivery can be settled only through the membership it was delivered to.
+ */
+export interface GroupMembership {
+  /** Starts deliveries to this member: call it once the member can take them (after the SUBSCRIBE's OK is sent). */
+  activate(): void;
+  /** Acknowledges a delivery made to this member; false when it holds no such delivery. */
+  ack(eventId: string): boolean;
+  /** Refuses a delivery made to this member (redelivered after `delayMs` or the backoff); false when it holds no such delivery. */
+  nack(eventId: string, delayMs: number | undefined): boolean;
+  /** Leaves the group; deliveries still held go to other members at once. Idempotent. */
+  leave(): Promise<void>;
 }
 
 /** Settings the groups share. */
@@ -30,27 +45,75 @@ export interface GroupSettings {
   cursorFlushMs: number;
 }
 
+/** What groups read the log through (the event log port's range read). */
+export interface GroupLogReader {
+  read(range: ReadRange): Promise<LogEvent[]>;
+}
+
+/** What groups follow the log through (the process's log tail). */
+export interface GroupTail {
+  /** Sequence up to which new events have been announced, per partition. */
+  position(partition: number): number;
+  listen(listener: TailListener): () => void;
+}
+
 /** Ports and settings of a {@link GroupManager}. */
 export interface GroupDeps {
-  eventLog: EventLog;
+  eventLog: GroupLogReader;
   leases: LeaseStore;
   store: GroupStore;
-  tail: LogTail;
+  tail: GroupTail;
   log: Logger;
   metrics: GatewayMetrics;
   settings: GroupSettings;
 }
 
+/** A member as its group tracks it. */
+class Slot {
+  readonly member: GroupMember;
+  inFlight = 0;
+  /** Takes deliveries (set by {@link GroupMembership.activate}). */
+  active = false;
+  /** In the group's ring of members with spare capacity. */
+  queued = false;
+  gone = false;
+  /** Its deliveries in flight, by event id. */
+  readonly deliveries = new Map<string, Delivery>();
+
+  constructor(member: GroupMember) {
+    this.member = member;
+  }
+}
+
 interface Delivery {
-  event: LogEvent;
-  member: GroupMember | undefined;
+  readonly event: LogEvent;
+  readonly partition: GroupPartition;
+  slot: Slot | undefined;
   deliveries: number;
   timer: NodeJS.Timeout | undefined;
-  replay: boolean;
+  /** A dead letter an operator asked to deliver again. */
+  readonly replay: boolean;
+  /** Not yet sent once (counts toward the read-ahead). */
+  fresh: boolean;
 }
 
 /** Most events read ahead per partition beyond what is in flight. */
 const READ_AHEAD = 500;
+/**
+ * How far past what it reads an owner raises the delivered mark, so a partition
+ * with a trickle of events writes the mark once per this many events, not per
+ * event. The price: after a failover, up to this many events published later
+ * arrive with delivery 2.
+ */
+const MARK_AHEAD = 64;
+/** Wait before reading again after a failed read. */
+const READ_RETRY_MS = 1_000;
+/** Longest redelivery delay (a NACK's delayMs is bounded by the protocol too). */
+const MAX_REDELIVERY_DELAY_MS = 3_600_000;
+
+function keyOf(e: LogEvent): string {
+  return e.key ?? e.id;
+}
 
 /**
  * One partition of one group, while this gateway holds its lease: reads from
@@ -58,24 +121,56 @@ const READ_AHEAD = 500;
  * order (a key's next event waits until the previous one is acked or dead),
  * redelivers on nack or ack timeout with backoff, dead-letters after
  * maxDeliveries and advances the cursor over the acked prefix (fenced by epoch).
+ *
+ * Cost per event is O(1): deliveries that may go now wait in a FIFO, later
+ * events of a busy key wait in that key's own FIFO and move up when it frees.
+ *
+ * Delivery counts survive a change of owner (failover or rebalance) without a
+ * write per first delivery: before events are first sent, the partition's
+ * delivered mark is raised past them (and MARK_AHEAD further), in a write that
+ * runs alongside the read itself and only when a read goes past the mark; a
+ * count is written (without waiting for it) only when an event is redelivered.
+ * A new owner starts an event at its recorded count, else at 1 if it is under
+ * the inherited mark (it may have reached a member), else at 0. So an event
+ * that may have reached a member before always arrives with `delivery > 1`; the
+ * count itself can be one low if the owner died with its last count write in
+ * flight, and after a failover events the previous owner had not sent yet but
+ * were under its mark (at most READ_AHEAD + MARK_AHEAD per partition) count as
+ * delivered once.
  */
 class GroupPartition {
   readonly #g: GroupRuntime;
   readonly partition: number;
   readonly epoch: number;
+  /** Queued in the group's list of partitions waiting for a member. */
+  hungry = false;
   #cursor = 0;
   #readUpTo = 0;
   #savedCursor = 0;
   #loaded = false;
   #stopped = false;
   #reading = false;
-  #buffer: LogEvent[] = [];
-  readonly #ready: Delivery[] = [];
-  readonly #inflight = new Map<string, Delivery>();
-  readonly #acked = new Set<number>();
-  readonly #busyKeys = new Map<string, number>();
+  /** Deliveries that may go now: first deliveries of free keys, due redeliveries, replays. */
+  readonly #ready = new Fifo<Delivery>();
+  /** Keys with an event in progress -> later events of the key, in order (null while there are none). */
+  readonly #keys = new Map<string, Fifo<LogEvent> | null>();
+  /** Events read but not yet sent once: bounds the read-ahead. */
+  #unsent = 0;
+  readonly #inflight = new Set<Delivery>();
   /** Deliveries waiting for their redelivery timer. */
   readonly #waiting = new Set<Delivery>();
+  /** Settled sequences above the cursor. */
+  readonly #done = new Set<number>();
+  /** Delivered mark inherited from earlier owners: events up to it may have reached a member. */
+  #inherited = 0;
+  /** Delivered mark as written by this owner (ahead of every first delivery). */
+  #marked = 0;
+  /** Delivery counts recorded by earlier owners, by event id, until the event is read. */
+  #prior = new Map<string, number>();
+  /** Sequences of events whose count this owner recorded (forgotten once the cursor passes them). */
+  readonly #recorded = new Set<number>();
+  /** Retries a failed read later rather than at once. */
+  #backoff: NodeJS.Timeout | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #replayTimer: NodeJS.Timeout | undefined;
@@ -88,9 +183,16 @@ class GroupPartition {
 
   async start(): Promise<void> {
     const { store, settings } = this.#g.deps;
-    this.#cursor = await store.loadCursor(this.#g.name, this.partition);
+    const name = this.#g.name;
+    this.#cursor = await store.loadCursor(name, this.partition);
+    const state = await store.loadDeliveries(name, this.partition, this.#cursor);
     // Stopped while loading: starting the timers now would leak them.
     if (this.#stopped) return;
+    this.#inherited = state.deliveredUpTo;
+    this.#marked = state.deliveredUpTo;
+    this.#prior = new Map(state.counts);
+    // Counts of events behind the cursor are settled history.
+    void store.forgetDeliveries(name, this.partition, this.#cursor).catch(this.#warn('forgetting settled delivery counts failed'));
     this.#savedCursor = this.#cursor;
     this.#readUpTo = this.#cursor;
     this.#loaded = true;
@@ -104,15 +206,13 @@ class GroupPartition {
     this.#stopped = true;
     clearInterval(this.#flushTimer);
     clearInterval(this.#replayTimer);
-    for (const d of [...this.#inflight.values(), ...this.#ready]) {
-      clearTimeout(d.timer);
-      if (d.member) d.member.inFlight--;
-    }
-    this.#inflight.clear();
-    this.#ready.length = 0;
-    this.#buffer = [];
+    clearTimeout(this.#backoff);
+    for (const d of [...this.#inflight]) this.#take(d);
     for (const d of this.#waiting) clearTimeout(d.timer);
     this.#waiting.clear();
+    this.#ready.drain();
+    this.#keys.clear();
+    this.#unsent = 0;
   }
 
   /** Saves the cursor and stops. */
@@ -122,108 +222,142 @@ class GroupPartition {
     this.abort();
   }
 
-  has(eventId: string): boolean {
-    return this.#inflight.has(eventId);
-  }
-
-  /** New events may exist, or a member gained capacity. */
+  /** New events may exist, a member gained capacity, or deliveries became ready. */
   pump(): void {
     if (this.#stopped || !this.#loaded) return;
     this.#dispatch();
-    if (!this.#reading && this.#buffer.length < READ_AHEAD && this.#readUpTo < this.#g.deps.tail.position(this.partition))
-      void this.#read();
-    this.#g.deps.metrics.consumerLag.set(
-      { group: this.#g.name, partition: String(this.partition) },
-      Math.max(0, this.#g.deps.tail.position(this.partition) - this.#cursor),
-    );
+    const { tail, metrics } = this.#g.deps;
+    const head = tail.position(this.partition);
+    if (!this.#reading && !this.#backoff && this.#unsent < READ_AHEAD && this.#readUpTo < head) void this.#read(head);
+    metrics.consumerLag.set({ group: this.#g.name, partition: String(this.partition) }, Math.max(0, head - this.#cursor));
   }
 
-  async #read(): Promise<void> {
+  /** Reads the next events up to `head`, raising the delivered mark over them at the same time. */
+  async #read(head: number): Promise<void> {
+    const { eventLog, store, log } = this.#g.deps;
     this.#reading = true;
+    let failed = false;
     try {
-      const events = await this.#g.deps.eventLog.read({ partition: this.partition, afterSeq: this.#readUpTo, limit: READ_AHEAD });
+      const upTo = Math.min(head, this.#readUpTo + READ_AHEAD);
+      const [events, marked] = await Promise.all([
+        eventLog.read({ partition: this.partition, afterSeq: this.#readUpTo, limit: upTo - this.#readUpTo }),
+        upTo > this.#marked ? store.markDelivered(this.#g.name, this.partition, upTo + MARK_AHEAD, this.epoch) : Promise.resolve(true),
+      ]);
       if (this.#stopped) return;
+      if (!marked) {
+        log.warn('group partition fenced', { group: this.#g.name, partition: this.partition, epoch: this.epoch });
+        this.#g.fenced(this.partition, this);
+        return;
+      }
+      if (upTo > this.#marked) this.#marked = upTo + MARK_AHEAD;
       for (const e of events) {
-        if (e.seq !== this.#readUpTo + 1) break;
+        if (e.seq !== this.#readUpTo + 1 || e.seq > upTo) break;
         this.#readUpTo = e.seq;
-        if (!e.gap && this.#g.filter.matches(e.topic)) this.#buffer.push(e);
+        if (!e.gap && this.#g.filter.matches(e.topic)) this.#enqueue(e);
         else this.#markDone(e.seq);
       }
     } catch (err) {
-      this.#g.deps.log.warn('group read failed', { group: this.#g.name, partition: this.partition, err: describeError(err) });
+      failed = true;
+      log.warn('group read failed', { group: this.#g.name, partition: this.partition, err: describeError(err) });
     } finally {
       this.#reading = false;
     }
-    if (!this.#stopped) this.pump();
+    if (this.#stopped) return;
+    if (!failed) return this.pump();
+    this.#backoff = setTimeout(() => {
+      this.#backoff = undefined;
+      this.pump();
+    }, READ_RETRY_MS);
+  }
+
+  #enqueue(e: LogEvent): void {
+    this.#unsent++;
+    const key = keyOf(e);
+    if (!this.#keys.has(key)) {
+      this.#keys.set(key, null);
+      this.#ready.push(this.#delivery(e, false));
+      return;
+    }
+    let later = this.#keys.get(key);
+    if (!later) this.#keys.set(key, (later = new Fifo<LogEvent>()));
+    later.push(e);
+  }
+
+  #delivery(event: LogEvent, replay: boolean): Delivery {
+    let deliveries = 0;
+    if (!replay) {
+      deliveries = this.#prior.get(event.id) ?? (event.seq <= this.#inherited ? 1 : 0);
+      this.#prior.delete(event.id);
+    }
+    return { event, partition: this, slot: undefined, deliveries, timer: undefined, replay, fresh: !replay };
   }
 
   #dispatch(): void {
+    if (this.#ready.length === 0 || !this.#g.mayDispatch(this)) return;
     while (this.#ready.length > 0) {
-      const member = this.#g.pickMember();
-      if (!member) return;
-      this.#send(this.#ready.shift() as Delivery, member);
-    }
-    if (this.#buffer.length === 0) return;
-    const keep: LogEvent[] = [];
-    let full = false;
-    for (const e of this.#buffer) {
-      const key = e.key ?? e.id;
-      // Pick a member only for an event that can go now, so round-robin stays fair.
-      const member = full || this.#busyKeys.has(key) ? undefined : this.#g.pickMember();
-      if (!member) {
-        full ||= !this.#busyKeys.has(key);
-        keep.push(e);
-        continue;
+      const slot = this.#g.takeSlot();
+      if (!slot) {
+        this.#g.starve(this);
+        return;
       }
-      this.#busyKeys.set(key, 1);
-      this.#send({ event: e, member: undefined, deliveries: 0, timer: undefined, replay: false }, member);
+      this.#send(this.#ready.shift() as Delivery, slot);
     }
-    this.#buffer = keep;
   }
 
-  #send(d: Delivery, member: GroupMember): void {
+  /** `slot` already counts this delivery in its in-flight total. */
+  #send(d: Delivery, slot: Slot): void {
     d.deliveries++;
-    d.member = member;
-    member.inFlight++;
-    this.#inflight.set(d.event.id, d);
-    if (d.deliveries > 1) this.#g.deps.metrics.redeliveries.inc({ group: this.#g.name });
-    d.timer = setTimeout(() => this.#retry(d.event.id, undefined, 'ack timeout'), this.#g.deps.settings.ackTimeoutMs);
-    if (!member.send(d.event, d.deliveries)) this.#retry(d.event.id, 0, 'member gone', false);
+    d.slot = slot;
+    if (d.fresh) {
+      d.fresh = false;
+      this.#unsent--;
+    }
+    this.#inflight.add(d);
+    this.#g.track(d, slot);
+    if (d.deliveries > 1) {
+      this.#g.deps.metrics.redeliveries.inc({ group: this.#g.name });
+      // Redeliveries only (first deliveries are covered by the delivered mark): another owner continues from this count.
+      if (!d.replay) {
+        this.#recorded.add(d.event.seq);
+        void this.#g.deps.store
+          .recordDeliveries(this.#g.name, this.partition, d.event.id, d.event.seq, d.deliveries)
+          .catch(this.#warn('recording a delivery count failed'));
+      }
+    }
+    d.timer = setTimeout(() => this.#retry(d, undefined, 'ack timeout'), this.#g.deps.settings.ackTimeoutMs);
+    if (!slot.member.send(d.event, d.deliveries)) this.#retry(d, 0, 'member gone', false);
   }
 
-  ack(eventId: string): boolean {
-    const d = this.#take(eventId);
-    if (!d) return false;
-    if (d.replay) void this.#g.deps.store.resolveReplay(this.#g.name, eventId, true).catch(() => undefined);
+  ack(d: Delivery): boolean {
+    if (!this.#take(d)) return false;
+    if (d.replay) void this.#g.deps.store.resolveReplay(this.#g.name, d.event.id, true).catch(this.#warn('replay resolve failed'));
     else this.#resolve(d.event);
     this.pump();
     return true;
   }
 
   /** Nack or timeout: back off and redeliver, or dead-letter after maxDeliveries. */
-  nack(eventId: string, delayMs: number | undefined, reason: string): boolean {
-    return this.#retry(eventId, delayMs, reason);
+  nack(d: Delivery, delayMs: number | undefined, reason: string): boolean {
+    return this.#retry(d, delayMs, reason);
   }
 
-  /** The member left: give its deliveries to someone else now, without counting a failure. */
-  release(member: GroupMember): void {
-    for (const d of [...this.#inflight.values()]) {
-      if (d.member !== member) continue;
-      this.#take(d.event.id);
-      d.deliveries--;
-      this.#ready.push(d);
-    }
+  /** The member left holding `d`: it goes to someone else at once, as a redelivery (it may have been processed). */
+  giveBack(d: Delivery): void {
+    this.#retry(d, 0, 'member left');
   }
 
-  #retry(eventId: string, delayMs: number | undefined, reason: string, counts = true): boolean {
-    const d = this.#take(eventId);
-    if (!d) return false;
-    const { settings, store, metrics } = this.#g.deps;
+  #retry(d: Delivery, delayMs: number | undefined, reason: string, counts = true): boolean {
+    if (!this.#take(d)) return false;
+    const { settings, store, metrics, log } = this.#g.deps;
     if (counts && d.deliveries >= settings.maxDeliveries) {
       metrics.deadLetters.inc({ group: this.#g.name });
       void store.deadLetter(this.#g.name, d.event, d.deliveries, reason).then(
-        () => (d.replay ? undefined : this.#resolve(d.event)),
-        (err: unknown) => this.#g.deps.log.error('dead letter failed', { group: this.#g.name, id: eventId, err: describeError(err) }),
+        () => {
+          if (d.replay || this.#stopped) return;
+          this.#resolve(d.event);
+          this.pump();
+        },
+        (err: unknown) => log.error('dead letter failed', { group: this.#g.name, id: d.event.id, err: describeError(err) }),
       );
       return true;
     }
@@ -237,35 +371,36 @@ class GroupPartition {
         this.#ready.push(d);
         this.pump();
       },
-      Math.min(wait, 3_600_000),
+      Math.min(wait, MAX_REDELIVERY_DELAY_MS),
     );
     this.#waiting.add(d);
     return true;
   }
 
-  #take(eventId: string): Delivery | undefined {
-    const d = this.#inflight.get(eventId);
-    if (!d) return undefined;
+  /** Ends `d`'s time in flight; false when it was not in flight (already settled). */
+  #take(d: Delivery): boolean {
+    if (!this.#inflight.delete(d)) return false;
     clearTimeout(d.timer);
     d.timer = undefined;
-    this.#inflight.delete(eventId);
-    if (d.member) {
-      d.member.inFlight--;
-      d.member = undefined;
-    }
-    return d;
+    const slot = d.slot;
+    d.slot = undefined;
+    if (slot) this.#g.untrack(d, slot);
+    return true;
   }
 
-  /** The event is done (acked or dead): unblock its key and advance the cursor. */
+  /** The event is done (acked or dead): its key's next event may go, and the cursor may advance. */
   #resolve(e: LogEvent): void {
-    this.#busyKeys.delete(e.key ?? e.id);
+    const key = keyOf(e);
+    const next = this.#keys.get(key)?.shift();
+    if (next) this.#ready.push(this.#delivery(next, false));
+    else this.#keys.delete(key);
     this.#markDone(e.seq);
   }
 
   #markDone(seq: number): void {
-    this.#acked.add(seq);
-    while (this.#acked.has(this.#cursor + 1)) {
-      this.#acked.delete(this.#cursor + 1);
+    this.#done.add(seq);
+    while (this.#done.has(this.#cursor + 1)) {
+      this.#done.delete(this.#cursor + 1);
       this.#cursor++;
     }
   }
@@ -281,8 +416,10 @@ class GroupPartition {
     const seq = this.#cursor;
     try {
       const ok = await this.#g.deps.store.saveCursor(this.#g.name, this.partition, seq, this.epoch);
-      if (ok) this.#savedCursor = Math.max(this.#savedCursor, seq);
-      else {
+      if (ok) {
+        this.#savedCursor = Math.max(this.#savedCursor, seq);
+        this.#forgetSettled(seq);
+      } else {
         this.#g.deps.log.warn('group cursor fenced', { group: this.#g.name, partition: this.partition, epoch: this.epoch });
         this.#g.fenced(this.partition, this);
       }
@@ -291,27 +428,61 @@ class GroupPartition {
     }
   }
 
+  /** Drops recorded counts the saved cursor has passed. */
+  #forgetSettled(cursor: number): void {
+    let any = false;
+    for (const seq of this.#recorded) {
+      if (seq > cursor) continue;
+      this.#recorded.delete(seq);
+      any = true;
+    }
+    if (any)
+      void this.#g.deps.store
+        .forgetDeliveries(this.#g.name, this.partition, cursor)
+        .catch(this.#warn('forgetting settled delivery counts failed'));
+  }
+
   async #pullReplays(): Promise<void> {
     if (this.#stopped) return;
     try {
       const replays = await this.#g.deps.store.takeReplays(this.#g.name, this.partition, 100);
-      for (const r of replays) this.#ready.push({ event: r.event, member: undefined, deliveries: 0, timer: undefined, replay: true });
+      if (this.#stopped) return;
+      for (const r of replays) this.#ready.push(this.#delivery(r.event, true));
       if (replays.length > 0) this.pump();
     } catch (err) {
       this.#g.deps.log.warn('replay poll failed', { group: this.#g.name, err: describeError(err) });
     }
   }
+
+  #warn(msg: string): (err: unknown) => void {
+    return (err) => this.#g.deps.log.warn(msg, { group: this.#g.name, partition: this.partition, err: describeError(err) });
+  }
 }
 
-/** One consumer group's presence on this gateway. */
+/**
+ * One consumer group's presence on this gateway: its local members and the
+ * partitions this gateway holds leases on.
+ *
+ * Members with spare capacity wait in a ring (round-robin); partitions with
+ * deliveries but no member to take them wait in a FIFO and are fed in turn as
+ * capacity frees. Each member indexes its deliveries in flight by event id, so
+ * a settlement finds its delivery directly and only from the member that holds
+ * it. None of this grows with the number of members or partitions per event.
+ */
 class GroupRuntime {
   readonly name: string;
   readonly filter: TopicPattern;
   readonly deps: GroupDeps;
-  readonly #members = new Map<string, GroupMember>();
+  readonly #members = new Set<Slot>();
+  /** Members with spare capacity, in round-robin order (entries of gone or full members are skipped lazily). */
+  readonly #ring = new Fifo<Slot>();
+  /** Partitions with ready deliveries waiting for a member, oldest first. */
+  readonly #hungry = new Fifo<GroupPartition>();
+  /** The partition being fed now (it may dispatch ahead of the queue). */
+  #feeding: GroupPartition | undefined;
+  #feedScheduled = false;
   readonly #partitions = new Map<number, GroupPartition>();
   readonly #coordinator: PartitionCoordinator;
-  #rr = 0;
   #unlisten: (() => void) | undefined;
 
   constructor(name: string, filter: TopicPattern, deps: GroupDeps) {
@@ -321,7 +492,7 @@ class GroupRuntime {
     const s = deps.settings;
     this.#coordinator = new PartitionCoordinator({
       store: deps.leases,
-      group: `group:${name}`,
+      group: groupLeaseGroup(name),
       member: s.instance,
       partitions: s.partitions,
       ttlMs: s.leaseTtlMs,
@@ -378,42 +549,104 @@ class GroupRuntime {
     gp?.abort();
   }
 
-  add(member: GroupMember): void {
-    this.#members.set(member.id, member);
-    this.#pumpAll();
+  /** Adds a member that takes no deliveries until {@link activate}. */
+  add(member: GroupMember): Slot {
+    const slot = new Slot(member);
+    this.#members.add(slot);
+    return slot;
   }
 
-  remove(member: GroupMember): void {
-    this.#members.delete(member.id);
-    for (const gp of this.#partitions.values()) gp.release(member);
-    this.#pumpAll();
+  activate(slot: Slot): void {
+    if (slot.active || slot.gone) return;
+    slot.active = true;
+    this.#offer(slot);
   }
 
-  /** Round-robin over local members with spare capacity. */
-  pickMember(): GroupMember | undefined {
-    const list = [...this.#members.values()];
-    for (let i = 0; i < list.length; i++) {
-      const m = list[(this.#rr + i) % list.length] as GroupMember;
-      if (m.inFlight < m.maxInFlight) {
-        this.#rr = (this.#rr + i + 1) % list.length;
-        return m;
+  remove(slot: Slot): void {
+    if (!this.#members.delete(slot)) return;
+    slot.gone = true;
+    for (const d of [...slot.deliveries.values()]) d.partition.giveBack(d);
+  }
+
+  /** Takes one unit of capacity from the next member in round-robin order. */
+  takeSlot(): Slot | undefined {
+    for (let n = this.#ring.length; n > 0; n--) {
+      const s = this.#ring.shift() as Slot;
+      s.queued = false;
+      if (s.gone || s.inFlight >= s.member.maxInFlight) continue;
+      s.inFlight++;
+      if (s.inFlight < s.member.maxInFlight) {
+        s.queued = true;
+        this.#ring.push(s);
       }
+      return s;
     }
     return undefined;
   }
 
-  ack(eventId: string): boolean {
-    for (const gp of this.#partitions.values()) if (gp.has(eventId)) return gp.ack(eventId);
+  /** `d` went out to `slot`. */
+  track(d: Delivery, slot: Slot): void {
+    slot.deliveries.set(d.event.id, d);
+  }
+
+  /** `d` is no longer in flight at `slot`: the capacity returns. */
+  untrack(d: Delivery, slot: Slot): void {
+    slot.deliveries.delete(d.event.id);
+    slot.inFlight--;
+    this.#offer(slot);
+  }
+
+  #offer(slot: Slot): void {
+    if (slot.gone || !slot.active || slot.queued || slot.inFlight >= slot.member.maxInFlight) return;
+    slot.queued = true;
+    this.#ring.push(slot);
+    this.#scheduleFeed();
+  }
+
+  /** `gp` has ready deliveries and no member took them: it waits its turn. */
+  starve(gp: GroupPartition): void {
+    if (gp.hungry) return;
+    gp.hungry = true;
+    this.#hungry.push(gp);
+  }
+
+  /** Partitions that waited for capacity go first; `gp` queues behind them. */
+  mayDispatch(gp: GroupPartition): boolean {
+    if (this.#hungry.length === 0 || this.#feeding === gp) return true;
+    this.starve(gp);
+    this.#scheduleFeed();
     return false;
   }
 
-  nack(eventId: string, delayMs: number | undefined): boolean {
-    for (const gp of this.#partitions.values()) if (gp.has(eventId)) return gp.nack(eventId, delayMs, 'nacked');
-    return false;
+  // Deferred to a microtask so capacity freed inside a partition's own call
+  // stack never re-enters another partition.
+  #scheduleFeed(): void {
+    if (this.#feedScheduled || this.#hungry.length === 0) return;
+    this.#feedScheduled = true;
+    queueMicrotask(() => {
+      this.#feedScheduled = false;
+      for (let n = this.#hungry.length; n > 0 && this.#ring.length > 0; n--) {
+        const gp = this.#hungry.shift() as GroupPartition;
+        gp.hungry = false;
+        this.#feeding = gp;
+        try {
+          gp.pump();
+        } finally {
+          this.#feeding = undefined;
+        }
+      }
+    });
   }
 
-  #pumpAll(): void {
-    for (const gp of this.#partitions.values()) gp.pump();
+  /** Settles a delivery held by `slot` (and only by it). */
+  ack(slot: Slot, eventId: string): boolean {
+    const d = slot.deliveries.get(eventId);
+    return d ? d.partition.ack(d) : false;
+  }
+
+  nack(slot: Slot, eventId: string, delayMs: number | undefined): boolean {
+    const d = slot.deliveries.get(eventId);
+    return d ? d.partition.nack(d, delayMs, 'nacked') : false;
   }
 
   async flush(): Promise<void> {
@@ -424,7 +657,7 @@ class GroupRuntime {
 /**
  * Consumer groups on this gateway. A group is present while it has local
  * members; its partitions are shared with the other gateways through leases
- * (lease group `group:<name>`), so each event goes to one member of the group.
+ * (lease group {@link groupLeaseGroup}), so each event goes to one member of the group.
  */
 export class GroupManager {
   readonly #deps: GroupDeps;
@@ -436,16 +669,21 @@ export class GroupManager {
     this.#deps = deps;
   }
 
-  async join(name: string, filter: TopicPattern, member: GroupMember): Promise<void> {
+  /**
+   * Adds `member` to group `name`. The first join anywhere creates the group,
+   * starting each partition at `from` (`now`: the current end of the log;
+   * `earliest`: its beginning; `{partition: seq}`: after `seq`, and at the end
+   * for partitions not listed). An existing group resumes from its cursors.
+   * The member takes deliveries once its membership is activated.
+   */
+  async join(name: string, filter: TopicPattern, member: GroupMember, from: StartFrom = 'now'): Promise<GroupMembership> {
     let runtime = this.#groups.get(name);
-    if (runtime && runtime.filter.source !== filter.source) {
-      throw new GatewayError('GROUP_MISMATCH', `group ${name} consumes ${runtime.filter.source}, not ${filter.source}`);
-    }
     if (!runtime) {
       let starting = this.#starting.get(name);
       if (!starting) {
         starting = (async () => {
-          await this.#deps.store.register(name, filter.source);
+          const record = await this.#deps.store.register(name, filter.source, this.#startPositions(from));
+          if (record.filter !== filter.source) throw mismatch(name, record.filter, filter.source);
           const r = new GroupRuntime(name, filter, this.#deps);
           await r.start();
           this.#groups.set(name, r);
@@ -458,17 +696,33 @@ export class GroupManager {
         );
       }
       runtime = await starting;
-      if (runtime.filter.source !== filter.source)
-        throw new GatewayError('GROUP_MISMATCH', `group ${name} consumes ${runtime.filter.source}`);
     }
-    runtime.add(member);
+    if (runtime.filter.source !== filter.source) throw mismatch(name, runtime.filter.source, filter.source);
+    const r = runtime;
+    const slot = r.add(member);
+    let left: Promise<void> | undefined;
+    return {
+      activate: () => r.activate(slot),
+      ack: (eventId) => r.ack(slot, eventId),
+      nack: (eventId, delayMs) => r.nack(slot, eventId, delayMs),
+      leave: () => (left ??= this.#leave(name, r, slot)),
+    };
   }
 
-  async leave(name: string, member: GroupMember): Promise<void> {
-    const runtime = this.#groups.get(name);
-    if (!runtime) return;
-    runtime.remove(member);
-    if (runtime.memberCount === 0) {
+  #startPositions(from: StartFrom): Map<number, number> {
+    const { partitions } = this.#deps.settings;
+    const start = new Map<number, number>();
+    if (from === 'earliest') return start;
+    for (let p = 0; p < partitions; p++) {
+      const after = typeof from === 'object' ? from[String(p)] : undefined;
+      start.set(p, after ?? this.#deps.tail.position(p));
+    }
+    return start;
+  }
+
+  async #leave(name: string, runtime: GroupRuntime, slot: Slot): Promise<void> {
+    runtime.remove(slot);
+    if (runtime.memberCount === 0 && this.#groups.get(name) === runtime) {
       this.#groups.delete(name);
       // Tracked so a shutdown waits for these releases before the database closes.
       const stopping = runtime.stop();
@@ -479,14 +733,6 @@ export class GroupManager {
         this.#stopping.delete(stopping);
       }
     }
-  }
-
-  ack(name: string, eventId: string): boolean {
-    return this.#groups.get(name)?.ack(eventId) ?? false;
-  }
-
-  nack(name: string, eventId: string, delayMs: number | undefined): boolean {
-    return this.#groups.get(name)?.nack(eventId, delayMs) ?? false;
   }
 
   /** Flushes cursors and releases every group lease. */
@@ -502,4 +748,8 @@ export class GroupManager {
     );
     await Promise.all([...this.#stopping].map((p) => p.catch(() => undefined)));
   }
+}
+
+function mismatch(name: string, has: string, wanted: string): GatewayError {
+  return new GatewayError('GROUP_MISMATCH', `group ${name} consumes ${has}, not ${wanted}`);
 }

@@ -9,13 +9,18 @@
  * - PUBLISH goes through the outbox and is acknowledged once durable.
  * - One log tail per process; fan-out is in memory through a topic trie.
  * - Consumer groups: at-least-once, per-key order, partitions shared between
- *   gateways by leases; cursors fenced by the lease epoch.
+ *   gateways by leases; cursors fenced by the lease epoch. A delivery is settled
+ *   only through the membership (connection and subscription) it went to; a
+ *   SUBSCRIBE's OK precedes its first EVENT; a new group starts at `from`; an
+ *   event that may have been delivered before arrives with `delivery > 1`, on
+ *   whichever gateway delivers it.
+ * - PUBLISH payloads are validated before any write; ERR UNAVAILABLE (retry) is
+ *   sent only for failures that may pass.
  * - Every timer and socket a connection or server creates is released on close.
  */
-export { GatewayApp } from './app.js';
+export { GATEWAY_PRESENCE_GROUP, GatewayApp } from './app.js';
 export { GATEWAY_DEFAULTS, loadGatewayConfig, type GatewayConfig } from './config.js';
 export { GatewayError } from './errors.js';
-export { GROUP_COLLECTIONS, MongoGroupStore, migrateGroups, type DeadLetter, type GroupStore } from './group-store.js';
 export {
   CLIENT_OPS,
   CloseCode,
@@ -27,6 +32,15 @@ export {
   type StartFrom,
   type WireEvent,
 } from '../protocol/index.js';
+export {
+  GroupManager,
+  type GroupDeps,
+  type GroupLogReader,
+  type GroupMember,
+  type GroupMembership,
+  type GroupSettings,
+  type GroupTail,
+} from './groups.js';
 export { TokenBucket } from './tokens.js';
 export { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 export { toWire as toWireEvent } from './hub.js';

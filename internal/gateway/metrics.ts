@@ -14,6 +14,7 @@ export interface GatewayMetrics {
   closes: Counter<'code'>;
   logStalledPartitions: Gauge;
   logMissingSeq: Gauge<'partition'>;
+  slowConsumerBuffered: Histogram;
 }
 
 /** Registers the gateway metrics on `registry`. */
@@ -69,6 +70,12 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       name: 'gateway_log_missing_seq',
       help: 'The missing sequence a stalled log partition waits for',
       labelNames: ['partition'],
+      registers,
+    }),
+    slowConsumerBuffered: new Histogram({
+      name: 'gateway_slow_consumer_buffered_bytes',
+      help: 'Bytes the gateway held queued for a connection when it closed it as a slow consumer',
+      buckets: [64, 256, 1_024, 4_096, 16_384, 65_536].map((k) => k * 1024),
       registers,
     }),
   };

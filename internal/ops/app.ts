@@ -4,21 +4,38 @@ import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { describeError, isHubError } from '../errors/index.js';
 import type { LogEvent } from '../eventlog/index.js';
-import { migrateGroups, toWireEvent } from '../gateway/index.js';
+import { toWireEvent } from '../gateway/index.js';
+import { migrateGroups } from '../groupstore/index.js';
 import { openHubDb } from '../hubdb/index.js';
 import { closerFor, repeat, type Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
 import type { MongoClient } from '../mongo/index.js';
 import { Counter, type Registry } from '../telemetry/index.js';
 import type { OpsConfig } from './config.js';
-import { dashboardPage } from './page.js';
-import { OpsError, idParam, intParam, topicParam } from './params.js';
+import { dashboardPage, dashboardScript, dashboardStyles } from './page.js';
+import { OpsError, idParam, intParam, queryProblem, topicParam } from './params.js';
+import { isTransientError } from '../mongo/index.js';
 import { OpsQueries } from './queries.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
 /** A stall report its reader has not refreshed for this long belongs to a reader that is gone. */
 const STALL_REPORT_STALE_MS = 5 * 60_000;
+
+/**
+ * Headers on every response. Nothing on the page is inline, so scripts, styles
+ * and fetches come from this origin only; nothing may frame it or sniff types.
+ */
+const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-origin',
+  'cache-control': 'no-store',
+});
 
 function tokenMatches(header: string | undefined, ...tokens: Array<string | undefined>): boolean {
   const given = Buffer.from(/^Bearer (.+)$/.exec(header ?? '')?.[1] ?? '');
@@ -110,7 +127,13 @@ export class OpsApp implements Service {
       res.on('finish', () =>
         requests.inc({ route: (req.route as { path?: string } | undefined)?.path ?? 'unmatched', status: String(res.statusCode) }),
       );
+      res.set(SECURITY_HEADERS);
       next();
+    });
+    // Before any route: a malformed path or a bracketed or repeated parameter never reaches a handler.
+    app.use((req, _res, next) => {
+      const problem = queryProblem(req.originalUrl);
+      next(problem ? new OpsError('INVALID_PARAMETER', 400, problem.message, problem.parameter) : undefined);
     });
 
     const read = (h: Handler) => async (req: Request, res: Response, next: NextFunction) => {
@@ -145,6 +168,8 @@ export class OpsApp implements Service {
     );
     app.get('/metrics', async (_req, res) => void res.type(this.#registry.contentType).send(await this.#registry.metrics()));
     app.get('/', (_req, res) => void res.type('html').send(dashboardPage()));
+    app.get('/assets/dashboard.js', (_req, res) => void res.type('text/javascript').send(dashboardScript()));
+    app.get('/assets/dashboard.css', (_req, res) => void res.type('text/css').send(dashboardStyles()));
 
     app.get(
       '/api/overview',
@@ -314,8 +339,15 @@ export class OpsApp implements Service {
         res.status(err.status).json({ error: err.code, message: err.message, ...(err.parameter ? { parameter: err.parameter } : {}) });
         return;
       }
+      // The router decoding a malformed %-escape in a path parameter.
+      if (err instanceof URIError) {
+        res.status(400).json({ error: 'INVALID_PARAMETER', message: 'malformed percent-encoding in the path' });
+        return;
+      }
       this.#log.error('ops request failed', { err: describeError(err) });
-      res.status(503).json({ error: 'UNAVAILABLE', message: 'the database did not answer; retry' });
+      // Only what may pass is reported as worth a retry.
+      if (isTransientError(err)) res.status(503).json({ error: 'UNAVAILABLE', message: 'the database did not answer; retry' });
+      else res.status(500).json({ error: 'INTERNAL', message: 'the request failed' });
     });
     return app;
   }

@@ -1,6 +1,9 @@
 /**
- * The dashboard: one self-contained HTML page (no CDN, no build step) that
- * polls the JSON API and draws tables and SVG sparklines.
+ * The dashboard: an HTML page, its script and its styles (no CDN, no build
+ * step), served from ops itself. The page polls the JSON API and draws tables
+ * and SVG sparklines. Nothing is inline, so the Content-Security-Policy can
+ * allow scripts and styles from 'self' only; everything interpolated into
+ * markup goes through esc().
  */
 export function dashboardPage(): string {
   return `<!doctype html>
@@ -9,23 +12,7 @@ export function dashboardPage(): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Outbox Hub ops</title>
-<style>
-  :root { --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e; --mute: #57606a; }
-  body { font: 14px/1.45 system-ui, sans-serif; margin: 1.2rem 1.6rem; color: #1f2328; background: #f6f8fa; }
-  h1 { font-size: 1.3rem; margin: 0 0 .8rem; } h2 { font-size: 1rem; margin: 1.2rem 0 .4rem; }
-  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: .6rem; }
-  .card { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: .6rem .8rem; }
-  .card .v { font-size: 1.5rem; font-weight: 600; } .card .l { color: var(--mute); font-size: 12px; }
-  .ok { color: var(--ok); } .warn { color: var(--warn); } .bad { color: var(--bad); }
-  .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: .6rem; margin-top: .6rem; }
-  svg { width: 100%; height: 60px; } polyline { fill: none; stroke: #0969da; stroke-width: 2; }
-  table { border-collapse: collapse; background: #fff; width: 100%; font-size: 13px; }
-  th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: left; } th { background: #eaeef2; }
-  td.n { text-align: right; font-variant-numeric: tabular-nums; }
-  tr.bad td { background: #ffebe9; } tr.warn td { background: #fff8c5; }
-  .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; }
-  button { font: inherit; font-size: 12px; } #err { color: var(--bad); }
-</style>
+<link rel="stylesheet" href="/assets/dashboard.css">
 </head>
 <body>
 <h1>Outbox Hub <span id="summary" class="ok">loading…</span></h1>
@@ -43,8 +30,14 @@ export function dashboardPage(): string {
 <h2>Consumer groups</h2><table id="t-groups"></table>
 <h2>Stalled log partitions</h2><table id="t-stalls"></table>
 <h2>Dead letters</h2><table id="t-dead"></table>
-<script type="module">
-const $ = (id) => document.getElementById(id);
+<script type="module" src="/assets/dashboard.js"></script>
+</body>
+</html>`;
+}
+
+/** The dashboard's script (served at /assets/dashboard.js). */
+export function dashboardScript(): string {
+  return `const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 const hist = { backlog: [], lag: [], rate: [] };
 const token = (kind) => sessionStorage.getItem(kind) || '';
@@ -115,7 +108,25 @@ document.body.addEventListener('click', async (ev) => {
   } catch (e) { $('err').textContent = e.message; }
 });
 refresh(); setInterval(refresh, 2000);
-</script>
-</body>
-</html>`;
+`;
+}
+
+/** The dashboard's styles (served at /assets/dashboard.css). */
+export function dashboardStyles(): string {
+  return `  :root { --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e; --mute: #57606a; }
+  body { font: 14px/1.45 system-ui, sans-serif; margin: 1.2rem 1.6rem; color: #1f2328; background: #f6f8fa; }
+  h1 { font-size: 1.3rem; margin: 0 0 .8rem; } h2 { font-size: 1rem; margin: 1.2rem 0 .4rem; }
+  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: .6rem; }
+  .card { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: .6rem .8rem; }
+  .card .v { font-size: 1.5rem; font-weight: 600; } .card .l { color: var(--mute); font-size: 12px; }
+  .ok { color: var(--ok); } .warn { color: var(--warn); } .bad { color: var(--bad); }
+  .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: .6rem; margin-top: .6rem; }
+  svg { width: 100%; height: 60px; } polyline { fill: none; stroke: #0969da; stroke-width: 2; }
+  table { border-collapse: collapse; background: #fff; width: 100%; font-size: 13px; }
+  th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: left; } th { background: #eaeef2; }
+  td.n { text-align: right; font-variant-numeric: tabular-nums; }
+  tr.bad td { background: #ffebe9; } tr.warn td { background: #fff8c5; }
+  .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; }
+  button { font: inherit; font-size: 12px; } #err { color: var(--bad); }
+`;
 }

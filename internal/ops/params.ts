@@ -10,7 +10,8 @@ export type OpsErrorCode =
   | 'NOT_FOUND'
   | 'MUTATIONS_DISABLED'
   | 'UNAVAILABLE'
-  | 'GAP_TOO_RECENT';
+  | 'GAP_TOO_RECENT'
+  | 'INTERNAL';
 
 /** Error raised by the ops API; rendered as `{ error: code, message, parameter? }`. */
 export class OpsError extends HubError<OpsErrorCode> {
@@ -22,6 +23,37 @@ export class OpsError extends HubError<OpsErrorCode> {
     this.status = status;
     this.parameter = parameter;
   }
+}
+
+/**
+ * Why a request target is refused before routing, or undefined: a path segment
+ * that is not valid percent-encoding, or a query parameter whose name has
+ * brackets (`a[$gt]=1`, an object in other parsers) or that appears twice (an
+ * array). Checked on the raw target, so no parser setting can let one through.
+ */
+export function queryProblem(target: string): { message: string; parameter?: string } | undefined {
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  for (const segment of path.split('/')) {
+    try {
+      decodeURIComponent(segment);
+    } catch {
+      // decodeURIComponent throws only URIError: the segment is not valid percent-encoding.
+      return { message: 'malformed percent-encoding in the path' };
+    }
+  }
+  if (q < 0) return undefined;
+  const seen = new Set<string>();
+  for (const name of new URLSearchParams(target.slice(q + 1)).keys()) {
+    if (/[[\]]/.test(name)) {
+      // Named by what precedes the brackets (`partition` for `partition[$gt]`), as the handler knows it.
+      const base = name.split('[')[0] || name;
+      return { message: `parameter ${JSON.stringify(name)} has brackets`, parameter: base };
+    }
+    if (seen.has(name)) return { message: `parameter ${name} is repeated`, parameter: name };
+    seen.add(name);
+  }
+  return undefined;
 }
 
 function raw(req: Request, name: string): string | undefined {

@@ -1,12 +1,13 @@
 import type { Db } from 'mongodb';
+import { DRAINER_LEASE_GROUP } from '../drainer/index.js';
 import { MongoEventLog, type EventLog, type LogEvent, type SequenceGap, type StallReport } from '../eventlog/index.js';
-import { GROUP_COLLECTIONS, MongoGroupStore, type DeadLetter } from '../gateway/index.js';
+import { GATEWAY_PRESENCE_GROUP } from '../gateway/index.js';
+import { MongoGroupStore, type DeadLetter, type GroupStore } from '../groupstore/index.js';
 import { MongoLeaseStore, type Member } from '../lease/index.js';
 import { MongoOutboxStore, type StoredMessage } from '../outbox/index.js';
 
-/** Lease group of the drainers and presence group of the gateways. */
-const DRAINER_GROUP = 'drainer';
-const GATEWAY_GROUP = 'gateway';
+/** Most groups listed. */
+const MAX_GROUPS = 1000;
 /** Head samples kept for rates (with the default 5 s interval: one minute). */
 const SAMPLES = 13;
 
@@ -33,16 +34,14 @@ export interface GroupPartitionRow {
  * collection into memory. Rates come from head samples kept in memory.
  */
 export class OpsQueries {
-  readonly #db: Db;
   readonly #partitions: number;
   readonly #outbox: MongoOutboxStore;
   readonly #log: MongoEventLog;
   readonly #leases: MongoLeaseStore;
-  readonly #groups: MongoGroupStore;
+  readonly #groups: GroupStore;
   readonly #samples: Array<{ at: number; heads: number[] }> = [];
 
   constructor(db: Db, partitions: number) {
-    this.#db = db;
     this.#partitions = partitions;
     this.#outbox = new MongoOutboxStore(db, { partitions });
     this.#log = new MongoEventLog(db);
@@ -90,9 +89,9 @@ export class OpsQueries {
     gateways: Member[];
   }> {
     const [list, drainers, gateways] = await Promise.all([
-      this.#leases.list(DRAINER_GROUP),
-      this.#leases.members(DRAINER_GROUP),
-      this.#leases.members(GATEWAY_GROUP),
+      this.#leases.list(DRAINER_LEASE_GROUP),
+      this.#leases.members(DRAINER_LEASE_GROUP),
+      this.#leases.members(GATEWAY_PRESENCE_GROUP),
     ]);
     const byPartition = new Map(list.map((l) => [l.partition, l]));
     const now = Date.now();
@@ -115,13 +114,10 @@ export class OpsQueries {
     return seqs.map((head, partition) => ({ partition, head, ratePerSecond: Number((rates[partition] ?? 0).toFixed(2)) }));
   }
 
-  /** Names of the registered consumer groups (a small registry, read whole on purpose). */
+  /** Names of the registered consumer groups (a small registry, read whole on purpose, bounded). */
   async groupNames(): Promise<Array<{ group: string; filter: string }>> {
-    const registry = await this.#db
-      .collection<{ _id: string; filter: string }>(GROUP_COLLECTIONS.groups)
-      .find({}, { sort: { _id: 1 }, limit: 1000 })
-      .toArray();
-    return registry.map((g) => ({ group: g._id, filter: g.filter }));
+    const registry = await this.#groups.listGroups(MAX_GROUPS);
+    return registry.map((g) => ({ group: g.name, filter: g.filter }));
   }
 
   /** Groups with cursor, lag in events and seconds per partition, and dead-letter counts. */
@@ -145,9 +141,7 @@ export class OpsQueries {
             return { partition, cursor, head, lagEvents: Math.max(0, head - cursor), lagSeconds };
           }),
         );
-        const deadLetters = await this.#db
-          .collection(GROUP_COLLECTIONS.dead)
-          .countDocuments({ group, status: { $in: ['dead', 'replay'] } });
+        const deadLetters = await this.#groups.countDeadLetters(group);
         return { group, filter, deadLetters, lagEvents: partitions.reduce((n, p) => n + p.lagEvents, 0), partitions };
       }),
     );

@@ -5,7 +5,9 @@
  * Invariants:
  * - Validation and duplicate-id checks happen before any write: an invalid
  *   batch, or one reusing an id (twice in the batch, pending, or published),
- *   writes nothing and `err.index` names the offending message.
+ *   writes nothing and `err.index` names the offending message. A payload that
+ *   passes validation is storable and reaches consumers unchanged (keys, depth,
+ *   size and types are checked; see validateMessage).
  * - A message's id is stable and becomes its event id.
  * - partition = FNV-1a(key ?? id) mod P; messages of one key share a partition
  *   and are drained in the order one writer added them (the `ts` sort key).
@@ -27,6 +29,7 @@ export {
   MAX_ID_LENGTH,
   MAX_KEY_LENGTH,
   MAX_PARTITIONS,
+  MAX_PAYLOAD_DEPTH,
   newMessageId,
   partitionOf,
   validateMessage,

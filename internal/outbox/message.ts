@@ -17,6 +17,13 @@ export const MAX_ID_LENGTH = 128;
 export const MAX_HEADERS = 64;
 /** Bound on all header names and values together, in characters. */
 export const MAX_HEADERS_CHARS = 16 * 1024;
+/**
+ * Deepest nesting of objects and arrays in a payload (the payload itself is
+ * level 0). Well below the servers' limit (MongoDB: 100 levels per document),
+ * which must also fit the documents that wrap a payload (outbox message,
+ * event, dead letter).
+ */
+export const MAX_PAYLOAD_DEPTH = 32;
 
 const ID_PATTERN = /^[A-Za-z0-9_.:-]+$/;
 
@@ -29,26 +36,6 @@ export interface OutboxMessageInput<P = unknown> {
   key?: string | null;
   payload: P;
   headers?: Readonly<Record<string, string>>;
-}
-
-/** Lifecycle of an outbox message. */
-export type OutboxStatus = 'pending' | 'sent' | 'dead';
-
-/** The stored form of an outbox message. */
-export interface OutboxDocument {
-  _id: string;
-  topic: string;
-  key: string | null;
-  partition: number;
-  payload: unknown;
-  headers: Record<string, string>;
-  status: OutboxStatus;
-  /** Per-writer monotonic sort key (microseconds since epoch); orders a partition's pending messages. */
-  ts: number;
-  createdAt: Date;
-  attempts: number;
-  lastError?: string;
-  sentAt?: Date;
 }
 
 /**
@@ -83,6 +70,67 @@ export function newMessageId(now = Date.now()): string {
 
 function fail(index: number, code: ConstructorParameters<typeof OutboxError>[0], message: string, cause?: unknown): never {
   throw new OutboxError(code, message, { index, cause });
+}
+
+/**
+ * Why `value` cannot be stored as a payload and delivered unchanged, or
+ * undefined when it can. A payload is JSON-like: null, booleans, finite
+ * numbers, strings, dense arrays and plain objects, plus Date and ObjectId
+ * (stored as BSON dates and ObjectIds; gateway clients receive their JSON
+ * forms, an ISO-8601 string and a hex string). Refused, because they would be
+ * rejected by the server or change on the way (BSON or JSON): keys starting
+ * with `$`, keys containing `.` or NUL, symbol keys, undefined, functions,
+ * symbols, BigInt, NaN and ±Infinity, sparse arrays, any other object (Map,
+ * Set, RegExp, Buffer, class instances, other BSON types), and nesting deeper
+ * than {@link MAX_PAYLOAD_DEPTH}. `budget.nodes` bounds the walk (a shared
+ * sub-object counts every time it appears, as it would be stored).
+ */
+function payloadProblem(value: unknown, path: string, depth: number, budget: { nodes: number }): string | undefined {
+  if (--budget.nodes < 0) return 'too many values';
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return undefined;
+    case 'number':
+      return Number.isFinite(value) ? undefined : `${path} is ${String(value)}, which JSON cannot carry`;
+    case 'undefined':
+      return `${path} is undefined (use null, or leave the key out)`;
+    case 'bigint':
+      return `${path} is a BigInt (use a number or a string)`;
+    case 'function':
+    case 'symbol':
+      return `${path} is a ${typeof value}`;
+    case 'object':
+      break;
+  }
+  if (value === null) return undefined;
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? `${path} is an invalid Date` : undefined;
+  // The driver's own marker, so ObjectIds of any bson copy (or realm) are recognised.
+  if ((value as { _bsontype?: unknown })._bsontype === 'ObjectId') return undefined;
+  if (depth >= MAX_PAYLOAD_DEPTH) return `${path} nests deeper than ${MAX_PAYLOAD_DEPTH} levels`;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value)) return `${path}[${i}] is a hole in a sparse array`;
+      const problem = payloadProblem(value[i], `${path}[${i}]`, depth + 1, budget);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) {
+    const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+    return `${path} is ${typeof name === 'string' && name ? `a ${name}` : 'not a plain object'} (only plain objects, arrays, Date and ObjectId)`;
+  }
+  if (Object.getOwnPropertySymbols(value).length > 0) return `${path} has symbol keys, which would be dropped`;
+  for (const [k, v] of Object.entries(value)) {
+    const at = `${path}.${k}`;
+    if (k.startsWith('$')) return `key ${JSON.stringify(at)} starts with $`;
+    if (k.includes('.')) return `key ${JSON.stringify(at)} contains a dot`;
+    if (k.includes('\0')) return `key ${JSON.stringify(at)} contains NUL`;
+    const problem = payloadProblem(v, at, depth + 1, budget);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
 }
 
 /** Validated, normalised message fields (everything but status and timing). */
@@ -121,7 +169,8 @@ export function validateMessage(input: unknown, index: number, maxPayloadBytes: 
     if (entries.length > MAX_HEADERS) fail(index, 'INVALID_HEADERS', `at most ${MAX_HEADERS} headers`);
     let chars = 0;
     for (const [k, v] of entries) {
-      if (typeof v !== 'string' || k.length === 0 || k.startsWith('$') || k.includes('.')) {
+      // __proto__ would set the prototype of the headers object instead of adding a header.
+      if (typeof v !== 'string' || k.length === 0 || k.startsWith('$') || k.includes('.') || k.includes('\0') || k === '__proto__') {
         fail(index, 'INVALID_HEADERS', `header ${JSON.stringify(k)} must have a plain name and a string value`);
       }
       chars += k.length + v.length;
@@ -130,9 +179,12 @@ export function validateMessage(input: unknown, index: number, maxPayloadBytes: 
     if (chars > MAX_HEADERS_CHARS) fail(index, 'INVALID_HEADERS', `headers exceed ${MAX_HEADERS_CHARS} characters`);
   }
 
-  if (m.payload === undefined || typeof m.payload === 'function' || typeof m.payload === 'symbol') {
-    fail(index, 'INVALID_PAYLOAD', 'payload is required and must be serialisable');
-  }
+  if (m.payload === undefined) fail(index, 'INVALID_PAYLOAD', 'payload is required');
+  // Each stored value takes at least two BSON bytes, so a walk beyond this many values is over the size bound.
+  const budget = { nodes: Math.ceil(maxPayloadBytes / 2) + 1 };
+  const shape = payloadProblem(m.payload, 'payload', 0, budget);
+  if (budget.nodes < 0) fail(index, 'PAYLOAD_TOO_LARGE', `payload has more values than fit in ${maxPayloadBytes} bytes`);
+  if (shape !== undefined) fail(index, 'INVALID_PAYLOAD', `payload cannot be stored and delivered unchanged: ${shape}`);
   let size: number;
   try {
     size = BSON.calculateObjectSize({ p: m.payload });

@@ -89,7 +89,8 @@ export interface FrameProblem {
 
 const ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 const SUB = /^[A-Za-z0-9_.:-]{1,64}$/;
-const GROUP = /^[A-Za-z0-9_.-]{1,64}$/;
+/** A consumer group name (also what token policies name in `groups`). */
+export const GROUP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const MAX_DELAY_MS = 3_600_000;
 
 function str(v: unknown): v is string {
@@ -143,7 +144,7 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
       if (typeof s !== 'string') return s;
       if (!str(f['topic'])) return bad('topic must be a string');
       const group = f['group'];
-      if (group !== undefined && !(str(group) && GROUP.test(group))) return bad('group must be 1-64 characters of [A-Za-z0-9_.-]');
+      if (group !== undefined && !(str(group) && GROUP_NAME.test(group))) return bad('group must be 1-64 characters of [A-Za-z0-9_.-]');
       const from = f['from'];
       if (from !== undefined && from !== 'now' && from !== 'earliest') {
         if (typeof from !== 'object' || from === null || Array.isArray(from))
@@ -153,7 +154,6 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
             return bad('from must map partition numbers to non-negative sequences');
         }
       }
-      if (group !== undefined && from !== undefined) return bad('from applies to live subscriptions; a group resumes from its cursor');
       const mif = f['maxInFlight'];
       if (mif !== undefined && !(Number.isSafeInteger(mif) && (mif as number) >= 1 && (mif as number) <= 10_000))
         return bad('maxInFlight must be 1-10000');
@@ -162,7 +162,7 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
         id,
         sub: s,
         topic: f['topic'],
-        ...(group === undefined ? {} : { group: group as string }),
+        ...(group === undefined ? {} : { group }),
         ...(from === undefined ? {} : { from: from as StartFrom }),
         ...(mif === undefined ? {} : { maxInFlight: mif as number }),
       };

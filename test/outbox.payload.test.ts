@@ -1,0 +1,140 @@
+/**
+ * Payload and header shape validation of the outbox library (issue 11.5), and
+ * how storage errors are classified, against the real test server.
+ */
+import { MongoClient, ObjectId } from 'mongodb';
+import { isDocumentRejectedError, isTransientError } from '../internal/mongo/index.js';
+import { MAX_PAYLOAD_DEPTH, OutboxError, createOutbox, migrateOutbox, type PendingDocument } from '../internal/outbox/index.js';
+import { useTestDb } from './harness/db.js';
+import { pendingCount } from './harness/verify.js';
+
+const t = useTestDb('outbox_payload');
+
+function nested(levels: number): unknown {
+  let v: unknown = 'leaf';
+  for (let i = 0; i < levels; i++) v = i % 2 ? { d: v } : [v];
+  return v;
+}
+
+beforeAll(async () => {
+  await migrateOutbox(t.db, 'outbox_shape');
+});
+
+describe('payload and header shape', () => {
+  const cyclic: Record<string, unknown> = { a: 1 };
+  cyclic['self'] = cyclic;
+  // 30 levels (within the depth bound) of two references to the same object: 2^30 values when stored.
+  let dag: unknown = 'x';
+  for (let i = 0; i < 30; i++) dag = { l: dag, r: dag };
+  class Money {
+    constructor(readonly cents: number) {}
+  }
+
+  const bad: Array<[string, unknown, string]> = [
+    ['a $-prefixed key', { $set: { admin: true } }, 'INVALID_PAYLOAD'],
+    ['a nested $-prefixed key', { order: { items: [{ $where: '1' }] } }, 'INVALID_PAYLOAD'],
+    ['a dotted key', { 'a.b': 1 }, 'INVALID_PAYLOAD'],
+    ['a key with NUL', { 'a\0b': 1 }, 'INVALID_PAYLOAD'],
+    ['nesting deeper than the bound', nested(MAX_PAYLOAD_DEPTH + 1), 'INVALID_PAYLOAD'],
+    ['nesting of 150 levels', nested(150), 'INVALID_PAYLOAD'],
+    ['a cycle', cyclic, 'INVALID_PAYLOAD'],
+    ['an undefined value', { a: undefined }, 'INVALID_PAYLOAD'],
+    ['an undefined array element', [1, undefined], 'INVALID_PAYLOAD'],
+    ['a sparse array', [1, , 3], 'INVALID_PAYLOAD'], // eslint-disable-line no-sparse-arrays
+    ['NaN', { n: Number.NaN }, 'INVALID_PAYLOAD'],
+    ['Infinity', { n: Number.POSITIVE_INFINITY }, 'INVALID_PAYLOAD'],
+    ['a BigInt', { n: 10n }, 'INVALID_PAYLOAD'],
+    ['a function', { f: () => 1 }, 'INVALID_PAYLOAD'],
+    ['a symbol value', { s: Symbol('x') }, 'INVALID_PAYLOAD'],
+    ['a symbol key', { [Symbol('k')]: 1 }, 'INVALID_PAYLOAD'],
+    ['a Map', { m: new Map([['a', 1]]) }, 'INVALID_PAYLOAD'],
+    ['a Set', new Set([1]), 'INVALID_PAYLOAD'],
+    ['a RegExp', { r: /x/ }, 'INVALID_PAYLOAD'],
+    ['a Buffer', { b: Buffer.from('x') }, 'INVALID_PAYLOAD'],
+    ['a class instance', { price: new Money(5) }, 'INVALID_PAYLOAD'],
+    ['an invalid Date', { at: new Date(Number.NaN) }, 'INVALID_PAYLOAD'],
+    ['a shared sub-object repeated past the size bound', dag, 'PAYLOAD_TOO_LARGE'],
+  ];
+  it.each(bad)('refuses %s before writing anything', async (_what, payload, code) => {
+    const outbox = createOutbox(t.db, { collection: 'outbox_shape' });
+    const started = Date.now();
+    const err = await outbox
+      .addMany([
+        { topic: 'ok.topic', payload: 1 },
+        { topic: 'a.b', payload },
+      ])
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OutboxError);
+    expect(err).toMatchObject({ code, index: 1 });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await pendingCount(t.db, 16, 'outbox_shape')).toBe(0);
+  });
+
+  it.each([
+    ['a $-prefixed header name', { $where: 'x' }],
+    ['a dotted header name', { 'a.b': 'x' }],
+    ['a header name with NUL', { 'a\0b': 'x' }],
+    ['a __proto__ header', JSON.parse('{"__proto__": "x"}') as Record<string, string>],
+    ['a non-string header value', { n: 1 } as unknown as Record<string, string>],
+  ])('refuses %s', async (_what, headers) => {
+    const outbox = createOutbox(t.db, { collection: 'outbox_shape' });
+    await expect(outbox.add({ topic: 'a.b', payload: 1, headers })).rejects.toMatchObject({ code: 'INVALID_HEADERS' });
+    expect(await pendingCount(t.db, 16, 'outbox_shape')).toBe(0);
+  });
+
+  it('stores what it accepts unchanged: JSON values, dates, ObjectIds, the deepest nesting allowed, odd but legal keys', async () => {
+    const outbox = createOutbox(t.db, { collection: 'outbox_shape_ok' });
+    const id = new ObjectId();
+    const at = new Date('2026-11-25T10:00:00.000Z');
+    const payload = {
+      text: 'ünïcødé ✓',
+      n: -12.5,
+      zero: 0,
+      yes: true,
+      none: null,
+      // No array directly inside an array: FerretDB 1.x cannot store those (see the gateway test).
+      list: [1, 'two', { three: [3] }],
+      at,
+      id,
+      '': 'empty key',
+      'a-b c': 'spaces',
+      ...JSON.parse('{"__proto__": {"polluted": true}}'),
+      deep: nested(MAX_PAYLOAD_DEPTH - 1),
+    } as Record<string, unknown>;
+    const r = await outbox.add({ topic: 'shape.ok', payload, headers: { 'x-trace': 'a\0b' } });
+    const doc = await t.db.collection<PendingDocument>(`outbox_shape_ok_p${r.partition}`).findOne({ _id: r.id });
+    expect(doc?.payload).toEqual(payload);
+    expect(doc?.headers).toEqual({ 'x-trace': 'a\0b' });
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+  });
+});
+
+describe('storage error classification', () => {
+  it('does not call a server refusal of the document transient, and calls network and selection failures transient', async () => {
+    const refused = await t.db
+      .collection('raw')
+      .insertOne({ p: { $set: 1 } })
+      .catch((e: unknown) => e);
+    expect(isTransientError(refused)).toBe(false);
+    expect(isDocumentRejectedError(refused)).toBe(true);
+
+    await t.db.collection('raw').insertOne({ _id: 'dup' as never });
+    const duplicate = await t.db
+      .collection('raw')
+      .insertOne({ _id: 'dup' as never })
+      .catch((e: unknown) => e);
+    expect(isTransientError(duplicate)).toBe(false);
+    expect(isDocumentRejectedError(duplicate)).toBe(false);
+
+    const nowhere = new MongoClient('mongodb://127.0.0.1:1/', { serverSelectionTimeoutMS: 300 });
+    const unreachable = await nowhere
+      .db('x')
+      .collection('y')
+      .insertOne({ a: 1 })
+      .catch((e: unknown) => e);
+    await nowhere.close();
+    expect(isTransientError(unreachable)).toBe(true);
+    expect(isDocumentRejectedError(unreachable)).toBe(false);
+    expect(isTransientError(new Error('not a driver error'))).toBe(false);
+  });
+});
