@@ -100,7 +100,9 @@ chromium:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 	@$(CHROMIUM_PATH) --version
 
+# dist is rebuilt from scratch: a file left from a source that moved would be packed and shipped.
 build: $(NODE_DEPS)
+	rm -rf dist
 	npx tsc -p tsconfig.build.json
 	npm run --silent build:sdk-browser
 	@node -e 'const b=require("fs").readFileSync("dist/sdk/outbox-hub-sdk.min.js"); console.log(`sdk browser bundle: $${b.length} B, $${require("zlib").gzipSync(b,{level:9}).length} B gzipped`)'

@@ -17,6 +17,7 @@ import { rootToken } from './harness/hub.js';
 import { describeKube, helm, kubeConfigFor, kubeconfigText, kubeServer, serviceAccountToken, type KubeEndpoint } from './harness/kube.js';
 import { eventually, startBinary, type BinaryProcess } from './harness/process.js';
 import { freePort } from './harness/server.js';
+import { waitDrained } from './harness/drain.js';
 import { verifyExactlyOnceInOrder } from './harness/verify.js';
 import { TestClient } from './harness/ws-client.js';
 
@@ -143,11 +144,7 @@ describeKube('drainer and gateway with LEASE_BACKEND=kubernetes on a real kube-a
       if (written === 400) d2.kill('SIGKILL');
     });
     expect(await d2.exited).toBe('SIGKILL');
-    await eventually(
-      async () => (await db.collection('outbox').countDocuments({ status: 'pending' })) === 0,
-      90_000,
-      'the outbox to drain',
-    );
+    await waitDrained(db, 8, 90_000);
     const check = await verifyExactlyOnceInOrder(db, ids);
     expect(check).toEqual({ events: 1000, partitions: 8 });
 

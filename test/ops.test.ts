@@ -9,7 +9,7 @@ import { MongoGroupStore, migrateGroups } from '../internal/groupstore/index.js'
 import { MongoLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';
 import { OpsApp, loadOpsConfig } from '../internal/ops/index.js';
-import { createOutbox, migrateOutbox, partitionOf } from '../internal/outbox/index.js';
+import { createOutbox, migrateOutbox, MongoOutboxStore, partitionOf } from '../internal/outbox/index.js';
 import { migrateEventLog } from '../internal/eventlog/index.js';
 import { migrateLeases } from '../internal/lease/index.js';
 import { createRegistry } from '../internal/telemetry/index.js';
@@ -47,7 +47,7 @@ afterAll(async () => {
 /** Seeds: events in partition 0 and 1, pending messages, one dead message, drainer leases on 0-2, a lagging group with a dead letter. */
 async function seed(dbName: string): Promise<{ pendingIds: string[] }> {
   const db = t.client.db(dbName);
-  await migrateOutbox(db);
+  await migrateOutbox(db, { partitions: 4 });
   await migrateEventLog(db);
   await migrateLeases(db);
   await migrateGroups(db);
@@ -67,18 +67,19 @@ async function seed(dbName: string): Promise<{ pendingIds: string[] }> {
     { topic: 'orders.created', key: 'p1', payload: 1 },
     { topic: 'orders.created', key: 'p2', payload: 2 },
   ]);
-  await db.collection('outbox').insertOne({
+  // A message that failed for good, as the drainer leaves it.
+  await db.collection('outbox_dead').insertOne({
     _id: 'dead-1' as never,
     topic: 'orders.broken',
     key: 'd',
     partition: partitionOf('d', 4),
     payload: {},
     headers: {},
-    status: 'dead',
     ts: 1,
     createdAt: new Date(),
     attempts: 5,
     lastError: 'boom',
+    diedAt: new Date(),
   });
   const leases = new MongoLeaseStore(db);
   for (const p of [0, 1, 2]) await leases.acquire('drainer', p, 'drainer-a', 60_000);
@@ -241,11 +242,8 @@ it('renders the dashboard in Chromium: problems at a glance, leases, and a worki
         document.querySelector('#t-dead button[data-requeue="dead-1"]')?.textContent === 'done' ||
         !document.querySelector('#t-dead button[data-requeue="dead-1"]'),
     );
-    const m = await t.client
-      .db(dbName)
-      .collection('outbox')
-      .findOne({ _id: 'dead-1' as never });
-    expect(m?.['status']).toBe('pending');
+    const m = await new MongoOutboxStore(t.client.db(dbName), { partitions: 4 }).get('dead-1');
+    expect(m?.status).toBe('pending');
   } finally {
     await browser.close();
   }

@@ -449,10 +449,20 @@ describe('examples against a hub started from the installed package', () => {
   it('replays the protocol example session against a gateway of the installed package', async () => {
     const b = blocks.find((x) => x.kind === 'session');
     expect(b).toBeDefined();
-    // A hub of its own: the transcript shows a fresh log (seq 1) with the default 16 partitions.
+    // A hub of its own, with the default 16 partitions.
     const db = freshDbName('session');
     extraDbs.push(db);
     const port = await startHubProcesses(db, { OUTBOX_PARTITIONS: '16' });
+    // The transcript shows a log with history (16 earlier events in partition 8, so seq 17):
+    // publish them first and wait until they are in the log, so the new group starts after them.
+    const seeder = await TestClient.authed(port, await testToken({ scopes: 'publish:** subscribe:**' }, { sub: 'seeder' }));
+    try {
+      await seeder.request({ op: 'SUBSCRIBE', sub: 'h', topic: 'orders.history' });
+      for (let i = 0; i < 16; i++) await seeder.request({ op: 'PUBLISH', topic: 'orders.history', key: 'o-1', payload: { i } });
+      await seeder.nEvents(16, 'h', 30_000);
+    } finally {
+      seeder.close();
+    }
     const client = await TestClient.connect(port);
     try {
       const token = await testToken({ scopes: 'publish:** subscribe:**' }, { sub: 'svc-billing' });

@@ -9,6 +9,7 @@ import { useTestDb } from './harness/db.js';
 import { TEST_SECRET, rootToken } from './harness/hub.js';
 import { eventually, startBinary, type BinaryProcess } from './harness/process.js';
 import { freePort } from './harness/server.js';
+import { waitDrained } from './harness/drain.js';
 import { verifyExactlyOnceInOrder } from './harness/verify.js';
 
 const t = useTestDb('topology');
@@ -84,7 +85,7 @@ it('scales drainers up and down under load across 2 gateways and loses nothing',
     }
     await sleep(10);
   }
-  await eventually(async () => (await t.client.db(db).collection('outbox').countDocuments()) === 0, 60_000, 'the outbox to drain');
+  await waitDrained(t.client.db(db), 8, 60_000);
   await verifyExactlyOnceInOrder(t.client.db(db), ids);
   await eventually(async () => ids.every((id) => consumed.has(id)), 60_000, 'the group consumer to receive everything');
 

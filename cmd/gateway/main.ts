@@ -5,5 +5,6 @@ import { createLogger } from '../../internal/log/index.js';
 import { createRegistry } from '../../internal/telemetry/index.js';
 
 const config = loadConfigOrExit(() => loadGatewayConfig(process.env));
-const log = createLogger({ level: config.logLevel, fields: { binary: 'gateway', member: config.instance } });
-await runService(new GatewayApp(config, { log, registry: createRegistry('gateway') }), { log, stopTimeoutMs: config.stopTimeoutMs });
+const log = createLogger({ level: config.logLevel, fields: { binary: 'gateway', member: config.instance }, secrets: config.secrets });
+const app = new GatewayApp(config, { log, registry: createRegistry('gateway'), onWedged: () => process.exit(1) });
+await runService(app, { log, stopTimeoutMs: config.stopTimeoutMs });

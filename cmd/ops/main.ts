@@ -5,5 +5,6 @@ import { OpsApp, loadOpsConfig } from '../../internal/ops/index.js';
 import { createRegistry } from '../../internal/telemetry/index.js';
 
 const config = loadConfigOrExit(() => loadOpsConfig(process.env));
-const log = createLogger({ level: config.logLevel, fields: { binary: 'ops' } });
-await runService(new OpsApp(config, { log, registry: createRegistry('ops') }), { log, stopTimeoutMs: config.stopTimeoutMs });
+const log = createLogger({ level: config.logLevel, fields: { binary: 'ops' }, secrets: config.secrets });
+const app = new OpsApp(config, { log, registry: createRegistry('ops'), onWedged: () => process.exit(1) });
+await runService(app, { log, stopTimeoutMs: config.stopTimeoutMs });

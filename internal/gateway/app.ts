@@ -1,9 +1,9 @@
 import { createJoseVerifier } from '../auth/index.js';
 import { MongoEventLog } from '../eventlog/index.js';
 import { MongoGroupStore, migrateGroups } from '../groupstore/index.js';
+import { Health, startDbProbe } from '../health/index.js';
 import { openHubDb } from '../hubdb/index.js';
 import { openLeaseStore } from '../lease/index.js';
-import { describeError } from '../errors/index.js';
 import { repeat, type Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
 import type { MongoClient } from '../mongo/index.js';
@@ -15,6 +15,9 @@ import { LiveHub } from './hub.js';
 import { createGatewayMetrics } from './metrics.js';
 import { GatewayServer } from './server.js';
 import { LogTail } from './tail.js';
+
+/** A loop silent this long is wedged (its rounds are bounded by socket timeouts far shorter). */
+const LOOP_SILENCE_MS = 120_000;
 
 /** Membership group in which gateways announce themselves (no partitions). */
 export const GATEWAY_PRESENCE_GROUP = 'gateway';
@@ -35,14 +38,27 @@ export class GatewayApp implements Service {
   #hub: LiveHub | undefined;
   #groups: GroupManager | undefined;
   #server: GatewayServer | undefined;
-  #ready = false;
+  readonly #health: Health;
   #presence: Promise<void> | undefined;
   #leaveGroup: (() => Promise<void>) | undefined;
+  #stopProbe: (() => Promise<void>) | undefined;
+  #tailCheck: Promise<void> | undefined;
 
-  constructor(config: GatewayConfig, deps: { log: Logger; registry: Registry }) {
+  constructor(config: GatewayConfig, deps: { log: Logger; registry: Registry; onWedged?: (reasons: string[]) => void }) {
     this.#config = config;
     this.#log = deps.log;
     this.#registry = deps.registry;
+    this.#health = new Health({
+      log: deps.log,
+      registry: deps.registry,
+      exitAfterMs: config.wedgeExitMs,
+      ...(deps.onWedged ? { onWedged: deps.onWedged } : {}),
+    });
+  }
+
+  /** Readiness and liveness as `/readyz` and `/healthz` report them. */
+  get health(): Health {
+    return this.#health;
   }
 
   /** The WebSocket port (useful when configured as 0). */
@@ -57,13 +73,16 @@ export class GatewayApp implements Service {
 
   async start(): Promise<void> {
     const cfg = this.#config;
+    const starting = this.#health.condition('start-up', { ok: false, reason: 'connecting to the database' });
     this.#telemetry = await startTelemetryServer({
       host: cfg.metricsHost,
       port: cfg.metricsPort,
       registry: this.#registry,
-      ready: () => this.#ready,
+      ready: () => this.#health.ready(),
+      healthy: () => this.#health.healthy(),
     });
     this.#log.info('telemetry listening', { port: this.#telemetry.port });
+    this.#health.start();
     const verifier = await createJoseVerifier({
       algorithms: cfg.jwt.algorithms,
       keys: cfg.jwt.keys,
@@ -81,8 +100,10 @@ export class GatewayApp implements Service {
     });
     this.#client = client;
     await migrateGroups(db);
+    this.#stopProbe = startDbProbe({ db, health: this.#health, log: this.#log });
     const metrics = createGatewayMetrics(this.#registry);
     const eventLog = new MongoEventLog(db);
+    const tailDog = this.#health.watchdog('log tail', LOOP_SILENCE_MS);
     this.#tail = new LogTail({
       eventLog,
       partitions: cfg.partitions,
@@ -93,6 +114,10 @@ export class GatewayApp implements Service {
       reporter: cfg.instance,
       metrics: { stalled: metrics.logStalledPartitions, missingSeq: metrics.logMissingSeq },
       watch: caps.changeStreams,
+      onRound: (ok) => {
+        tailDog.beat();
+        if (!ok) this.#health.dbError('log tail');
+      },
     });
     await this.#tail.start();
     this.#hub = new LiveHub(this.#tail);
@@ -104,6 +129,7 @@ export class GatewayApp implements Service {
       tail: this.#tail,
       log: this.#log,
       metrics,
+      health: this.#health,
       settings: {
         partitions: cfg.partitions,
         instance: cfg.instance,
@@ -126,27 +152,45 @@ export class GatewayApp implements Service {
       groups: this.#groups,
       metrics,
       log: this.#log,
+      databaseUp: () => this.#health.isOk('database'),
     });
     await this.#server.start();
     // Presence for operators: ops lists the gateways seen alive.
-    const beat = () => leases.heartbeat(GATEWAY_PRESENCE_GROUP, cfg.instance, cfg.leaseTtlMs);
-    await beat();
-    this.#presence = repeat(cfg.leaseRenewMs, this.#abort.signal, beat, (err) =>
-      this.#log.warn('presence heartbeat failed', { err: describeError(err) }),
-    );
+    const presenceDog = this.#health.watchdog('presence heartbeat', LOOP_SILENCE_MS);
+    const beat = async (): Promise<void> => {
+      presenceDog.beat();
+      await leases.heartbeat(GATEWAY_PRESENCE_GROUP, cfg.instance, cfg.leaseTtlMs);
+    };
+    await beat().catch((err: unknown) => this.#log.warn('presence heartbeat failed', { err }));
+    this.#presence = repeat(cfg.leaseRenewMs, this.#abort.signal, beat, (err) => {
+      this.#health.dbError('presence');
+      this.#log.warn('presence heartbeat failed', { err });
+    });
     this.#leaveGroup = () => leases.leave(GATEWAY_PRESENCE_GROUP, cfg.instance);
-    this.#ready = true;
+    // Readiness: the tail must keep reading (a tail that cannot read serves no subscriber).
+    const tail = this.#tail;
+    const tailReading = this.#health.condition('log tail', { ok: true });
+    const bound = Math.max(10_000, 5 * cfg.pollMaxMs);
+    this.#tailCheck = repeat(1_000, this.#abort.signal, async () => {
+      const silent = Date.now() - tail.lastReadAt;
+      tailReading.set(silent <= bound, `no successful read of the log for ${Math.round(silent / 1000)} s`);
+      return Promise.resolve();
+    }, () => undefined);
+    starting.dispose();
   }
 
   async stop(): Promise<void> {
-    this.#ready = false;
+    this.#health.condition('stopping', { ok: false, reason: 'stopping' });
     this.#abort.abort();
+    await this.#tailCheck;
     await this.#server?.stop();
     await this.#presence;
     await this.#leaveGroup?.().catch(() => undefined);
     await this.#groups?.stop();
     this.#hub?.close();
     await this.#tail?.stop();
+    await this.#stopProbe?.();
+    this.#health.stop();
     await this.#telemetry?.close();
     await this.#client?.close();
   }

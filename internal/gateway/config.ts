@@ -43,6 +43,12 @@ export interface GatewayConfig {
   readonly pollMinMs: number;
   readonly pollMaxMs: number;
   readonly cursorFlushMs: number;
+  /** A PUBLISH not confirmed durable within this is answered UNAVAILABLE (it may still land). */
+  readonly publishTimeoutMs: number;
+  /** A loop wedged this long makes the process exit (0: never). */
+  readonly wedgeExitMs: number;
+  /** Values scrubbed from every log line. */
+  readonly secrets: readonly string[];
   /** A log partition waiting this long for a missing sequence is reported as stalled. */
   readonly logStallAfterMs: number;
   readonly stopTimeoutMs: number;
@@ -73,6 +79,8 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   pollMaxMs: 250,
   cursorFlushMs: 200,
   logStallAfterMs: 30_000,
+  publishTimeoutMs: 5_000,
+  wedgeExitMs: 120_000,
   stopTimeoutMs: 20_000,
   jwksCacheMaxAgeMs: 60_000,
 });
@@ -113,8 +121,10 @@ export function loadGatewayConfig(env: Readonly<Record<string, string | undefine
   const leaseTtlMs = r.duration('GROUP_LEASE_TTL', { default: GATEWAY_DEFAULTS.leaseTtlMs, min: 1_000, max: 300_000 });
   const keys = keySource(r);
   const origins = r.string('ALLOWED_ORIGINS', { required: false });
+  const mongo = mongoSettings(r);
   const cfg: GatewayConfig = {
-    ...mongoSettings(r),
+    ...mongo,
+    secrets: [...mongo.secrets, ...(keys.kind === 'secret' ? [keys.secret] : [])],
     partitions: r.int('OUTBOX_PARTITIONS', { default: 16, min: 1, max: 4096 }),
     host: r.string('GATEWAY_HOST', { default: '0.0.0.0' }),
     port: r.int('GATEWAY_PORT', { default: GATEWAY_DEFAULTS.port, min: 0, max: 65_535 }),
@@ -158,6 +168,8 @@ export function loadGatewayConfig(env: Readonly<Record<string, string | undefine
     pollMinMs: r.duration('TAIL_POLL_MIN', { default: GATEWAY_DEFAULTS.pollMinMs, min: 1, max: 10_000 }),
     pollMaxMs: r.duration('TAIL_POLL_MAX', { default: GATEWAY_DEFAULTS.pollMaxMs, min: 1, max: 60_000 }),
     cursorFlushMs: r.duration('CURSOR_FLUSH_INTERVAL', { default: GATEWAY_DEFAULTS.cursorFlushMs, min: 10, max: 60_000 }),
+    publishTimeoutMs: r.duration('PUBLISH_TIMEOUT', { default: GATEWAY_DEFAULTS.publishTimeoutMs, min: 100, max: 120_000 }),
+    wedgeExitMs: r.duration('WEDGE_EXIT_AFTER', { default: GATEWAY_DEFAULTS.wedgeExitMs, min: 0 }),
     logStallAfterMs: r.duration('LOG_STALL_AFTER', { default: GATEWAY_DEFAULTS.logStallAfterMs, min: 100, max: 3_600_000 }),
     stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: GATEWAY_DEFAULTS.stopTimeoutMs, min: 100 }),
     ...leaseSettings(r, env),

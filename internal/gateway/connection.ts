@@ -27,6 +27,8 @@ export interface ConnectionDeps {
   groups: GroupManager;
   metrics: GatewayMetrics;
   log: Logger;
+  /** False while the database probe fails: requests needing it are refused at once. */
+  databaseUp?: () => boolean;
 }
 
 type State = 'authenticating' | 'open' | 'closed';
@@ -39,6 +41,23 @@ function retryable(err: unknown): boolean {
     e = e instanceof Error ? e.cause : undefined;
   }
   return false;
+}
+
+/** The publish took longer than the deadline: it may still land (a retry with its id is safe). */
+class DeadlineError extends GatewayError {
+  constructor(ms: number) {
+    super('UNAVAILABLE', `the database did not confirm within ${ms} ms; retry with the same eventId`);
+  }
+}
+
+/** `promise`, or a {@link DeadlineError} after `ms`; the timer never outlives the race. */
+async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new DeadlineError(ms)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Consecutive malformed frames tolerated before the connection is closed. */
@@ -209,7 +228,7 @@ export class Connection {
     }
     run.catch((err: unknown) => {
       if (err instanceof GatewayError) return this.#err(parsed.id, err.code, err.message);
-      this.#log.error('request failed', { op: parsed.op, err: describeError(err) });
+      this.#log.error('request failed', { op: parsed.op, err });
       // Only a failure that can pass is reported as one to retry.
       if (retryable(err)) this.#err(parsed.id, 'UNAVAILABLE', 'the request could not be completed; retry');
       else this.#err(parsed.id, 'INTERNAL', 'the request failed; retrying it unchanged will not help');
@@ -314,21 +333,26 @@ export class Connection {
       return this.#err(f.id, 'FORBIDDEN', `not allowed to publish to ${f.topic}`);
     }
     if (!this.#publishBucket.take()) return this.#err(f.id, 'RATE_LIMITED', 'publish rate limit exceeded; slow down');
+    // Known down: say so at once instead of making the client wait for a timeout.
+    if (this.#d.databaseUp?.() === false) return this.#err(f.id, 'UNAVAILABLE', 'the database is unreachable; retry');
     try {
-      const receipt = await this.#d.outbox.add({
-        topic: f.topic,
-        payload: f.payload,
-        ...(f.key === undefined ? {} : { key: f.key }),
-        ...(f.headers === undefined ? {} : { headers: f.headers }),
-        ...(f.eventId === undefined ? {} : { id: f.eventId }),
-      });
+      const receipt = await withDeadline(
+        this.#d.outbox.add({
+          topic: f.topic,
+          payload: f.payload,
+          ...(f.key === undefined ? {} : { key: f.key }),
+          ...(f.headers === undefined ? {} : { headers: f.headers }),
+          ...(f.eventId === undefined ? {} : { id: f.eventId }),
+        }),
+        this.#d.config.publishTimeoutMs,
+      );
       this.#d.tail.nudge();
       this.#ok(f.id, { eventId: receipt.id, partition: receipt.partition });
     } catch (err) {
       if (!isHubError(err)) throw err;
       if (err.code === 'DUPLICATE_ID' && f.eventId !== undefined) {
-        // A retried publish: the same event is already durable.
-        const existing = await this.#d.outboxStore.get(f.eventId);
+        // A retried publish: the same event is already durable (published, or still pending).
+        const existing = (await this.#d.eventLog.get(f.eventId)) ?? (await this.#d.outboxStore.get(f.eventId));
         if (existing && existing.topic === f.topic && existing.key === (f.key ?? null)) {
           return this.#ok(f.id, { eventId: f.eventId, partition: existing.partition, duplicate: true });
         }

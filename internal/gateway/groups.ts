@@ -1,5 +1,6 @@
 import { describeError } from '../errors/index.js';
 import type { LogEvent, ReadRange } from '../eventlog/index.js';
+import type { Health, Watchdog } from '../health/index.js';
 import type { StartFrom } from '../protocol/index.js';
 import { groupLeaseGroup, type GroupStore } from '../groupstore/index.js';
 import { PartitionCoordinator, type LeaseStore } from '../lease/index.js';
@@ -66,7 +67,12 @@ export interface GroupDeps {
   log: Logger;
   metrics: GatewayMetrics;
   settings: GroupSettings;
+  /** Watchdogs for each group's lease loops (optional for tests that need none). */
+  health?: Health;
 }
+
+/** A lease loop silent this long is wedged (its rounds are bounded by socket timeouts far shorter). */
+const LOOP_SILENCE_MS = 120_000;
 
 /** A member as its group tracks it. */
 class Slot {
@@ -483,6 +489,7 @@ class GroupRuntime {
   #feedScheduled = false;
   readonly #partitions = new Map<number, GroupPartition>();
   readonly #coordinator: PartitionCoordinator;
+  readonly #dogs: Watchdog[];
   #unlisten: (() => void) | undefined;
 
   constructor(name: string, filter: TopicPattern, deps: GroupDeps) {
@@ -490,7 +497,16 @@ class GroupRuntime {
     this.filter = filter;
     this.deps = deps;
     const s = deps.settings;
+    const dogs = {
+      renewal: deps.health?.watchdog(`group ${name} lease renewal`, LOOP_SILENCE_MS),
+      rebalance: deps.health?.watchdog(`group ${name} lease rebalance`, LOOP_SILENCE_MS),
+    };
+    this.#dogs = [dogs.renewal, dogs.rebalance].filter((d) => d !== undefined);
     this.#coordinator = new PartitionCoordinator({
+      onRound: (loop, ok) => {
+        dogs[loop]?.beat();
+        if (!ok) deps.health?.dbError(`group ${loop}`);
+      },
       store: deps.leases,
       group: groupLeaseGroup(name),
       member: s.instance,
@@ -533,6 +549,7 @@ class GroupRuntime {
   async stop(): Promise<void> {
     this.#unlisten?.();
     await this.#coordinator.stop();
+    for (const d of this.#dogs) d.dispose();
     for (const p of [...this.#partitions.keys()]) this.#drop(p);
   }
 

@@ -30,6 +30,8 @@ export interface LogTailOptions {
   metrics?: TailStallMetrics;
   /** Wake on the log's change stream instead of waiting a poll interval (servers with change streams). */
   watch?: boolean;
+  /** Called each time the loop goes round, `ok` false when its read failed: a watchdog's beat. */
+  onRound?: (ok: boolean) => void;
 }
 
 interface Hole {
@@ -88,8 +90,18 @@ export class LogTail {
 
   async start(): Promise<void> {
     if (this.#loop) return;
-    const heads = await Promise.all(Array.from({ length: this.#o.partitions }, (_, p) => this.#o.eventLog.head(p)));
-    heads.forEach((h, p) => this.#positions.set(p, h.seq));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const heads = await Promise.all(Array.from({ length: this.#o.partitions }, (_, p) => this.#o.eventLog.head(p)));
+        heads.forEach((h, p) => this.#positions.set(p, h.seq));
+        break;
+      } catch (err) {
+        // The database went away during start-up: wait for it like the rest of the process does.
+        if (this.#stop.signal.aborted) throw err;
+        this.#o.log.warn('reading the log heads failed; retrying', { err, attempt });
+        await sleep(Math.min(5_000, 250 * 2 ** Math.min(attempt, 5)), undefined, { signal: this.#stop.signal });
+      }
+    }
     this.#lastRead = Date.now();
     if (this.#o.watch && this.#o.eventLog.watchAppends) {
       this.#unwatch = this.#o.eventLog.watchAppends(
@@ -128,8 +140,10 @@ export class LogTail {
         got = await this.#poll();
         await this.#probeHoles();
         this.#lastRead = Date.now();
+        this.#o.onRound?.(true);
       } catch (err) {
-        log.warn('log tail read failed', { err: describeError(err) });
+        log.warn('log tail read failed', { err });
+        this.#o.onRound?.(false);
         idle = pollMaxMs;
       }
       if (got > 0 || this.#nudged) idle = pollMinMs;

@@ -128,6 +128,11 @@ export class Health {
     };
   }
 
+  /** Whether condition `name` holds now (true for an unknown name). */
+  isOk(name: string): boolean {
+    return this.#conditions.get(name)?.ok ?? true;
+  }
+
   /** Counts a failed database operation. */
   dbError(source: string): void {
     this.#dbErrors?.inc({ source });

@@ -2,7 +2,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { describeError, isHubError } from '../errors/index.js';
+import { isHubError } from '../errors/index.js';
+import { Health, startDbProbe, type Condition } from '../health/index.js';
 import type { LogEvent } from '../eventlog/index.js';
 import { toWireEvent } from '../gateway/index.js';
 import { migrateGroups } from '../groupstore/index.js';
@@ -61,12 +62,23 @@ export class OpsApp implements Service {
   #server: Server | undefined;
   #client: MongoClient | undefined;
   #sampler: Promise<void> | undefined;
-  #ready = false;
+  #queries: OpsQueries | undefined;
+  #stopProbe: (() => Promise<void>) | undefined;
+  readonly #health: Health;
+  /** Readiness: the last API request that touched the database succeeded. */
+  readonly #answering: Condition;
 
-  constructor(cfg: OpsConfig, deps: { log: Logger; registry: Registry }) {
+  constructor(cfg: OpsConfig, deps: { log: Logger; registry: Registry; onWedged?: (reasons: string[]) => void }) {
     this.#cfg = cfg;
     this.#log = deps.log;
     this.#registry = deps.registry;
+    this.#health = new Health({ log: deps.log, registry: deps.registry, ...(deps.onWedged ? { onWedged: deps.onWedged } : {}) });
+    this.#answering = this.#health.condition('queries', { ok: true });
+  }
+
+  /** Readiness and liveness as `/readyz` and `/healthz` report them. */
+  get health(): Health {
+    return this.#health;
   }
 
   get port(): number {
@@ -75,24 +87,12 @@ export class OpsApp implements Service {
 
   async start(): Promise<void> {
     const cfg = this.#cfg;
-    const { client, db } = await openHubDb({
-      url: cfg.mongoUrl,
-      dbName: cfg.mongoDb,
-      appName: 'outbox-hub-ops',
-      log: this.#log,
-      partitions: cfg.partitions,
+    // Listen first: /healthz and /readyz answer while the database is still unreachable.
+    const starting = this.#health.condition('start-up', { ok: false, reason: 'connecting to the database' });
+    const app = this.#routes(() => {
+      if (!this.#queries) throw new OpsError('UNAVAILABLE', 503, 'connecting to the database; retry');
+      return this.#queries;
     });
-    this.#client = client;
-    await migrateGroups(db);
-    const q = new OpsQueries(db, cfg.partitions);
-    await q.sample();
-    this.#sampler = repeat(
-      cfg.sampleIntervalMs,
-      this.#timers.signal,
-      () => q.sample(),
-      (err) => this.#log.warn('head sample failed', { err: describeError(err) }),
-    );
-    const app = this.#routes(q);
     const server = app.listen(cfg.port, cfg.host);
     this.#closeServer = closerFor(server);
     await new Promise<void>((resolve, reject) => {
@@ -100,19 +100,49 @@ export class OpsApp implements Service {
       server.once('error', reject);
     });
     this.#server = server;
-    this.#ready = true;
+    this.#health.start();
     this.#log.info('ops listening', { url: `http://${cfg.host}:${this.port}/` });
+    const { client, db } = await openHubDb({
+      url: cfg.mongoUrl,
+      dbName: cfg.mongoDb,
+      appName: 'outbox-hub-ops',
+      log: this.#log,
+      partitions: cfg.partitions,
+      signal: this.#timers.signal,
+    });
+    this.#client = client;
+    await migrateGroups(db);
+    this.#stopProbe = startDbProbe({ db, health: this.#health, log: this.#log });
+    const q = new OpsQueries(db, cfg.partitions);
+    await q.sample().catch((err: unknown) => this.#log.warn('head sample failed', { err }));
+    const samplerDog = this.#health.watchdog('head sampler', 120_000);
+    this.#sampler = repeat(
+      cfg.sampleIntervalMs,
+      this.#timers.signal,
+      () => {
+        samplerDog.beat();
+        return q.sample();
+      },
+      (err) => {
+        this.#health.dbError('sampler');
+        this.#log.warn('head sample failed', { err });
+      },
+    );
+    this.#queries = q;
+    starting.dispose();
   }
 
   async stop(): Promise<void> {
-    this.#ready = false;
+    this.#health.condition('stopping', { ok: false, reason: 'stopping' });
     this.#timers.abort();
     await this.#sampler;
+    await this.#stopProbe?.();
+    this.#health.stop();
     await this.#closeServer?.();
     await this.#client?.close();
   }
 
-  #routes(q: OpsQueries): express.Express {
+  #routes(q: () => OpsQueries): express.Express {
     const cfg = this.#cfg;
     const app = express();
     app.disable('x-powered-by');
@@ -141,6 +171,7 @@ export class OpsApp implements Service {
         if (cfg.readToken && !tokenMatches(req.headers.authorization, cfg.readToken, cfg.adminToken))
           throw new OpsError('UNAUTHORIZED', 401, 'a read token is required');
         await h(req, res);
+        this.#answering.set(true);
       } catch (err) {
         next(err);
       }
@@ -157,15 +188,13 @@ export class OpsApp implements Service {
     };
     const wire = (e: LogEvent | null) => (e ? toWireEvent(e) : null);
 
-    app.get('/healthz', (_req, res) => void res.type('text').send('ok\n'));
-    app.get(
-      '/readyz',
-      (_req, res) =>
-        void res
-          .status(this.#ready ? 200 : 503)
-          .type('text')
-          .send(this.#ready ? 'ready\n' : 'not ready\n'),
-    );
+    const verdict = (res: Response, v: { ok: boolean; reasons: string[] }, word: string, notWord: string): void =>
+      void res
+        .status(v.ok ? 200 : 503)
+        .type('text')
+        .send([v.ok ? word : notWord, ...v.reasons].join('\n') + '\n');
+    app.get('/healthz', (_req, res) => verdict(res, this.#health.healthy(), 'ok', 'unhealthy'));
+    app.get('/readyz', (_req, res) => verdict(res, this.#health.ready(), 'ready', 'not ready'));
     app.get('/metrics', async (_req, res) => void res.type(this.#registry.contentType).send(await this.#registry.metrics()));
     app.get('/', (_req, res) => void res.type('html').send(dashboardPage()));
     app.get('/assets/dashboard.js', (_req, res) => void res.type('text/javascript').send(dashboardScript()));
@@ -174,13 +203,13 @@ export class OpsApp implements Service {
     app.get(
       '/api/overview',
       read(async (_req, res) => {
-        const heads = await q.heads();
+        const heads = await q().heads();
         const [backlog, leases, partitions, groups, stalls] = await Promise.all([
-          q.backlog(),
-          q.leases(),
-          q.partitions(heads),
-          q.groups(heads),
-          q.stalls(STALL_REPORT_STALE_MS),
+          q().backlog(),
+          q().leases(),
+          q().partitions(heads),
+          q().groups(heads),
+          q().stalls(STALL_REPORT_STALE_MS),
         ]);
         res.json({
           at: new Date(),
@@ -208,25 +237,25 @@ export class OpsApp implements Service {
     );
     app.get(
       '/api/backlog',
-      read(async (_req, res) => void res.json(await q.backlog())),
+      read(async (_req, res) => void res.json(await q().backlog())),
     );
     app.get(
       '/api/leases',
-      read(async (_req, res) => void res.json(await q.leases())),
+      read(async (_req, res) => void res.json(await q().leases())),
     );
     app.get(
       '/api/partitions',
-      read(async (_req, res) => void res.json(await q.partitions())),
+      read(async (_req, res) => void res.json(await q().partitions())),
     );
     app.get(
       '/api/groups',
-      read(async (_req, res) => void res.json(await q.groups())),
+      read(async (_req, res) => void res.json(await q().groups())),
     );
     app.get(
       '/api/events/latest',
       read(async (req, res) => {
         const topic = topicParam(req) as string;
-        const event = await q.latest(topic, idParam(req, 'key'));
+        const event = await q().latest(topic, idParam(req, 'key'));
         if (!event) throw new OpsError('NOT_FOUND', 404, `no event for ${topic} with that key`);
         res.json(wire(event));
       }),
@@ -235,7 +264,7 @@ export class OpsApp implements Service {
       '/api/events',
       read(async (req, res) => {
         const partition = intParam(req, 'partition', 0, cfg.partitions - 1);
-        const events = await q.range(
+        const events = await q().range(
           partition,
           intParam(req, 'after', 0, Number.MAX_SAFE_INTEGER, 0),
           intParam(req, 'limit', 1, 1000, 100),
@@ -250,13 +279,13 @@ export class OpsApp implements Service {
         const partition = intParam(req, 'partition', 0, cfg.partitions - 1);
         let after = intParam(req, 'after', 0, Number.MAX_SAFE_INTEGER, 0);
         const topic = topicParam(req, 'topic', false);
-        const until = intParam(req, 'until', 0, Number.MAX_SAFE_INTEGER, await q.head(partition));
+        const until = intParam(req, 'until', 0, Number.MAX_SAFE_INTEGER, await q().head(partition));
         let closed = false;
         req.on('close', () => (closed = true));
         res.status(200).type('application/x-ndjson');
         // Streams in pages of 500: memory stays flat whatever the range.
         while (!closed && after < until) {
-          const page = await q.range(partition, after, 500, topic);
+          const page = await q().range(partition, after, 500, topic);
           const inRange = page.filter((e) => e.seq <= until);
           for (const e of inRange) {
             if (!res.write(`${JSON.stringify(wire(e))}\n`)) await new Promise((r) => res.once('drain', r));
@@ -271,20 +300,20 @@ export class OpsApp implements Service {
       '/api/dead-letters',
       read(async (req, res) => {
         const limit = intParam(req, 'limit', 1, 500, 50);
-        const groups = await q.groupNames();
+        const groups = await q().groupNames();
         const byGroup = await Promise.all(
           groups.map(async (g) => ({
             group: g.group,
-            letters: (await q.deadGroupLetters(g.group, limit)).map((d) => ({ ...d, event: wire(d.event) })),
+            letters: (await q().deadGroupLetters(g.group, limit)).map((d) => ({ ...d, event: wire(d.event) })),
           })),
         );
-        res.json({ outbox: await q.deadOutbox(limit), groups: byGroup.filter((g) => g.letters.length > 0) });
+        res.json({ outbox: await q().deadOutbox(limit), groups: byGroup.filter((g) => g.letters.length > 0) });
       }),
     );
     app.get(
       '/api/outbox/:id',
       read(async (req, res) => {
-        const m = await q.outboxMessage(idParam(req, 'id', 128));
+        const m = await q().outboxMessage(idParam(req, 'id', 128));
         if (!m) throw new OpsError('NOT_FOUND', 404, 'no such message');
         res.json(m);
       }),
@@ -293,7 +322,7 @@ export class OpsApp implements Service {
       '/api/outbox/:id/requeue',
       mutate(async (req, res) => {
         const id = idParam(req, 'id', 128);
-        if ((await q.requeue(id)) === 0) throw new OpsError('NOT_FOUND', 404, 'no dead message with that id');
+        if ((await q().requeue(id)) === 0) throw new OpsError('NOT_FOUND', 404, 'no dead message with that id');
         this.#log.info('dead message requeued', { id });
         res.json({ requeued: id });
       }),
@@ -303,14 +332,14 @@ export class OpsApp implements Service {
       mutate(async (req, res) => {
         const group = idParam(req, 'group', 64);
         const eventId = idParam(req, 'eventId', 128);
-        if (!(await q.replay(group, eventId))) throw new OpsError('NOT_FOUND', 404, 'no dead letter with that id in that group');
+        if (!(await q().replay(group, eventId))) throw new OpsError('NOT_FOUND', 404, 'no dead letter with that id in that group');
         this.#log.info('dead letter replay requested', { group, eventId });
         res.json({ replaying: eventId, group });
       }),
     );
     app.get(
       '/api/stalls',
-      read(async (_req, res) => void res.json(await q.stalls(STALL_REPORT_STALE_MS))),
+      read(async (_req, res) => void res.json(await q().stalls(STALL_REPORT_STALE_MS))),
     );
     app.post(
       '/api/partitions/:partition/repair',
@@ -319,7 +348,7 @@ export class OpsApp implements Service {
         const after = intParam(req, 'after', 0, Number.MAX_SAFE_INTEGER);
         let gap;
         try {
-          gap = await q.repairGap(partition, after, cfg.repairMinAgeMs);
+          gap = await q().repairGap(partition, after, cfg.repairMinAgeMs);
         } catch (err) {
           if (isHubError(err, 'GAP_TOO_RECENT')) throw new OpsError('GAP_TOO_RECENT', 409, err.message);
           throw err;
@@ -344,9 +373,13 @@ export class OpsApp implements Service {
         res.status(400).json({ error: 'INVALID_PARAMETER', message: 'malformed percent-encoding in the path' });
         return;
       }
-      this.#log.error('ops request failed', { err: describeError(err) });
+      this.#log.error('ops request failed', { err });
       // Only what may pass is reported as worth a retry.
-      if (isTransientError(err)) res.status(503).json({ error: 'UNAVAILABLE', message: 'the database did not answer; retry' });
+      if (isTransientError(err)) {
+        this.#health.dbError('api');
+        this.#answering.set(false, 'API requests are failing: the database did not answer');
+        res.status(503).json({ error: 'UNAVAILABLE', message: 'the database did not answer; retry' });
+      }
       else res.status(500).json({ error: 'INTERNAL', message: 'the request failed' });
     });
     return app;
