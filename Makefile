@@ -7,12 +7,14 @@ FERRETDB_VERSION := v1.24.2
 FERRETDB   := $(TOOLS)/bin/ferretdb
 HELM_VERSION := v3.19.0
 HELM       := $(TOOLS)/bin/helm
+CENTRIFUGO_VERSION := v6.9.1
+CENTRIFUGO := $(TOOLS)/bin/centrifugo
 NODE_DEPS  := node_modules/.installed
 JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools chromium build typecheck test dev bench bench-drain bench-gateway clean
+.PHONY: help deps tools chromium build typecheck test dev bench bench-drain bench-gateway centrifugo clean
 
 help:
 	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
@@ -44,6 +46,17 @@ $(HELM):
 
 tools: $(FERRETDB) $(HELM)
 
+# Centrifugo from the Go module proxy, only for the gateway benchmark's side-by-side run.
+# Built once into the shared tools folder, niced: the build takes minutes on two cores.
+$(CENTRIFUGO):
+	@mkdir -p $(TOOLS)/bin
+	GOBIN=$(TOOLS)/bin nice -n 10 go install -trimpath \
+	  -ldflags "-X github.com/centrifugal/centrifugo/v6/internal/build.Version=$(CENTRIFUGO_VERSION:v%=%)" \
+	  github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION)
+	@$(CENTRIFUGO) version
+
+centrifugo: $(CENTRIFUGO)
+
 # Browser tests drive Debian's chromium through playwright-core (a browser download cannot work here).
 CHROMIUM_PATH ?= /usr/bin/chromium
 chromium:
@@ -73,8 +86,8 @@ bench: bench-drain bench-gateway
 bench-drain: $(NODE_DEPS) tools build
 	node dist/bench/drain.js
 
-bench-gateway: $(NODE_DEPS) tools build
-	node dist/bench/gateway.js
+bench-gateway: $(NODE_DEPS) tools $(CENTRIFUGO) build
+	CENTRIFUGO=$(CENTRIFUGO) node dist/bench/gateway.js
 
 clean:
 	rm -rf dist .tools/src
