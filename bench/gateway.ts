@@ -21,7 +21,8 @@
  * timestamp out of each frame's bytes instead of parsing the frame.
  *
  * BENCH_SERVERS (default `gateway,centrifugo`) picks the servers; BENCH_CPU_PROF=<dir>
- * writes a V8 CPU profile of the gateway process there (`node --cpu-prof`).
+ * writes a V8 CPU profile of the gateway process during the fan-out there (through the
+ * inspector on a loopback port).
  * Loopback only; every loop is bounded in count and time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -67,6 +68,8 @@ interface Target {
   publish(i: number, ts: number): void;
   /** Publishes answered with an error or not at all, once every reply is in (bounded). */
   publishFailures(): Promise<number>;
+  /** CPU profiler of the server process (BENCH_CPU_PROF), started and stopped around the fan-out. */
+  readonly profiler?: Profiler;
   /** Open client connections, from the server's metrics. */
   connections(): Promise<number>;
   /** Publication frames the server has written to clients, from its metrics. */
@@ -174,10 +177,56 @@ function connect(url: string, protocols: string[]): Promise<WebSocket> {
   });
 }
 
+interface Profiler {
+  start(): Promise<void>;
+  /** Stops profiling and writes the profile to `file` (a `.cpuprofile`, as `node --cpu-prof` writes). */
+  stop(file: string): Promise<void>;
+}
+
+/**
+ * A V8 CPU profiler on a Node process started with `--inspect` (`--cpu-prof` is not
+ * allowed in NODE_OPTIONS, and this profiles the fan-out alone rather than the whole run).
+ */
+async function profiler(port: number): Promise<Profiler> {
+  let targets: Array<{ webSocketDebuggerUrl: string }> = [];
+  await until(
+    async () => (targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as typeof targets).length > 0,
+    30_000,
+    'the inspector',
+  );
+  const ws = await connect(targets[0]?.webSocketDebuggerUrl as string, []);
+  let id = 0;
+  const call = async (method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> => {
+    const mine = ++id;
+    ws.send(JSON.stringify({ id: mine, method, params }));
+    return reply(
+      ws,
+      (t) => {
+        const m = JSON.parse(t) as { id?: number; result?: Record<string, unknown>; error?: unknown };
+        if (m.id !== mine) return undefined;
+        if (m.error !== undefined) throw new Error(`${method}: ${JSON.stringify(m.error)}`);
+        return m.result ?? {};
+      },
+      120_000,
+    );
+  };
+  await call('Profiler.enable');
+  await call('Profiler.setSamplingInterval', { interval: 500 });
+  return {
+    start: async () => void (await call('Profiler.start')),
+    async stop(file) {
+      const { profile } = await call('Profiler.stop');
+      await writeFile(file, JSON.stringify(profile));
+      ws.terminate();
+    },
+  };
+}
+
 /** Outbox Hub: gateway + drainer on the embedded FerretDB (or MONGO_URL). */
 async function startOutboxHub(db: TestServer): Promise<Target> {
   const name = `bench_gateway_${Date.now()}`;
   const [port, gatewayMetrics, drainerMetrics] = [await freePort(), await freePort(), await freePort()];
+  const inspectPort = CPU_PROF === undefined ? 0 : await freePort();
   const common = { MONGO_URL: db.url, MONGO_DB: name, METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'warn', OUTBOX_PARTITIONS: '16' };
   const procs: BinaryProcess[] = [];
   const stop = async (): Promise<void> => {
@@ -195,7 +244,7 @@ async function startOutboxHub(db: TestServer): Promise<Target> {
       TAIL_POLL_MAX: '20ms',
       PUBLISH_RATE: '100000',
       PUBLISH_BURST: '100000',
-      ...(CPU_PROF === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${CPU_PROF}` }),
+      ...(inspectPort === 0 ? {} : { NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}` }),
     });
     procs.push(gateway);
     for (const p of [gatewayMetrics, drainerMetrics]) {
@@ -203,7 +252,8 @@ async function startOutboxHub(db: TestServer): Promise<Target> {
     }
   } catch (err) {
     await stop();
-    throw err;
+    const logs = procs.map((p) => JSON.stringify(p.logs.slice(-5))).join('\n');
+    throw new Error(`${(err as Error).message}; last log lines:\n${logs}`, { cause: err });
   }
   const token = await rootToken(3600);
   const url = `ws://127.0.0.1:${port}/ws`;
@@ -251,6 +301,7 @@ async function startOutboxHub(db: TestServer): Promise<Target> {
       while (answered < published && Date.now() < deadline) await sleep(50);
       return failures + (published - answered);
     },
+    ...(inspectPort === 0 ? {} : { profiler: await profiler(inspectPort) }),
     connections: async () => metric(gatewayMetrics, 'gateway_connections'),
     delivered: async () => metric(gatewayMetrics, 'gateway_frames_out_total', 'op="EVENT"'),
     async stop() {
@@ -429,6 +480,7 @@ async function run(target: Target): Promise<Result> {
     }
     for (const ws of subs) ws.on('message', onFrame);
     const deliveredBefore = await target.delivered();
+    await target.profiler?.start();
     const cpu0 = target.procs.map((p) => cpuSeconds(p.pid));
     const client0 = process.cpuUsage();
     const f0 = Date.now();
@@ -450,6 +502,11 @@ async function run(target: Target): Promise<Result> {
       if (serverDelivered !== seen[0] || deliveries !== seen[1]) [seen, lastMove] = [[serverDelivered, deliveries], Date.now()];
     }
     const fanoutSeconds = (Date.now() - f0) / 1000;
+    if (target.profiler && CPU_PROF !== undefined) {
+      const file = join(CPU_PROF, `gateway-fanout-${Date.now()}.cpuprofile`);
+      await target.profiler.stop(file);
+      process.stdout.write(`${target.label}: CPU profile of the fan-out in ${file}\n`);
+    }
     const client = process.cpuUsage(client0);
     const cpu = [
       ...target.procs.map((p, i) => ({ name: p.name, seconds: cpuSeconds(p.pid) - (cpu0[i] as number) })),
@@ -520,6 +577,14 @@ function report(results: Result[]): string {
       `CPU during the ${r.fanoutSeconds.toFixed(1)} s fan-out: ${r.cpu.map((c) => `${c.name} ${c.seconds.toFixed(1)} s`).join(', ')}; ` +
       `load average ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}`,
   );
+  const gateway = results.find((r) => r.label === 'Outbox Hub gateway');
+  if (gateway) {
+    const met = (ok: boolean): string => (ok ? 'met' : '**not met**');
+    notes.push(
+      `- gateway targets: < 30 KB per idle connection: ${met(gateway.kbPerConnection < 30)}; publish-to-deliver p99 ≤ 150 ms at ` +
+        `${int(RATE * SUBSCRIBERS)} offered deliveries/s on the durable path: ${met(gateway.p99 <= 150 && gateway.deliveries === gateway.expected)}`,
+    );
+  }
   return [...lines, '', ...notes].join('\n');
 }
 
