@@ -19,7 +19,7 @@ export GOFLAGS := -mod=mod
 help:
 	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
 	@echo "make test   - type-check and run the whole suite against a real MongoDB-wire server"
-	@echo "make bench  - drain and gateway benchmarks (numbers in README)"
+	@echo "make bench  - drain and gateway benchmarks, the gateway's beside Centrifugo (numbers in README)"
 
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
