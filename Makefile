@@ -18,17 +18,19 @@ PROM_CRDS  := $(TOOLS)/crds/prometheus-operator-$(PROM_OPERATOR_VERSION)
 MJS_DIR    := test/harness/mongo-java-server
 MJS_HASH   := $(shell cd $(MJS_DIR) && cat pom.xml $$(find src -type f | LC_ALL=C sort) | sha256sum | cut -c1-12)
 MJS_JAR    := $(TOOLS)/lib/outbox-hub-mongo-java-server-$(MJS_HASH).jar
+CENTRIFUGO_VERSION := v6.9.1
+CENTRIFUGO := $(TOOLS)/bin/centrifugo
 NODE_DEPS  := node_modules/.installed
 JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools kube-tools chromium build typecheck test dev bench bench-drain bench-gateway bench-groups clean
+.PHONY: help deps tools kube-tools chromium build typecheck test dev bench bench-drain bench-gateway bench-groups centrifugo clean
 
 help:
 	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
 	@echo "make test   - type-check and run the whole suite against real MongoDB-wire servers (and a real kube-apiserver)"
-	@echo "make bench  - drain, gateway and group-dispatch benchmarks (numbers in README)"
+	@echo "make bench  - drain, gateway (beside Centrifugo) and group-dispatch benchmarks (numbers in README)"
 
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -92,6 +94,17 @@ kube-tools:
 	@$(MAKE) --no-print-directory $(ETCD) $(KUBE_APISERVER) $(PROM_CRDS) || \
 	  echo "!!! could not build etcd $(ETCD_VERSION) / kube-apiserver $(KUBE_VERSION) / CRDs: the Kubernetes tests will be SKIPPED" >&2
 
+# Centrifugo from the Go module proxy, only for the gateway benchmark's side-by-side run.
+# Built once into the shared tools folder, niced: the build takes minutes on two cores.
+$(CENTRIFUGO):
+	@mkdir -p $(TOOLS)/bin
+	GOBIN=$(TOOLS)/bin nice -n 10 go install -trimpath \
+	  -ldflags "-X github.com/centrifugal/centrifugo/v6/internal/build.Version=$(CENTRIFUGO_VERSION:v%=%)" \
+	  github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION)
+	@$(CENTRIFUGO) version
+
+centrifugo: $(CENTRIFUGO)
+
 # Browser tests drive Debian's chromium through playwright-core (a browser download cannot work here).
 CHROMIUM_PATH ?= /usr/bin/chromium
 chromium:
@@ -123,8 +136,8 @@ bench: bench-drain bench-gateway bench-groups
 bench-drain: $(NODE_DEPS) tools build
 	node dist/bench/drain.js
 
-bench-gateway: $(NODE_DEPS) tools build
-	node dist/bench/gateway.js
+bench-gateway: $(NODE_DEPS) tools $(CENTRIFUGO) build
+	CENTRIFUGO=$(CENTRIFUGO) node dist/bench/gateway.js
 
 # In memory: no database needed.
 bench-groups: $(NODE_DEPS) build
