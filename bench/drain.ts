@@ -145,7 +145,11 @@ async function latency(client: MongoClient, url: string): Promise<{ p50: number;
   await migrateOutbox(db, { partitions: PARTITIONS });
   const { procs, ports } = await startDrainers(url, dbName, 1);
   try {
-    await until(async () => (await fetch(`http://127.0.0.1:${ports[0]}/readyz`).catch(() => undefined))?.status === 200, 30_000, 'readiness');
+    await until(
+      async () => (await fetch(`http://127.0.0.1:${ports[0]}/readyz`).catch(() => undefined))?.status === 200,
+      30_000,
+      'readiness',
+    );
     const outbox = createOutbox(db, { partitions: PARTITIONS });
     const ids: string[] = [];
     const start = Date.now();

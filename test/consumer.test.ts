@@ -42,16 +42,14 @@ it('lets a failed handler run again, refuses a concurrent duplicate, and takes o
   expect(await slow).toBe('processed');
 
   // A worker that died holding a claim: after the lease another one runs the handler.
-  await t.db
-    .collection(`dedupe_${n}`)
-    .insertOne({
-      _id: 'g/orphan' as never,
-      group: 'g',
-      eventId: 'orphan',
-      status: 'processing',
-      leaseUntil: new Date(Date.now() + 200),
-      at: new Date(),
-    });
+  await t.db.collection(`dedupe_${n}`).insertOne({
+    _id: 'g/orphan' as never,
+    group: 'g',
+    eventId: 'orphan',
+    status: 'processing',
+    leaseUntil: new Date(Date.now() + 200),
+    at: new Date(),
+  });
   await expect(s.processOnce('g', 'orphan', async () => undefined)).rejects.toMatchObject({ code: 'IN_PROGRESS' });
   await sleep(250);
   expect(await s.processOnce('g', 'orphan', async () => undefined)).toBe('processed');

@@ -127,7 +127,16 @@ describe('image contents (Dockerfile final stage, laid out without Docker)', () 
         expect(runs.some((r) => r.includes('npm install --omit=dev --save-prod --save-exact'))).toBe(true);
         await execFileAsync(
           'npm',
-          ['install', '--omit=dev', '--save-prod', '--save-exact', '--no-audit', '--no-fund', '--prefer-offline', ...IMAGE_PEERS.map((n) => `${n}@${pkg.devDependencies[n]}`)],
+          [
+            'install',
+            '--omit=dev',
+            '--save-prod',
+            '--save-exact',
+            '--no-audit',
+            '--no-fund',
+            '--prefer-offline',
+            ...IMAGE_PEERS.map((n) => `${n}@${pkg.devDependencies[n]}`),
+          ],
           { cwd: prodModules },
         );
         cpSync(join(prodModules, 'node_modules'), target, { recursive: true, verbatimSymlinks: true });
@@ -272,7 +281,7 @@ describe('image contents (Dockerfile final stage, laid out without Docker)', () 
   );
 
   itAsRoot(
-    'demo: starts, serves its page and the SDK bundle (it has /healthz, no /readyz), stops on SIGTERM',
+    'demo: starts, serves its page and the SDK bundle, stops on SIGTERM',
     async () => {
       const port = await freePort();
       await startsServesAndStops(

@@ -53,9 +53,20 @@ it('keeps the other partitions flowing, reports the stall, and resumes once an o
 
     // Seqs 5 and 6 of partition 0 without 4, written behind the log's back.
     const after = [ev('a'), ev('a')];
-    await db.collection('events').insertMany(
-      after.map((e, i) => ({ _id: e.id as never, ...e, id: undefined, partition: 0, seq: 5 + i, epoch: 1, w: 'x', publishedAt: new Date() })),
-    );
+    await db
+      .collection('events')
+      .insertMany(
+        after.map((e, i) => ({
+          _id: e.id as never,
+          ...e,
+          id: undefined,
+          partition: 0,
+          seq: 5 + i,
+          epoch: 1,
+          w: 'x',
+          publishedAt: new Date(),
+        })),
+      );
     await log.append(1, 1, [ev('b'), ev('b')]);
     // Partition 1 is not held up by partition 0's hole.
     await eventually(async () => client.events('s').length === 6, 10_000, 'partition 1 to keep flowing');
@@ -66,7 +77,11 @@ it('keeps the other partitions flowing, reports the stall, and resumes once an o
     const base = `http://127.0.0.1:${ops.port}`;
     const stalls = await eventually(
       async () => {
-        const r = (await (await fetch(`${base}/api/stalls`)).json()) as Array<{ partition: number; seq: number; gap: { from: number; to: number } | null }>;
+        const r = (await (await fetch(`${base}/api/stalls`)).json()) as Array<{
+          partition: number;
+          seq: number;
+          gap: { from: number; to: number } | null;
+        }>;
         return r.length > 0 ? r : undefined;
       },
       10_000,
@@ -78,7 +93,10 @@ it('keeps the other partitions flowing, reports the stall, and resumes once an o
 
     // Repairs are for admins only, and name what they filled.
     expect((await fetch(`${base}/api/partitions/0/repair?after=3`, { method: 'POST' })).status).toBe(401);
-    const repaired = await fetch(`${base}/api/partitions/0/repair?after=3`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+    const repaired = await fetch(`${base}/api/partitions/0/repair?after=3`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
     expect(repaired.status).toBe(200);
     expect(await repaired.json()).toEqual({ partition: 0, filled: { from: 4, to: 4 } });
     const again = await fetch(`${base}/api/partitions/0/repair?after=3`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });

@@ -62,7 +62,13 @@ async function system(options: { databaseFirst: boolean }): Promise<System> {
   const ports = { drainer: await freePort(), gateway: await freePort(), gatewayMetrics: await freePort(), ops: await freePort() };
   const common = { MONGO_URL: url, MONGO_DB: DB, OUTBOX_PARTITIONS: '4', METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'info' };
   const procs = {
-    drainer: startBinary('drainer', { ...common, METRICS_PORT: String(ports.drainer), LEASE_TTL: '3s', LEASE_RENEW_INTERVAL: '1s', POLL_MAX: '100ms' }),
+    drainer: startBinary('drainer', {
+      ...common,
+      METRICS_PORT: String(ports.drainer),
+      LEASE_TTL: '3s',
+      LEASE_RENEW_INTERVAL: '1s',
+      POLL_MAX: '100ms',
+    }),
     gateway: startBinary('gateway', {
       ...common,
       METRICS_PORT: String(ports.gatewayMetrics),
@@ -83,7 +89,10 @@ async function system(options: { databaseFirst: boolean }): Promise<System> {
   void (async () => {
     while (polling) {
       for (const [name, port] of Object.entries(endpoints) as Array<[keyof typeof endpoints, number]>) {
-        const ok = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1_000) }).then(
+        const ok = await fetch(`http://127.0.0.1:${port}/readyz`, {
+          signal: AbortSignal.timeout(1_000),
+          headers: { connection: 'close' },
+        }).then(
           (r) => r.status === 200,
           () => undefined, // not listening yet: no answer to record
         );
@@ -142,11 +151,12 @@ async function readers(port: number): Promise<{ live: TestClient; member: TestCl
   clients.push(live, member);
   expect(await live.request({ op: 'SUBSCRIBE', sub: 'live', topic: 'load.*' })).toMatchObject({ op: 'OK' });
   const grouped = new Set<string>();
+  let acks = 0;
   member.ws.on('message', (data) => {
     const f = JSON.parse(data.toString()) as { op: string; sub?: string; event?: { id: string } };
     if (f.op !== 'EVENT' || f.sub !== 'g' || !f.event) return;
     grouped.add(f.event.id);
-    member.ws.send(JSON.stringify({ op: 'ACK', sub: 'g', eventId: f.event.id }));
+    member.ws.send(JSON.stringify({ op: 'ACK', id: `ack-${++acks}`, sub: 'g', eventId: f.event.id }));
   });
   expect(await member.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'load.*', group: 'workers' })).toMatchObject({ op: 'OK' });
   return { live, member, grouped };
@@ -184,7 +194,11 @@ async function checkAfterwards(s: System, pub: ReturnType<typeof publisher>, r: 
   }
   // Readiness told the truth: false during the outage, true after; nothing was restarted.
   for (const [name, seen] of Object.entries(s.readiness)) {
-    expect({ name, last: seen.at(-1), wentDown: seen.indexOf(false, seen.indexOf(true)) > 0 }).toEqual({ name, last: true, wentDown: true });
+    expect({ name, last: seen.at(-1), wentDown: seen.indexOf(false, seen.indexOf(true)) > 0 }).toEqual({
+      name,
+      last: true,
+      wentDown: true,
+    });
   }
   // Clients were told UNAVAILABLE during the outage instead of being left waiting.
   expect(pub.unavailable()).toBeGreaterThan(0);
@@ -198,7 +212,11 @@ async function underLoad(s: System, outage: () => Promise<void>): Promise<void> 
   await eventually(async () => allReady(s), 60_000, 'every binary to be ready');
   const r = await readers(s.ports.gateway);
   const pub = publisher(s.ports.gateway);
-  await eventually(async () => pub.acked.size >= 20 && r.grouped.size >= 10, 30_000, 'load to flow');
+  await eventually(async () => pub.acked.size >= 20 && r.grouped.size >= 10, 30_000, 'load to flow').catch((err: unknown) => {
+    throw new Error(
+      `${String(err)}: acked ${pub.acked.size}, unavailable ${pub.unavailable()}, timeouts ${pub.timeouts()}, grouped ${r.grouped.size}, live ${r.live.events('live').length}; last frames ${JSON.stringify(r.member.frames.slice(-3))}`,
+    );
+  });
   await outage();
   await checkAfterwards(s, pub, r);
 }
@@ -225,7 +243,11 @@ it('recovers from the database killed and restarted on the same port and data di
 
 it('starts while the database is unreachable and becomes ready when it appears', async () => {
   const s = await system({ databaseFirst: false });
-  await eventually(async () => Object.values(s.readiness).every((r) => r.length > 0 && r.at(-1) === false), 30_000, 'every binary to answer not ready');
+  await eventually(
+    async () => Object.values(s.readiness).every((r) => r.length > 0 && r.at(-1) === false),
+    30_000,
+    'every binary to answer not ready',
+  );
   await sleep(5_000);
   for (const p of Object.values(s.procs)) expect(p.child.exitCode).toBeNull();
   s.server = await startDatabase(s);

@@ -102,7 +102,9 @@ describe('Outbox.add', () => {
 
   it('refuses an id that was already published (it is in the event log)', async () => {
     const outbox = createOutbox(t.db, { collection: 'outbox_arch' });
-    await new MongoEventLog(t.db).append(0, 1, [{ id: 'pay-1', topic: 'pay.done', key: null, payload: 1, headers: {}, createdAt: new Date() }]);
+    await new MongoEventLog(t.db).append(0, 1, [
+      { id: 'pay-1', topic: 'pay.done', key: null, payload: 1, headers: {}, createdAt: new Date() },
+    ]);
     await expect(outbox.add({ id: 'pay-1', topic: 'pay.done', payload: 1 })).rejects.toMatchObject({ code: 'DUPLICATE_ID', index: 0 });
     expect(await stored('outbox_arch')).toHaveLength(0);
   });

@@ -83,7 +83,10 @@ export function envReader(env: Readonly<Record<string, string | undefined>>): En
         return '';
       }
       if (opts.pattern && !opts.pattern.test(v)) {
-        problems.push({ variable: name, problem: `must match ${String(opts.pattern)}${opts.sensitive ? '' : `, got ${JSON.stringify(v)}`}` });
+        problems.push({
+          variable: name,
+          problem: `must match ${String(opts.pattern)}${opts.sensitive ? '' : `, got ${JSON.stringify(v)}`}`,
+        });
       }
       return v;
     },

@@ -11,10 +11,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import { envReader } from '../config/index.js';
+import { Health, startDbProbe } from '../health/index.js';
 import { openHubDb } from '../hubdb/index.js';
 import { closerFor, type Service } from '../lifecycle/index.js';
 import { LOG_LEVELS, type Logger, type LogLevel } from '../log/index.js';
-import { mongoSettings, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
+import { isTransientError, mongoSettings, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
 import { createOutbox, isOutboxError, type Outbox } from '../outbox/index.js';
 import { demoPage } from './page.js';
 
@@ -61,10 +62,14 @@ export class DemoApp implements Service {
   #outbox: Outbox | undefined;
   #caps: ServerCapabilities | undefined;
   #bundle: Buffer | undefined;
+  readonly #health: Health;
+  readonly #abort = new AbortController();
+  #stopProbe: (() => Promise<void>) | undefined;
 
   constructor(cfg: DemoConfig, deps: { log: Logger }) {
     this.#cfg = cfg;
     this.#log = deps.log;
+    this.#health = new Health({ log: deps.log });
   }
 
   get port(): number {
@@ -73,15 +78,31 @@ export class DemoApp implements Service {
 
   async start(): Promise<void> {
     this.#bundle = await readFile(this.#cfg.sdkBundle);
+    // Listen first: /healthz and /readyz answer while the database is still unreachable.
+    const starting = this.#health.condition('start-up', { ok: false, reason: 'connecting to the database' });
+    const server = createServer(
+      (req, res) =>
+        void this.#route(req, res).catch((err: unknown) => {
+          this.#log.error('request failed', { err });
+          if (!res.headersSent) res.writeHead(isTransientError(err) ? 503 : 500).end('request failed\n');
+        }),
+    );
+    this.#closeServer = closerFor(server);
+    await new Promise<void>((resolve) => server.listen(this.#cfg.port, this.#cfg.host, () => resolve()));
+    this.#server = server;
+    this.#health.start();
+    this.#log.info('demo listening', { url: `http://${this.#cfg.host}:${this.port}/` });
     const { client, db, caps } = await openHubDb({
       url: this.#cfg.mongoUrl,
       dbName: this.#cfg.mongoDb,
       appName: 'outbox-hub-demo',
       log: this.#log,
       partitions: this.#cfg.partitions,
+      signal: this.#abort.signal,
     });
     this.#client = client;
     this.#caps = caps;
+    this.#stopProbe = startDbProbe({ db, health: this.#health, log: this.#log });
     this.#outbox = createOutbox(db, { partitions: this.#cfg.partitions });
     if (!caps.transactions) {
       this.#log.warn(
@@ -89,20 +110,13 @@ export class DemoApp implements Service {
         { flavor: caps.flavor },
       );
     }
-    const server = createServer(
-      (req, res) =>
-        void this.#route(req, res).catch((err: unknown) => {
-          this.#log.error('request failed', { err });
-          if (!res.headersSent) res.writeHead(500).end('internal error\n');
-        }),
-    );
-    this.#closeServer = closerFor(server);
-    await new Promise<void>((resolve) => server.listen(this.#cfg.port, this.#cfg.host, () => resolve()));
-    this.#server = server;
-    this.#log.info('demo listening', { url: `http://${this.#cfg.host}:${this.port}/` });
+    starting.dispose();
   }
 
   async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#stopProbe?.();
+    this.#health.stop();
     await this.#closeServer?.();
     await this.#client?.close();
   }
@@ -122,8 +136,10 @@ export class DemoApp implements Service {
       res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' }).end(token);
     } else if (req.method === 'POST' && path === '/orders') {
       await this.#createOrder(req, res);
-    } else if (req.method === 'GET' && path === '/healthz') {
-      res.writeHead(200).end('ok\n');
+    } else if (req.method === 'GET' && (path === '/healthz' || path === '/readyz')) {
+      const v = path === '/healthz' ? this.#health.healthy() : this.#health.ready();
+      const word = path === '/healthz' ? (v.ok ? 'ok' : 'unhealthy') : v.ok ? 'ready' : 'not ready';
+      res.writeHead(v.ok ? 200 : 503, { 'content-type': 'text/plain' }).end([word, ...v.reasons].join('\n') + '\n');
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }
@@ -146,7 +162,13 @@ export class DemoApp implements Service {
         .writeHead(400, { 'content-type': 'application/json' })
         .end(JSON.stringify({ error: 'BAD_ORDER', message: 'item (string) and qty (positive integer) are required' }));
     }
-    const client = this.#client as MongoClient;
+    const client = this.#client;
+    const outbox = this.#outbox;
+    if (!client || !outbox) {
+      return void res
+        .writeHead(503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: 'UNAVAILABLE', message: 'connecting to the database' }));
+    }
     const orders = client.db(this.#cfg.mongoDb).collection('demo_orders');
     const order = { _id: crypto.randomUUID(), item: input.item.slice(0, 100), qty: input.qty as number, createdAt: new Date() };
     const message = { topic: 'orders.created', key: order._id, payload: { orderId: order._id, item: order.item, qty: order.qty } };
@@ -157,14 +179,14 @@ export class DemoApp implements Service {
         try {
           await session.withTransaction(async () => {
             await orders.insertOne(order as never, { session });
-            await (this.#outbox as Outbox).add(message, { session });
+            await outbox.add(message, { session });
           });
         } finally {
           await session.endSession();
         }
       } else {
         await orders.insertOne(order as never);
-        await (this.#outbox as Outbox).add(message);
+        await outbox.add(message);
       }
     } catch (err) {
       if (isOutboxError(err))

@@ -57,7 +57,10 @@ export class Drainer {
     const { config, metrics, log, health } = deps;
     this.#leaseCondition = health?.condition('leases', { ok: false, reason: 'joining the lease group' });
     this.#progressCondition = health?.condition('partitions', { ok: true });
-    const loopDogs = { renewal: health?.watchdog('lease renewal', LOOP_SILENCE_MS), rebalance: health?.watchdog('lease rebalance', LOOP_SILENCE_MS) };
+    const loopDogs = {
+      renewal: health?.watchdog('lease renewal', LOOP_SILENCE_MS),
+      rebalance: health?.watchdog('lease rebalance', LOOP_SILENCE_MS),
+    };
     this.#coordinator = new PartitionCoordinator({
       store: deps.leases,
       group: DRAINER_LEASE_GROUP,

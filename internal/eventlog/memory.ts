@@ -34,7 +34,8 @@ export class MemoryEventLog implements EventLog {
   claim(partition: number, epoch: number): Promise<number> {
     return run(() => {
       assertPartition(partition);
-      if (!Number.isSafeInteger(epoch) || epoch < 1) throw new EventLogError('INVALID_EPOCH', `epoch must be a positive integer, got ${epoch}`);
+      if (!Number.isSafeInteger(epoch) || epoch < 1)
+        throw new EventLogError('INVALID_EPOCH', `epoch must be a positive integer, got ${epoch}`);
       if ((this.#s.fences.get(partition) ?? 0) > epoch) throw fenced(partition, epoch);
       this.#s.fences.set(partition, epoch);
       return this.#s.heads.get(partition) ?? 0;
@@ -123,7 +124,8 @@ export class MemoryEventLog implements EventLog {
     return run(() => {
       const gap = this.#gap(partition, afterSeq);
       if (!gap) return null;
-      if (Date.now() - gap.nextPublishedAt.getTime() < options.minAgeMs) throw new EventLogError('GAP_TOO_RECENT', 'a write may still be landing');
+      if (Date.now() - gap.nextPublishedAt.getTime() < options.minAgeMs)
+        throw new EventLogError('GAP_TOO_RECENT', 'a write may still be landing');
       const slots = this.#s.slots(partition);
       const now = new Date();
       for (let seq = gap.from; seq <= gap.to; seq++) {
@@ -201,7 +203,8 @@ function fenced(partition: number, epoch: number): EventLogError {
 }
 
 function assertPartition(partition: number): void {
-  if (!Number.isSafeInteger(partition) || partition < 0) throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
+  if (!Number.isSafeInteger(partition) || partition < 0)
+    throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
 }
 
 function assertLimit(limit: number): void {

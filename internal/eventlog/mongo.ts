@@ -161,7 +161,8 @@ export class MongoEventLog implements EventLog {
 
   async claim(partition: number, epoch: number): Promise<number> {
     assertPartition(partition);
-    if (!Number.isSafeInteger(epoch) || epoch < 1) throw new EventLogError('INVALID_EPOCH', `epoch must be a positive integer, got ${epoch}`);
+    if (!Number.isSafeInteger(epoch) || epoch < 1)
+      throw new EventLogError('INVALID_EPOCH', `epoch must be a positive integer, got ${epoch}`);
     const fence = await this.#raiseFence(partition, epoch);
     const state = await this.#stateFrom(partition, fence);
     this.#writers.set(partition, state);
@@ -244,9 +245,7 @@ export class MongoEventLog implements EventLog {
 
   /** Documents by `_id`, as parallel equality lookups (served from the `_id` index on every server). */
   async #byIds(ids: readonly string[]): Promise<Map<string, Pick<EventDocument, '_id' | 'seq' | 'partition' | 'w'>>> {
-    const docs = await Promise.all(
-      ids.map((_id) => this.#events.findOne({ _id }, { projection: { _id: 1, seq: 1, partition: 1, w: 1 } })),
-    );
+    const docs = await Promise.all(ids.map((_id) => this.#events.findOne({ _id }, { projection: { _id: 1, seq: 1, partition: 1, w: 1 } })));
     return new Map(docs.filter((d) => d !== null).map((d) => [d._id, d]));
   }
 
@@ -347,7 +346,10 @@ export class MongoEventLog implements EventLog {
     if (strays.length > 0) {
       // Only a server that lands an ordered insert out of order gets here.
       const slot = (docs[prefix] as EventDocument).seq;
-      const occupied = await this.#events.findOne({ partition: (docs[0] as EventDocument).partition, seq: slot }, { projection: { _id: 1 } });
+      const occupied = await this.#events.findOne(
+        { partition: (docs[0] as EventDocument).partition, seq: slot },
+        { projection: { _id: 1 } },
+      );
       if (occupied === null) {
         // Above an empty slot: no reader has passed it, so removing them again is invisible.
         await this.#events.deleteMany({ _id: { $in: strays.map((d) => d._id) }, w: (strays[0] as EventDocument).w });
@@ -428,7 +430,8 @@ export class MongoEventLog implements EventLog {
 
   async findGap(partition: number, afterSeq: number): Promise<SequenceGap | null> {
     assertPartition(partition);
-    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new EventLogError('INVALID_RANGE', 'afterSeq must be a non-negative integer');
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0)
+      throw new EventLogError('INVALID_RANGE', 'afterSeq must be a non-negative integer');
     const next = await this.#events.findOne(
       { partition, seq: { $gt: afterSeq } },
       { sort: { seq: 1 }, projection: { seq: 1, publishedAt: 1 } },
@@ -447,7 +450,8 @@ export class MongoEventLog implements EventLog {
         `partition ${partition}: the event after the gap is ${Math.round(age / 1000)} s old; a write may still be landing (wait ${Math.ceil(options.minAgeMs / 1000)} s)`,
       );
     }
-    if (gap.to - gap.from + 1 > MAX_REPAIR) throw new EventLogError('INVALID_RANGE', `gap of ${gap.to - gap.from + 1} events is too large to fill`);
+    if (gap.to - gap.from + 1 > MAX_REPAIR)
+      throw new EventLogError('INVALID_RANGE', `gap of ${gap.to - gap.from + 1} events is too large to fill`);
     const now = new Date();
     for (let from = gap.from; from <= gap.to; from += APPEND_CHUNK) {
       const fillers: EventDocument[] = [];
@@ -520,7 +524,8 @@ function fenced(partition: number, epoch: number): EventLogError {
 }
 
 function assertPartition(partition: number): void {
-  if (!Number.isSafeInteger(partition) || partition < 0) throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
+  if (!Number.isSafeInteger(partition) || partition < 0)
+    throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
 }
 
 function assertLimit(limit: number): void {

@@ -171,11 +171,16 @@ export class GatewayApp implements Service {
     const tail = this.#tail;
     const tailReading = this.#health.condition('log tail', { ok: true });
     const bound = Math.max(10_000, 5 * cfg.pollMaxMs);
-    this.#tailCheck = repeat(1_000, this.#abort.signal, async () => {
-      const silent = Date.now() - tail.lastReadAt;
-      tailReading.set(silent <= bound, `no successful read of the log for ${Math.round(silent / 1000)} s`);
-      return Promise.resolve();
-    }, () => undefined);
+    this.#tailCheck = repeat(
+      1_000,
+      this.#abort.signal,
+      async () => {
+        const silent = Date.now() - tail.lastReadAt;
+        tailReading.set(silent <= bound, `no successful read of the log for ${Math.round(silent / 1000)} s`);
+        return Promise.resolve();
+      },
+      () => undefined,
+    );
     starting.dispose();
   }
 

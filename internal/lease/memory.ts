@@ -48,7 +48,9 @@ export class MemoryLeaseStore implements LeaseStore {
   members(group: string): Promise<Member[]> {
     const now = Date.now();
     return Promise.resolve(
-      [...this.#members.values()].filter((m) => m.group === group && m.expiresAt.getTime() > now).sort((a, b) => a.member.localeCompare(b.member)),
+      [...this.#members.values()]
+        .filter((m) => m.group === group && m.expiresAt.getTime() > now)
+        .sort((a, b) => a.member.localeCompare(b.member)),
     );
   }
 

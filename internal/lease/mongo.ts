@@ -114,7 +114,8 @@ export class MongoLeaseStore implements LeaseStore {
     );
     if (r.matchedCount === 0) return null;
     // A claimant that saw our lease expired may have taken the next epoch meanwhile.
-    if (await this.#leases.findOne({ _id: epochId(lease.group, lease.partition, lease.epoch + 1) }, { projection: { _id: 1 } })) return null;
+    if (await this.#leases.findOne({ _id: epochId(lease.group, lease.partition, lease.epoch + 1) }, { projection: { _id: 1 } }))
+      return null;
     return Object.freeze({ ...lease, expiresAt });
   }
 

@@ -149,7 +149,8 @@ export async function detectCapabilities(client: MongoClient, db: Db): Promise<S
 
   const changeStreams = await deliversInsert(() => probe.watch([], { maxAwaitTimeMS: 50 }), probe);
   const databaseChangeStreams =
-    changeStreams && (await deliversInsert(() => db.watch([{ $match: { 'ns.coll': probe.collectionName } }], { maxAwaitTimeMS: 50 }), probe));
+    changeStreams &&
+    (await deliversInsert(() => db.watch([{ $match: { 'ns.coll': probe.collectionName } }], { maxAwaitTimeMS: 50 }), probe));
   return Object.freeze({ transactions, changeStreams, databaseChangeStreams, flavor, version });
 }
 
@@ -178,7 +179,8 @@ export function parseMongoUrl(url: string): MongoUrl | { problem: string } {
     const hm = HOST.exec(h);
     if (!hm) return { problem: `has an invalid host ${JSON.stringify(h)} (in ${redacted})` };
     const port = hm[1];
-    if (port !== undefined && (Number(port) < 1 || Number(port) > 65_535)) return { problem: `has an invalid port ${port} (in ${redacted})` };
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65_535))
+      return { problem: `has an invalid port ${port} (in ${redacted})` };
     if (scheme === 'mongodb+srv' && port !== undefined) return { problem: `mongodb+srv URLs take no port (in ${redacted})` };
   }
   if (scheme === 'mongodb+srv' && hosts.length !== 1) return { problem: `mongodb+srv URLs take exactly one host (in ${redacted})` };

@@ -379,8 +379,7 @@ export class OpsApp implements Service {
         this.#health.dbError('api');
         this.#answering.set(false, 'API requests are failing: the database did not answer');
         res.status(503).json({ error: 'UNAVAILABLE', message: 'the database did not answer; retry' });
-      }
-      else res.status(500).json({ error: 'INTERNAL', message: 'the request failed' });
+      } else res.status(500).json({ error: 'INTERNAL', message: 'the request failed' });
     });
     return app;
   }

@@ -1,5 +1,12 @@
 import { OutboxError } from './errors.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_PARTITIONS, assertPartitions, partitionOf, validateMessage, type OutboxMessageInput } from './message.js';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_PARTITIONS,
+  assertPartitions,
+  partitionOf,
+  validateMessage,
+  type OutboxMessageInput,
+} from './message.js';
 import type { OutboxStore, PartitionBacklog, PendingMessage, StoredMessage } from './store.js';
 
 /**
@@ -29,7 +36,8 @@ export class MemoryOutboxStore implements OutboxStore {
       const seen = new Set<string>();
       valid.forEach((m, index) => {
         const p = partitionOf(m.key ?? m.id, this.partitions);
-        if (seen.has(m.id) || this.#pending[p]?.has(m.id) || this.#dead.has(m.id)) throw new OutboxError('DUPLICATE_ID', `id ${m.id} is taken`, { index });
+        if (seen.has(m.id) || this.#pending[p]?.has(m.id) || this.#dead.has(m.id))
+          throw new OutboxError('DUPLICATE_ID', `id ${m.id} is taken`, { index });
         seen.add(m.id);
       });
       const added = valid.map((m) => {

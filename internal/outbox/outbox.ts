@@ -95,7 +95,8 @@ export class Outbox {
     if (!Array.isArray(messages) || messages.length === 0) {
       throw new OutboxError('INVALID_PAYLOAD', 'addMany needs a non-empty array of messages');
     }
-    if (messages.length > MAX_BATCH) throw new OutboxError('BATCH_TOO_LARGE', `at most ${MAX_BATCH} messages per call, got ${messages.length}`);
+    if (messages.length > MAX_BATCH)
+      throw new OutboxError('BATCH_TOO_LARGE', `at most ${MAX_BATCH} messages per call, got ${messages.length}`);
     throwIfAborted(options.signal);
     const now = Date.now();
     const createdAt = new Date(now);
@@ -144,7 +145,8 @@ export class Outbox {
     const first = new Map<string, number>();
     for (const e of entries) {
       const seen = first.get(e.doc._id);
-      if (seen !== undefined) throw new OutboxError('DUPLICATE_ID', `id ${e.doc._id} appears twice in the batch (first at index ${seen})`, { index: e.index });
+      if (seen !== undefined)
+        throw new OutboxError('DUPLICATE_ID', `id ${e.doc._id} appears twice in the batch (first at index ${seen})`, { index: e.index });
       first.set(e.doc._id, e.index);
     }
     const explicit = entries.filter((e) => e.explicit);
@@ -179,7 +181,8 @@ export class Outbox {
     for (const e of explicit) {
       if (!present.has(e.doc._id)) continue;
       const logged = await this.#log.get(e.doc._id);
-      if (logged && logged.createdAt.getTime() === e.doc.createdAt.getTime() && logged.topic === e.doc.topic && logged.key === e.doc.key) continue;
+      if (logged && logged.createdAt.getTime() === e.doc.createdAt.getTime() && logged.topic === e.doc.topic && logged.key === e.doc.key)
+        continue;
       await this.#takeBack(written, session, undefined);
       throw new OutboxError('DUPLICATE_ID', `a message with id ${e.doc._id} was published meanwhile`, { index: e.index });
     }
@@ -195,9 +198,13 @@ export class Outbox {
     } catch (err) {
       // Inside a transaction the server has aborted it after the failed write: nothing commits.
       if (session?.inTransaction()) return;
-      throw new OutboxError('WRITE_FAILED', 'the batch failed and what it had written could not be taken back; those messages will be published', {
-        cause: cause ?? err,
-      });
+      throw new OutboxError(
+        'WRITE_FAILED',
+        'the batch failed and what it had written could not be taken back; those messages will be published',
+        {
+          cause: cause ?? err,
+        },
+      );
     }
   }
 

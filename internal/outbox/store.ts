@@ -1,6 +1,13 @@
 import type { Collection, Db, Document } from 'mongodb';
 import { followChangeStream, isDuplicateKeyError } from '../mongo/index.js';
-import { outboxLayout, partitionOfCollection, type DeadDocument, type LegacyDocument, type OutboxLayout, type PendingDocument } from './layout.js';
+import {
+  outboxLayout,
+  partitionOfCollection,
+  type DeadDocument,
+  type LegacyDocument,
+  type OutboxLayout,
+  type PendingDocument,
+} from './layout.js';
 import { DEFAULT_PARTITIONS } from './message.js';
 
 /** A message as the drainer reads it. */
@@ -147,7 +154,9 @@ export class MongoOutboxStore implements OutboxStore {
       }
       this.#legacyDone.add(partition);
     }
-    const docs = await this.#coll(partition).find({}, { sort: { ts: 1 }, limit }).toArray();
+    const docs = await this.#coll(partition)
+      .find({}, { sort: { ts: 1 }, limit })
+      .toArray();
     return docs.map((d) => toPending(d, partition));
   }
 
@@ -169,7 +178,9 @@ export class MongoOutboxStore implements OutboxStore {
       else await this.#coll(message.partition).updateOne({ _id: message.id }, { $inc: { attempts: 1 }, $set: { lastError } });
       return;
     }
-    const doc = legacy ? await this.#legacy.findOne({ _id: message.id, status: 'pending' }) : await this.#coll(message.partition).findOne({ _id: message.id });
+    const doc = legacy
+      ? await this.#legacy.findOne({ _id: message.id, status: 'pending' })
+      : await this.#coll(message.partition).findOne({ _id: message.id });
     if (!doc) return;
     await this.#bury(doc, message.partition, (doc.attempts ?? 0) + 1, lastError);
     if (legacy) await this.#legacy.deleteOne({ _id: message.id });
@@ -253,7 +264,11 @@ export class MongoOutboxStore implements OutboxStore {
       );
     }
     const stops = this.#partitions.map((c, p) =>
-      followChangeStream<Document>(() => c.watch([{ $match: { operationType: 'insert' } }, { $project: { _id: 1 } }]), () => onPartition(p), onError),
+      followChangeStream<Document>(
+        () => c.watch([{ $match: { operationType: 'insert' } }, { $project: { _id: 1 } }]),
+        () => onPartition(p),
+        onError,
+      ),
     );
     return async () => void (await Promise.all(stops.map((stop) => stop())));
   }

@@ -78,7 +78,10 @@ export interface PublishOptions {
 export interface SubscribeOptions {
   /** Consumer group: at-least-once, shared among members. Without it: live tail. */
   group?: string;
-  /** Live only: where to start. */
+  /**
+   * Where to start: a live subscription replays from here; a group that does not
+   * exist yet starts here (default `now`), an existing group resumes from its cursor.
+   */
   from?: StartFrom;
   /** Group only: most unacked deliveries at once. */
   maxInFlight?: number;

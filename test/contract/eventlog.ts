@@ -123,8 +123,16 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       const { a, b } = await factory();
       await b.claim(9, 1);
       // A writer that shares the epoch (a lease race where read-modify-write is not atomic) moves the head.
-      await a.append(9, 1, Array.from({ length: 10 }, (_, i) => ev('t.stale', 'k', i + 1)));
-      const r = await b.append(9, 1, Array.from({ length: 5 }, (_, i) => ev('t.stale', 'k', 11 + i)));
+      await a.append(
+        9,
+        1,
+        Array.from({ length: 10 }, (_, i) => ev('t.stale', 'k', i + 1)),
+      );
+      const r = await b.append(
+        9,
+        1,
+        Array.from({ length: 5 }, (_, i) => ev('t.stale', 'k', 11 + i)),
+      );
       expect(r.appended.map((e) => e.seq)).toEqual([11, 12, 13, 14, 15]);
       expect((await b.read({ partition: 9, limit: 100 })).map((e) => e.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
     });
@@ -146,7 +154,11 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       const pair = await factory();
       const { a } = pair;
       await a.claim(11, 1);
-      await a.append(11, 1, Array.from({ length: 6 }, (_, i) => ev('t.hole', 'k', i + 1)));
+      await a.append(
+        11,
+        1,
+        Array.from({ length: 6 }, (_, i) => ev('t.hole', 'k', i + 1)),
+      );
       await pair.punchHole(11, 3);
       await pair.punchHole(11, 4);
       expect(await a.findGap(11, 1)).toBeNull();
@@ -167,7 +179,7 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       expect(await a.repairGap(11, 2, { minAgeMs: 0 })).toBeNull();
     });
 
-    it('keeps readers\' stall reports until they clear them', async () => {
+    it("keeps readers' stall reports until they clear them", async () => {
       const { a, b } = await factory();
       const since = new Date(Date.now() - 60_000);
       await a.reportStall(12, 'gw-1', { seq: 41, since });

@@ -36,7 +36,13 @@ export function testServers(env: NodeJS.ProcessEnv = process.env): WireServer[] 
           available: false,
           missing: e.missing,
           url: UNAVAILABLE_URL,
-          capabilities: { transactions: false, changeStreams: false, databaseChangeStreams: false, flavor: 'mongodb', version: 'unavailable' },
+          capabilities: {
+            transactions: false,
+            changeStreams: false,
+            databaseChangeStreams: false,
+            flavor: 'mongodb',
+            version: 'unavailable',
+          },
         }
       : { name: e.name, primary: e.primary, available: true, url: e.url, capabilities: e.capabilities },
   );

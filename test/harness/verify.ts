@@ -55,7 +55,9 @@ export async function logProblems(db: Db): Promise<{ problems: string[]; rows: E
     const key = r.key ?? '';
     const prev = lastByKey.get(key);
     if (prev && r.payload.n <= prev.n) {
-      problems.push(`key ${key}: counter ${r.payload.n} (p${r.partition} seq ${r.seq}) after ${prev.n} (p${prev.partition} seq ${prev.seq})`);
+      problems.push(
+        `key ${key}: counter ${r.payload.n} (p${r.partition} seq ${r.seq}) after ${prev.n} (p${prev.partition} seq ${prev.seq})`,
+      );
     }
     lastByKey.set(key, { n: r.payload.n, partition: r.partition, seq: r.seq });
   }
