@@ -69,7 +69,7 @@ export class GatewayServer {
       const origin = req.headers.origin;
       if (config.allowedOrigins.length > 0 && (origin === undefined || !config.allowedOrigins.includes(origin)))
         return refuse(403, 'Forbidden');
-      wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws));
+      wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, socket));
     });
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
@@ -88,9 +88,9 @@ export class GatewayServer {
     this.#log.info('gateway listening', { port: this.port, path: '/ws', protocol: PROTOCOL });
   }
 
-  #accept(ws: WebSocket): void {
+  #accept(ws: WebSocket, socket: Socket): void {
     const id = randomBytes(6).toString('hex');
-    const conn = new Connection(id, ws, this.#d);
+    const conn = new Connection(id, ws, this.#d, socket);
     this.#connections.set(id, conn);
     ws.once('close', () => this.#connections.delete(id));
     conn.start();
