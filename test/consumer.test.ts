@@ -18,7 +18,7 @@ async function store(options: ConstructorParameters<typeof MongoDedupeStore>[1] 
 it('runs a handler once per group and event, however often it is delivered', async () => {
   const s = await store();
   let runs = 0;
-  const work = async () => void runs++;
+  const work = () => Promise.resolve(void runs++);
   expect(await s.processOnce('billing', 'e1', work)).toBe('processed');
   expect(await s.processOnce('billing', 'e1', work)).toBe('duplicate');
   expect(await s.processOnce('shipping', 'e1', work)).toBe('processed');
@@ -30,12 +30,12 @@ it('lets a failed handler run again, refuses a concurrent duplicate, and takes o
   await expect(s.processOnce('g', 'boom', async () => Promise.reject(new Error('side effect failed')))).rejects.toThrow(
     'side effect failed',
   );
-  expect(await s.processOnce('g', 'boom', async () => undefined)).toBe('processed');
+  expect(await s.processOnce('g', 'boom', () => Promise.resolve())).toBe('processed');
 
   let release!: () => void;
   const slow = s.processOnce('g', 'busy', () => new Promise<void>((r) => (release = r)));
   await sleep(50);
-  const dup = await s.processOnce('g', 'busy', async () => undefined).catch((e: unknown) => e);
+  const dup = await s.processOnce('g', 'busy', () => Promise.resolve()).catch((e: unknown) => e);
   expect(dup).toBeInstanceOf(ConsumerError);
   expect(dup).toMatchObject({ code: 'IN_PROGRESS' });
   release();
@@ -50,16 +50,16 @@ it('lets a failed handler run again, refuses a concurrent duplicate, and takes o
     leaseUntil: new Date(Date.now() + 200),
     at: new Date(),
   });
-  await expect(s.processOnce('g', 'orphan', async () => undefined)).rejects.toMatchObject({ code: 'IN_PROGRESS' });
+  await expect(s.processOnce('g', 'orphan', () => Promise.resolve())).rejects.toMatchObject({ code: 'IN_PROGRESS' });
   await sleep(250);
-  expect(await s.processOnce('g', 'orphan', async () => undefined)).toBe('processed');
+  expect(await s.processOnce('g', 'orphan', () => Promise.resolve())).toBe('processed');
 });
 
 it('purges records older than the retention', async () => {
   const s = await store({ retentionMs: 1000 });
-  await s.processOnce('g', 'old', async () => undefined);
+  await s.processOnce('g', 'old', () => Promise.resolve());
   expect(await s.purge(new Date(Date.now() + 5000))).toBe(1);
-  expect(await s.processOnce('g', 'old', async () => undefined)).toBe('processed');
+  expect(await s.processOnce('g', 'old', () => Promise.resolve())).toBe('processed');
 });
 
 itWith('transactions')("commits the handler's writes and the record together", async () => {
@@ -72,7 +72,7 @@ itWith('transactions')("commits the handler's writes and the record together", a
       throw new Error('rollback');
     }),
   ).rejects.toThrow('rollback');
-  expect(await s.processOnce('tx', 'e1', async () => undefined)).toBe('duplicate');
+  expect(await s.processOnce('tx', 'e1', () => Promise.resolve())).toBe('duplicate');
   expect(await t.db.collection('ledger').countDocuments()).toBe(1);
 });
 
@@ -83,7 +83,7 @@ it('dedupes group redeliveries coming through the SDK', async () => {
   try {
     let charged = 0;
     let deliveries = 0;
-    const charge = idempotent(s, 'payments', async (payload: { amount: number }) => void (charged += payload.amount));
+    const charge = idempotent(s, 'payments', (payload: { amount: number }) => void (charged += payload.amount));
     // The side effect is recorded, then the ack is lost (the handler fails afterwards): the gateway redelivers.
     await client.subscribe('pay.*', { group: 'payments' }, async (payload, event) => {
       deliveries++;
@@ -91,7 +91,7 @@ it('dedupes group redeliveries coming through the SDK', async () => {
       if (deliveries === 1) throw new Error('ack lost');
     });
     await client.publish('pay.charge', { amount: 5 }, { key: 'c1' });
-    await eventually(async () => deliveries === 2, 10_000, 'the redelivery');
+    await eventually(() => deliveries === 2, 10_000, 'the redelivery');
     await sleep(200);
     expect(charged).toBe(5);
   } finally {

@@ -20,7 +20,7 @@ function member(store: MongoLeaseStore, name: string, group: string, partitions:
     handlers: {
       acquired: (l: Lease) => void events.push(`+${l.partition}`),
       lost: (p) => void events.push(`!${p}`),
-      releasing: async (p) => void events.push(`-${p}`),
+      releasing: (p) => Promise.resolve(void events.push(`-${p}`)),
     },
   });
   return { coordinator, events };
@@ -37,14 +37,14 @@ it('shares partitions fairly, moves only the surplus when a member joins, and ha
 
   const b = member(store, 'b', 'g', 8);
   await b.coordinator.start();
-  await eventually(async () => sizes([a, b]).join() === '4,4', 5_000, 'a 4/4 split');
+  await eventually(() => sizes([a, b]).join() === '4,4', 5_000, 'a 4/4 split');
   // a gave up exactly the four partitions b took; nothing else moved.
   expect(a.events.filter((e) => e.startsWith('-'))).toHaveLength(4);
   expect(a.events.filter((e) => e.startsWith('!'))).toHaveLength(0);
 
   const c = member(store, 'c', 'g', 8);
   await c.coordinator.start();
-  await eventually(async () => sizes([a, b, c]).join() === '2,3,3', 5_000, 'a 3/3/2 split');
+  await eventually(() => sizes([a, b, c]).join() === '2,3,3', 5_000, 'a 3/3/2 split');
   const owners = new Map<number, string>();
   for (const [name, m] of [
     ['a', a],
@@ -60,7 +60,7 @@ it('shares partitions fairly, moves only the surplus when a member joins, and ha
 
   await c.coordinator.stop();
   expect(c.events.filter((e) => e.startsWith('-')).length).toBe(c.events.filter((e) => e.startsWith('+')).length);
-  await eventually(async () => sizes([a, b]).join() === '4,4', 5_000, 'a 4/4 split after c stopped');
+  await eventually(() => sizes([a, b]).join() === '4,4', 5_000, 'a 4/4 split after c stopped');
   await Promise.all([a.coordinator.stop(), b.coordinator.stop()]);
   expect(await store.members('g')).toEqual([]);
   expect((await store.list('g')).every((l) => l.holder === '')).toBe(true);
@@ -76,7 +76,7 @@ it('reports a lease as lost when another member takes it after expiry', async ()
   await t.db.collection('leases').updateOne({ _id: `lost/0/${lease.epoch}` as never }, { $set: { expiresAt: new Date(0) } });
   const taken = await store.acquire('lost', 0, 'intruder', 60_000);
   expect(taken?.epoch).toBe(lease.epoch + 1);
-  await eventually(async () => a.events.includes('!0'), 5_000, 'the loss to be reported');
+  await eventually(() => a.events.includes('!0'), 5_000, 'the loss to be reported');
   await sleep(300);
   expect(a.coordinator.owned.size).toBe(0);
   await a.coordinator.stop();

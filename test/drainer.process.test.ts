@@ -42,7 +42,7 @@ describeEachServer('drainer processes', (server) => {
     expect(check.events).toBe(3000);
     expect(check.partitions).toBe(8);
     // The fourth replica took part: it got a fair share once the others shed surplus.
-    await eventually(async () => d4 && acquiredCount(d4) > 0, 20_000, 'the fourth drainer to acquire a partition');
+    await eventually(() => d4 && acquiredCount(d4) > 0, 20_000, 'the fourth drainer to acquire a partition');
     // The killed replica's partitions were taken over (after lease expiry) by the survivors.
     const takeovers = [d1, d3, d4].reduce((n, d) => n + (d ? acquiredCount(d) : 0), 0);
     expect(takeovers).toBeGreaterThan(8);
@@ -55,14 +55,14 @@ describeEachServer('drainer processes', (server) => {
     const outbox = createOutbox(db, { partitions: 2 });
     // A polls fast but renews slowly, so on waking it tries to drain before it notices the loss.
     const a = drainer(dbName, 'a', { OUTBOX_PARTITIONS: '2', LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '1s', POLL_MAX: '20ms' });
-    await eventually(async () => a.logs.filter((l) => l.msg === 'partition claimed').length === 2, 20_000, 'a to claim both partitions');
+    await eventually(() => a.logs.filter((l) => l.msg === 'partition claimed').length === 2, 20_000, 'a to claim both partitions');
     const counters = new Map<string, number>();
     const before = await produce(outbox, 20, 4, 10, undefined, counters);
     await drained(dbName, 2);
 
     a.kill('SIGSTOP');
     const b = drainer(dbName, 'b', { OUTBOX_PARTITIONS: '2', LEASE_TTL: '2s' });
-    await eventually(async () => b.logs.filter((l) => l.msg === 'partition claimed').length === 2, 20_000, 'b to claim both partitions');
+    await eventually(() => b.logs.filter((l) => l.msg === 'partition claimed').length === 2, 20_000, 'b to claim both partitions');
     b.kill('SIGSTOP');
 
     // Both paused: these messages are pending when A wakes, and B holds the fence.
@@ -85,9 +85,9 @@ describeEachServer('drainer processes', (server) => {
     const outbox = createOutbox(db, { partitions: 8 });
     const env = { LEASE_TTL: '60s', LEASE_RENEW_INTERVAL: '250ms' };
     const a = drainer(dbName, 'a', env);
-    await eventually(async () => acquiredCount(a) === 8, 20_000, 'a to hold all partitions');
+    await eventually(() => acquiredCount(a) === 8, 20_000, 'a to hold all partitions');
     const b = drainer(dbName, 'b', env);
-    await eventually(async () => acquiredCount(b) === 4, 20_000, 'b to get its fair share of 4');
+    await eventually(() => acquiredCount(b) === 4, 20_000, 'b to get its fair share of 4');
 
     const counters = new Map<string, number>();
     const first = await produce(outbox, 400, 16, 50, undefined, counters);
@@ -95,7 +95,7 @@ describeEachServer('drainer processes', (server) => {
     const stoppedAt = Date.now();
     expect(await a.exited).toBe(0);
     expect(a.logs.some((l) => l.msg === 'stopped')).toBe(true);
-    await eventually(async () => acquiredCount(b) === 8, 10_000, 'b to take over all partitions');
+    await eventually(() => acquiredCount(b) === 8, 10_000, 'b to take over all partitions');
     // Far below the 60 s lease: the leases were released, not left to expire.
     expect(Date.now() - stoppedAt).toBeLessThan(10_000);
 
@@ -294,7 +294,7 @@ describeEachServer('drainer processes', (server) => {
       await migrateOutbox(db, { partitions: 8 });
       // Polling slowed to 8 s: only the change stream can explain a fast publish.
       const d = drainer(dbName, 'wake', { POLL_MIN: '8s', POLL_MAX: '8s' });
-      await eventually(async () => d.logs.filter((l) => l.msg === 'partition claimed').length === 8, 20_000, 'all partitions claimed');
+      await eventually(() => d.logs.filter((l) => l.msg === 'partition claimed').length === 8, 20_000, 'all partitions claimed');
       expect(d.logs.find((l) => l.msg === 'drainer starting')).toMatchObject({ wake: 'change-stream' });
       await sleep(1_500); // every worker found its partition empty and went to sleep
       const outbox = createOutbox(db, { partitions: 8 });

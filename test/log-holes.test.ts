@@ -49,7 +49,7 @@ it('keeps the other partitions flowing, reports the stall, and resumes once an o
     const log = new MongoEventLog(db);
     await log.append(0, 1, [ev('a'), ev('a'), ev('a')]);
     await log.append(1, 1, [ev('b')]);
-    await eventually(async () => client.events('s').length === 4, 10_000, 'the first events');
+    await eventually(() => client.events('s').length === 4, 10_000, 'the first events');
 
     // Seqs 5 and 6 of partition 0 without 4, written behind the log's back.
     const after = [ev('a'), ev('a')];
@@ -69,7 +69,7 @@ it('keeps the other partitions flowing, reports the stall, and resumes once an o
       );
     await log.append(1, 1, [ev('b'), ev('b')]);
     // Partition 1 is not held up by partition 0's hole.
-    await eventually(async () => client.events('s').length === 6, 10_000, 'partition 1 to keep flowing');
+    await eventually(() => client.events('s').length === 6, 10_000, 'partition 1 to keep flowing');
 
     const metrics = async () => (await fetch(`http://127.0.0.1:${hub.gateway.telemetryPort}/metrics`)).text();
     await eventually(async () => /gateway_log_stalled_partitions\{[^}]*\} 1/.test(await metrics()), 10_000, 'the stall metric');
@@ -103,7 +103,7 @@ it('keeps the other partitions flowing, reports the stall, and resumes once an o
     expect(again.status).toBe(404);
 
     // The partition flows again; the filler itself is never delivered.
-    await eventually(async () => client.events('s').length === 8, 10_000, 'partition 0 to resume');
+    await eventually(() => client.events('s').length === 8, 10_000, 'partition 0 to resume');
     expect(client.events('s').map((e) => e.event.id)).not.toContain('gap:0:4');
     await eventually(async () => /gateway_log_stalled_partitions\{[^}]*\} 0/.test(await metrics()), 10_000, 'the stall metric to clear');
     await eventually(async () => (await log.stalls()).length === 0, 10_000, 'the stall report to clear');

@@ -153,7 +153,7 @@ async function readers(port: number): Promise<{ live: TestClient; member: TestCl
   const grouped = new Set<string>();
   let acks = 0;
   member.ws.on('message', (data) => {
-    const f = JSON.parse(data.toString()) as { op: string; sub?: string; event?: { id: string } };
+    const f = JSON.parse((data as Buffer).toString('utf8')) as { op: string; sub?: string; event?: { id: string } };
     if (f.op !== 'EVENT' || f.sub !== 'g' || !f.event) return;
     grouped.add(f.event.id);
     member.ws.send(JSON.stringify({ op: 'ACK', id: `ack-${++acks}`, sub: 'g', eventId: f.event.id }));
@@ -169,11 +169,11 @@ function contendCpu(): void {
 
 async function checkAfterwards(s: System, pub: ReturnType<typeof publisher>, r: Awaited<ReturnType<typeof readers>>): Promise<void> {
   // Recovered: everything ready, and new events flow to both readers.
-  await eventually(async () => allReady(s), 60_000, 'every binary to be ready again');
+  await eventually(() => allReady(s), 60_000, 'every binary to be ready again');
   const liveBefore = r.live.events('live').length;
   const groupedBefore = r.grouped.size;
-  await eventually(async () => r.live.events('live').length > liveBefore + 10, 30_000, 'the live subscriber to resume');
-  await eventually(async () => r.grouped.size > groupedBefore + 10, 30_000, 'the group member to resume');
+  await eventually(() => r.live.events('live').length > liveBefore + 10, 30_000, 'the live subscriber to resume');
+  await eventually(() => r.grouped.size > groupedBefore + 10, 30_000, 'the group member to resume');
   await pub.stop();
 
   // Every acknowledged message is in the log exactly once, gap-free, in key order.
@@ -188,7 +188,7 @@ async function checkAfterwards(s: System, pub: ReturnType<typeof publisher>, r: 
     );
     expect((await logProblems(db)).problems).toEqual([]);
     // The group got every acknowledged message (at least once).
-    await eventually(async () => acked.every((id) => r.grouped.has(id)), 60_000, 'the group to receive every message');
+    await eventually(() => acked.every((id) => r.grouped.has(id)), 60_000, 'the group to receive every message');
   } finally {
     await client.close();
   }
@@ -209,10 +209,10 @@ async function checkAfterwards(s: System, pub: ReturnType<typeof publisher>, r: 
 }
 
 async function underLoad(s: System, outage: () => Promise<void>): Promise<void> {
-  await eventually(async () => allReady(s), 60_000, 'every binary to be ready');
+  await eventually(() => allReady(s), 60_000, 'every binary to be ready');
   const r = await readers(s.ports.gateway);
   const pub = publisher(s.ports.gateway);
-  await eventually(async () => pub.acked.size >= 20 && r.grouped.size >= 10, 30_000, 'load to flow').catch((err: unknown) => {
+  await eventually(() => pub.acked.size >= 20 && r.grouped.size >= 10, 30_000, 'load to flow').catch((err: unknown) => {
     throw new Error(
       `${String(err)}: acked ${pub.acked.size}, unavailable ${pub.unavailable()}, timeouts ${pub.timeouts()}, grouped ${r.grouped.size}, live ${r.live.events('live').length}; last frames ${JSON.stringify(r.member.frames.slice(-3))}`,
     );
@@ -225,7 +225,7 @@ it('recovers from the database paused for 20 s', async () => {
   const s = await system({ databaseFirst: true });
   await underLoad(s, async () => {
     process.kill(s.server?.pid as number, 'SIGSTOP');
-    await eventually(async () => Object.values(s.readiness).every((r) => r.at(-1) === false), 15_000, 'every binary to report not ready');
+    await eventually(() => Object.values(s.readiness).every((r) => r.at(-1) === false), 15_000, 'every binary to report not ready');
     await sleep(20_000 - 3_000);
     process.kill(s.server?.pid as number, 'SIGCONT');
   });
@@ -235,7 +235,7 @@ it('recovers from the database killed and restarted on the same port and data di
   const s = await system({ databaseFirst: true });
   await underLoad(s, async () => {
     process.kill(s.server?.pid as number, 'SIGKILL');
-    await eventually(async () => Object.values(s.readiness).every((r) => r.at(-1) === false), 15_000, 'every binary to report not ready');
+    await eventually(() => Object.values(s.readiness).every((r) => r.at(-1) === false), 15_000, 'every binary to report not ready');
     await sleep(8_000);
     s.server = await startDatabase(s);
   });
@@ -244,7 +244,7 @@ it('recovers from the database killed and restarted on the same port and data di
 it('starts while the database is unreachable and becomes ready when it appears', async () => {
   const s = await system({ databaseFirst: false });
   await eventually(
-    async () => Object.values(s.readiness).every((r) => r.length > 0 && r.at(-1) === false),
+    () => Object.values(s.readiness).every((r) => r.length > 0 && r.at(-1) === false),
     30_000,
     'every binary to answer not ready',
   );
@@ -252,10 +252,10 @@ it('starts while the database is unreachable and becomes ready when it appears',
   for (const p of Object.values(s.procs)) expect(p.child.exitCode).toBeNull();
   s.server = await startDatabase(s);
   // Readiness seen: false while waiting, then true.
-  await eventually(async () => allReady(s), 60_000, 'every binary to be ready');
+  await eventually(() => allReady(s), 60_000, 'every binary to be ready');
   const r = await readers(s.ports.gateway);
   const pub = publisher(s.ports.gateway);
-  await eventually(async () => pub.acked.size >= 20 && r.grouped.size >= 10 && r.live.events('live').length >= 10, 30_000, 'load to flow');
+  await eventually(() => pub.acked.size >= 20 && r.grouped.size >= 10 && r.live.events('live').length >= 10, 30_000, 'load to flow');
   await pub.stop();
   for (const [name, seen] of Object.entries(s.readiness)) expect({ name, seen }).toEqual({ name, seen: [false, true] });
 }, 240_000);
@@ -265,7 +265,7 @@ it('recovers from a database restart with every core kept busy', async () => {
   await underLoad(s, async () => {
     contendCpu();
     process.kill(s.server?.pid as number, 'SIGKILL');
-    await eventually(async () => Object.values(s.readiness).every((r) => r.at(-1) === false), 30_000, 'every binary to report not ready');
+    await eventually(() => Object.values(s.readiness).every((r) => r.at(-1) === false), 30_000, 'every binary to report not ready');
     await sleep(10_000);
     s.server = await startDatabase(s);
   });

@@ -146,7 +146,7 @@ describe('Outbox.add', () => {
   });
 
   it('refuses invalid options and aborted calls', async () => {
-    expect(() => createOutbox(t.db, { partitions: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }));
+    expect(() => createOutbox(t.db, { partitions: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }) as Error);
     const outbox = createOutbox(t.db);
     const ac = new AbortController();
     ac.abort();

@@ -9,7 +9,7 @@ import { describeEachServer, useServerDb } from './harness/servers.js';
 import { DrainerFleet, produce, waitDrained } from './harness/drain.js';
 import type { BinaryProcess } from './harness/process.js';
 import { startFaultProxy, type FaultProxy } from './harness/proxy.js';
-import { logProblems, pendingCount, verifyExactlyOnceInOrder } from './harness/verify.js';
+import { logProblems, verifyExactlyOnceInOrder } from './harness/verify.js';
 
 describeEachServer('the log under faults', (server) => {
   const t = useServerDb(server, 'storm');
@@ -99,7 +99,7 @@ describeEachServer('the log under faults', (server) => {
     // Leases settled instead of moving back and forth: each partition was taken a few times at most.
     const acquisitions = lines(drainers, 'lease acquired');
     const losses = lines(drainers, 'lease lost') + lines(drainers, 'lease expired without renewal');
-    expect({ acquisitions, losses }).toEqual({ acquisitions: expect.any(Number), losses: expect.any(Number) });
+    process.stderr.write(`\n  slow database: ${acquisitions} lease acquisitions, ${losses} losses\n`);
     expect(acquisitions).toBeLessThanOrEqual(8 * 3);
     expect(losses).toBeLessThanOrEqual(4);
     expect((await logProblems(db)).problems).toEqual([]);

@@ -31,13 +31,13 @@ describe('topic validation', () => {
     expect(topicProblem('orders.created')).toBeUndefined();
     expect(topicProblem('a-b_c.D9')).toBeUndefined();
     for (const bad of ['', '.a', 'a.', 'a..b', 'a.*', '**', 'a b', 'a/b', 'x'.repeat(201)]) expect(topicProblem(bad)).toBeDefined();
-    expect(() => assertTopic('a.*')).toThrow(expect.objectContaining({ code: 'INVALID_TOPIC' }));
+    expect(() => assertTopic('a.*')).toThrow(expect.objectContaining({ code: 'INVALID_TOPIC' }) as Error);
   });
 
   it('accepts wildcard patterns and refuses malformed ones with a typed error', () => {
     for (const ok of ['a', '*', '**', 'a.*.b', 'a.**', '**.z']) expect(patternProblem(ok)).toBeUndefined();
     for (const bad of ['', 'a..b', 'a.b*', '***', 'a.#', 'a.>']) expect(patternProblem(bad)).toBeDefined();
-    expect(() => TopicPattern.compile('a.b*')).toThrow(expect.objectContaining({ code: 'INVALID_PATTERN' }));
+    expect(() => TopicPattern.compile('a.b*')).toThrow(expect.objectContaining({ code: 'INVALID_PATTERN' }) as Error);
   });
 });
 

@@ -87,7 +87,7 @@ it('scales drainers up and down under load across 2 gateways and loses nothing',
   }
   await waitDrained(t.client.db(db), 8, 60_000);
   await verifyExactlyOnceInOrder(t.client.db(db), ids);
-  await eventually(async () => ids.every((id) => consumed.has(id)), 60_000, 'the group consumer to receive everything');
+  await eventually(() => ids.every((id) => consumed.has(id)), 60_000, 'the group consumer to receive everything');
 
   const overview = await eventually(
     async () => {

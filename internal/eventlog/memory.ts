@@ -15,7 +15,7 @@ export class MemoryEventStorage {
 
   slots(partition: number): Map<number, LogEvent> {
     let m = this.partitions.get(partition);
-    if (!m) this.partitions.set(partition, (m = new Map()));
+    if (!m) this.partitions.set(partition, (m = new Map<number, LogEvent>()));
     return m;
   }
 }

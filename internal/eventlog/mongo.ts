@@ -231,7 +231,7 @@ export class MongoEventLog implements EventLog {
    */
   async #landedPrefix(partition: number, next: NonNullable<FenceDocument['next']>): Promise<string[]> {
     const landed = async (i: number): Promise<boolean> => {
-      const d = await this.#events.findOne({ _id: next.ids[i] as string }, { projection: { seq: 1, partition: 1 } });
+      const d = await this.#events.findOne({ _id: next.ids[i] }, { projection: { seq: 1, partition: 1 } });
       return d !== null && d.partition === partition && d.seq === next.from + i;
     };
     let [lo, hi] = [0, next.ids.length]; // ids[0..lo) landed; ids[hi..) did not

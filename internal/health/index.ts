@@ -73,13 +73,14 @@ export class Health {
     if (options.registry) {
       const registers = [options.registry];
       // Collected on scrape: the gauges always say what /readyz and /healthz would.
-      const self = this;
+      const ready = (): boolean => this.ready().ok;
+      const healthy = (): boolean => this.healthy().ok;
       new Gauge({
         name: 'hub_ready',
         help: '1 when the process can do its job (what /readyz answers)',
         registers,
         collect() {
-          this.set(self.ready().ok ? 1 : 0);
+          this.set(ready() ? 1 : 0);
         },
       });
       new Gauge({
@@ -87,7 +88,7 @@ export class Health {
         help: '1 when no loop is wedged (what /healthz answers)',
         registers,
         collect() {
-          this.set(self.healthy().ok ? 1 : 0);
+          this.set(healthy() ? 1 : 0);
         },
       });
       this.#dbErrors = new Counter({

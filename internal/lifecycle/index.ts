@@ -43,7 +43,8 @@ export async function runService(service: Service, options: RunOptions): Promise
     stopping = true;
     log.info('signal received, stopping', { signal });
     const ac = new AbortController();
-    const deadline = sleep(options.stopTimeoutMs ?? 30_000, undefined, { signal: ac.signal }).then(
+    // Exits on its own when the stop outlives the bound; cancelled (ac) once the stop completes.
+    void sleep(options.stopTimeoutMs ?? 30_000, undefined, { signal: ac.signal }).then(
       () => {
         log.error('orderly stop timed out, exiting');
         proc.exit(1);

@@ -158,7 +158,8 @@ class RepeatLimiter {
 
 function errorKey(err: unknown): string {
   if (err instanceof Error) return `${err.constructor?.name}:${String((err as { code?: unknown }).code)}:${err.message}`;
-  return err === undefined ? '' : String(err);
+  if (err === undefined) return '';
+  return typeof err === 'string' ? err : JSON.stringify(err);
 }
 
 const PINO_LEVELS: Readonly<Record<LogLevel, string>> = { debug: 'debug', info: 'info', warn: 'warn', error: 'error' };
@@ -195,7 +196,7 @@ function wrap(p: PinoLogger, limiter: RepeatLimiter): Logger {
     info: (m, f) => write('info', m, f),
     warn: (m, f) => write('warn', m, f),
     error: (m, f) => write('error', m, f),
-    child: (fields) => wrap(p.child(fields as Record<string, unknown>), limiter),
+    child: (fields) => wrap(p.child(fields), limiter),
   };
 }
 

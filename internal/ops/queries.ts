@@ -1,6 +1,6 @@
 import type { Db } from 'mongodb';
 import { DRAINER_LEASE_GROUP } from '../drainer/index.js';
-import { MongoEventLog, type EventLog, type LogEvent, type SequenceGap, type StallReport } from '../eventlog/index.js';
+import { MongoEventLog, type LogEvent, type SequenceGap, type StallReport } from '../eventlog/index.js';
 import { GATEWAY_PRESENCE_GROUP } from '../gateway/index.js';
 import { MongoGroupStore, type DeadLetter, type GroupStore } from '../groupstore/index.js';
 import { MongoLeaseStore, type Member } from '../lease/index.js';

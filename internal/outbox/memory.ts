@@ -25,7 +25,7 @@ export class MemoryOutboxStore implements OutboxStore {
   constructor(options: { partitions?: number } = {}) {
     this.partitions = options.partitions ?? DEFAULT_PARTITIONS;
     assertPartitions(this.partitions);
-    this.#pending = Array.from({ length: this.partitions }, () => new Map());
+    this.#pending = Array.from({ length: this.partitions }, () => new Map<string, PendingMessage>());
   }
 
   /** Writes messages as {@link Outbox.addMany} would (validated first, all or nothing). */
@@ -49,7 +49,7 @@ export class MemoryOutboxStore implements OutboxStore {
       for (const m of added) for (const l of this.#listeners) l(m.partition);
       return Promise.resolve(added);
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
 

@@ -111,7 +111,7 @@ export class Outbox {
         headers: m.headers,
         createdAt,
       };
-      return { index, partition: partitionOf(m.key ?? m.id, this.partitions), explicit: input.id !== undefined, doc };
+      return { index, partition: partitionOf(m.key ?? m.id, this.partitions), explicit: (input as { id?: unknown }).id !== undefined, doc };
     });
     await this.#checkIds(entries, options.session);
     throwIfAborted(options.signal);

@@ -8,7 +8,7 @@ import { partitionOf } from '../../internal/outbox/index.js';
 /** A store over a fresh outbox of P = 4 partitions, and the application's writer for it. */
 export interface OutboxFixture {
   store: OutboxStore;
-  add(messages: ReadonlyArray<OutboxMessageInput>): Promise<void>;
+  add: (messages: ReadonlyArray<OutboxMessageInput>) => Promise<void>;
 }
 
 const P = 4;

@@ -23,7 +23,7 @@ export class TestClient {
       }),
     );
     ws.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as ServerFrame;
+      const frame = JSON.parse((data as Buffer).toString('utf8')) as ServerFrame;
       this.frames.push(frame);
       for (const w of this.#waiters) {
         if (w.match(frame)) {
