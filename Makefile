@@ -25,7 +25,7 @@ JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools kube-tools chromium build typecheck test dev bench bench-drain bench-gateway bench-groups centrifugo clean
+.PHONY: help deps tools kube-tools chromium build typecheck lint test dev bench bench-drain bench-gateway bench-groups centrifugo clean
 
 help:
 	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
@@ -123,7 +123,13 @@ build: $(NODE_DEPS)
 typecheck: $(NODE_DEPS)
 	npx tsc -p tsconfig.json --noEmit
 
-test: $(NODE_DEPS) tools $(MJS_JAR) kube-tools chromium build typecheck
+# ESLint (typescript-eslint, type-checked) and Prettier: a lint error fails make test.
+PRETTIER_FILES := 'internal/**/*.ts' 'cmd/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts' eslint.config.js jest.config.js
+lint: $(NODE_DEPS)
+	npx eslint --max-warnings 0 .
+	npx prettier --check --log-level warn $(PRETTIER_FILES)
+
+test: $(NODE_DEPS) tools $(MJS_JAR) kube-tools chromium build typecheck lint
 	@mkdir -p test-artifacts
 	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
 	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'

@@ -21,11 +21,36 @@ const HELM = process.env['HELM_BIN'] ?? resolve('.tools/bin/helm');
 const CHART = resolve('helm/outbox-hub');
 const URL = ['--set', 'mongodb.url=mongodb://mongo:27017/shop?replicaSet=rs0', '--set', 'jwt.secret=0123456789abcdef0123456789abcdef'];
 
+/** The parts of rendered containers, pods and workloads these tests read. */
+interface Container {
+  args: string[];
+  env: Array<{ name: string; value?: string }>;
+  securityContext: Record<string, unknown>;
+  lifecycle: { preStop: { sleep: { seconds: number } } };
+  startupProbe: { httpGet: { path: string } };
+  livenessProbe: { httpGet: { path: string } };
+  readinessProbe: { httpGet: { path: string } };
+  resources: { requests?: Record<string, string> };
+}
+interface PodSpec {
+  containers: [Container, ...Container[]];
+  securityContext: Record<string, unknown>;
+  automountServiceAccountToken?: boolean;
+  terminationGracePeriodSeconds: number;
+  tolerations?: unknown[];
+}
+interface Spec {
+  replicas?: number;
+  minReplicas?: number;
+  maxReplicas?: number;
+  template: { metadata: { annotations: Record<string, string> }; spec: PodSpec };
+}
+
 type K8sObject = {
   apiVersion: string;
   kind: string;
   metadata: { name: string; annotations?: Record<string, string> };
-  spec?: any;
+  spec: Spec;
   data?: Record<string, string>;
   stringData?: Record<string, string>;
 };
@@ -91,11 +116,11 @@ describe('helm chart', () => {
         allowPrivilegeEscalation: false,
         capabilities: { drop: ['ALL'] },
       });
-      for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'])
+      for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'] as const)
         expect(container[probe].httpGet.path).toMatch(/^\/(healthz|readyz)$/);
       expect(container.lifecycle.preStop.sleep.seconds).toBeGreaterThan(0);
       // The binary's own stop bound stays inside the pod's grace period.
-      const stop = container.env.find((e: { name: string }) => e.name === 'STOP_TIMEOUT').value as string;
+      const stop = container.env.find((e) => e.name === 'STOP_TIMEOUT')?.value ?? '';
       expect(Number.parseInt(stop, 10)).toBeLessThan(pod.terminationGracePeriodSeconds);
       expect(d.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
       expect(container.resources.requests).toBeDefined();
@@ -154,7 +179,7 @@ describe('helm chart', () => {
     expect(secret.stringData?.['MONGO_URL']).toBe('mongodb://hub-outbox-hub-mongodb-0.hub-outbox-hub-mongodb:27017/?replicaSet=rs0');
     expect(secret.stringData).toMatchObject({
       OPS_ADMIN_TOKEN: 'admin-token-0123456789',
-      JWT_PUBLIC_KEY: expect.stringContaining('BEGIN PUBLIC KEY'),
+      JWT_PUBLIC_KEY: expect.stringContaining('BEGIN PUBLIC KEY') as unknown,
     });
     const config = byKind(objs, 'ConfigMap').find((c) => c.metadata.name === 'hub-outbox-hub-config') as K8sObject;
     expect(config.data).toMatchObject({

@@ -53,20 +53,18 @@ it('keeps the other partitions flowing, reports the stall, and resumes once an o
 
     // Seqs 5 and 6 of partition 0 without 4, written behind the log's back.
     const after = [ev('a'), ev('a')];
-    await db
-      .collection('events')
-      .insertMany(
-        after.map((e, i) => ({
-          _id: e.id as never,
-          ...e,
-          id: undefined,
-          partition: 0,
-          seq: 5 + i,
-          epoch: 1,
-          w: 'x',
-          publishedAt: new Date(),
-        })),
-      );
+    await db.collection('events').insertMany(
+      after.map((e, i) => ({
+        _id: e.id as never,
+        ...e,
+        id: undefined,
+        partition: 0,
+        seq: 5 + i,
+        epoch: 1,
+        w: 'x',
+        publishedAt: new Date(),
+      })),
+    );
     await log.append(1, 1, [ev('b'), ev('b')]);
     // Partition 1 is not held up by partition 0's hole.
     await eventually(() => client.events('s').length === 6, 10_000, 'partition 1 to keep flowing');
