@@ -124,6 +124,7 @@ export class MongoDedupeStore {
     try {
       await fn({ session: undefined });
     } catch (err) {
+      // Releasing the claim is best effort: a claim left behind is taken over once it expires.
       await this.#c.deleteOne({ _id, status: 'processing' }).catch(() => undefined);
       throw err;
     }

@@ -137,7 +137,7 @@ export class Drainer {
     this.#state = 'stopping';
     this.#timers.abort();
     await Promise.all(this.#loops);
-    await this.#unwatch?.().catch(() => undefined);
+    await this.#unwatch?.().catch((err: unknown) => this.#d.log.warn('closing the change stream failed', { err }));
     await this.#coordinator.stop();
     await Promise.all([...this.#workers.values()].map((w) => w.finish()));
     this.#workers.clear();

@@ -190,7 +190,7 @@ export class GatewayApp implements Service {
     await this.#tailCheck;
     await this.#server?.stop();
     await this.#presence;
-    await this.#leaveGroup?.().catch(() => undefined);
+    await this.#leaveGroup?.().catch((err: unknown) => this.#log.warn('leaving the presence group failed; it expires on its own', { err }));
     await this.#groups?.stop();
     this.#hub?.close();
     await this.#tail?.stop();

@@ -253,6 +253,7 @@ export class Connection {
     // Requests pipelined behind an AUTH wait for it, so AUTH + SUBSCRIBE in one go works.
     const run = this.#authPending ? this.#authPending.then(() => this.#handle(parsed)) : this.#handle(parsed);
     if (parsed.op === 'AUTH') {
+      // Requests queued behind the AUTH only wait for it; its failure is answered by `run` itself.
       const pending = run.catch(() => undefined);
       this.#authPending = pending;
       void pending.then(() => {

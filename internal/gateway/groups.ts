@@ -754,6 +754,7 @@ export class GroupManager {
 
   /** Flushes cursors and releases every group lease. */
   async stop(): Promise<void> {
+    // A start that failed was logged where it failed; stopping only waits for it to settle.
     await Promise.all([...this.#starting.values()].map((p) => p.catch(() => undefined)));
     const all = [...this.#groups.values()];
     this.#groups.clear();
@@ -763,6 +764,7 @@ export class GroupManager {
         await r.stop();
       }),
     );
+    // Likewise for stops already under way: their failures were logged by their owners.
     await Promise.all([...this.#stopping].map((p) => p.catch(() => undefined)));
   }
 }

@@ -231,6 +231,7 @@ export function startDbProbe(options: DbProbeOptions): () => Promise<void> {
         round.abort();
       }
       dog.beat();
+      // Rejects only when stopping, which ends the loop.
       await sleep(Math.max(0, intervalMs - (Date.now() - started)), undefined, { signal: stop.signal }).catch(() => undefined);
     }
   })();

@@ -96,7 +96,7 @@ export async function repeat(
     try {
       await sleep(intervalMs, undefined, { signal });
     } catch {
-      return;
+      return; // the signal aborted the wait: stopping
     }
     try {
       await fn();

@@ -128,6 +128,7 @@ export async function detectCapabilities(client: MongoClient, db: Db): Promise<S
     const status = await db
       .admin()
       .command({ serverStatus: 1 })
+      // A refusal (no privilege) just means "not mongo-java-server".
       .catch(() => undefined);
     if (status?.['process'] === 'java') flavor = 'mongo-java-server';
   }
@@ -144,7 +145,7 @@ export async function detectCapabilities(client: MongoClient, db: Db): Promise<S
   } catch {
     // Refused: that is the answer (transactions stays false).
   } finally {
-    await session.endSession().catch(() => undefined);
+    await session.endSession().catch(() => undefined); // the probe's session: nothing to lose
   }
 
   const changeStreams = await deliversInsert(() => probe.watch([], { maxAwaitTimeMS: 50 }), probe);
@@ -419,6 +420,7 @@ export function followChangeStream<T extends Document>(
       }
       // Closing a stream that failed or is being stopped: nothing left to report.
       await stream.close().catch(() => undefined);
+      // Rejects only when stopping, which ends the loop.
       await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures++, 6)), undefined, { signal: stop.signal }).catch(() => undefined);
     }
   })();
