@@ -3,6 +3,7 @@
  * a SIGKILL storm with short leases and scaling up and down, and a database so
  * slow that a naive lease loop livelocks.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createOutbox, migrateOutbox } from '../internal/outbox/index.js';
 import { describeEachServer, useServerDb } from './harness/servers.js';
@@ -65,13 +66,21 @@ describeEachServer('the log under faults', (server) => {
     try {
       await waitDrained(db, 8, 120_000);
     } catch (err) {
+      // Everything needed to understand a partition that stopped moving, kept as an artifact.
       const per = await Promise.all(Array.from({ length: 8 }, (_, p) => db.collection(`outbox_p${p}`).countDocuments()));
-      const survivors = [...fleet.running].map((p) => ({
-        logs: p.logs
-          .filter((l) => l.level !== 'info' || String(l.msg).includes('claimed') || String(l.msg).includes('acquired'))
-          .slice(-15),
-      }));
-      process.stderr.write(`DIAG pending per partition ${JSON.stringify(per)}\n${JSON.stringify(survivors, null, 1).slice(0, 6000)}\n`);
+      const state = {
+        pendingPerPartition: per,
+        leases: await db.collection('leases').find({}).sort({ partition: 1, epoch: 1 }).toArray(),
+        members: await db.collection('lease_members').find({}).toArray(),
+        fences: await db
+          .collection('event_fences')
+          .find({}, { projection: { epoch: 1, 'next.from': 1 } })
+          .toArray(),
+        survivors: [...fleet.running].map((p) => p.logs.slice(-300)),
+      };
+      mkdirSync('test-artifacts', { recursive: true });
+      writeFileSync(`test-artifacts/storm-${server.name}.json`, JSON.stringify(state, null, 1));
+      process.stderr.write(`DIAG pending per partition ${JSON.stringify(per)}; details in test-artifacts/storm-${server.name}.json\n`);
       throw err;
     }
 

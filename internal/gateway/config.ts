@@ -79,7 +79,7 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   pollMaxMs: 250,
   cursorFlushMs: 200,
   logStallAfterMs: 30_000,
-  publishTimeoutMs: 5_000,
+  publishTimeoutMs: 10_000,
   wedgeExitMs: 120_000,
   stopTimeoutMs: 20_000,
   jwksCacheMaxAgeMs: 60_000,

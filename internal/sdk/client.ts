@@ -58,6 +58,12 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Re-authenticate this long before the token expires. Default 30 s. */
   refreshBeforeMs?: number;
+  /**
+   * How long a publish keeps retrying (with the same event id, so it is stored
+   * once) while the gateway answers `UNAVAILABLE` (its database is unreachable
+   * or slow). Default 30 s; 0 does not retry.
+   */
+  publishRetryMs?: number;
   /** Aborting it closes the client, as `close()` does. */
   signal?: AbortSignal;
   onStateChange?: (state: ClientState) => void;
@@ -296,13 +302,24 @@ class Client<T extends TopicMap> implements HubClient<T> {
       ...(options.key === undefined ? {} : { key: options.key }),
       ...(options.headers === undefined ? {} : { headers: options.headers }),
     };
-    try {
-      await this.#request(frame, true, options.signal);
-    } catch (err) {
-      const e = err as HubClientError;
-      throw new HubClientError(e.code, e.message, { cause: e, eventId });
+    const retryUntil = Date.now() + (this.#o.publishRetryMs ?? 30_000);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#request(frame, true, options.signal);
+        return eventId;
+      } catch (err) {
+        const e = err as HubClientError;
+        // UNAVAILABLE may pass: retry with the same id (idempotent) while the budget lasts.
+        const delay = Math.min(5_000, 250 * 2 ** Math.min(attempt, 5));
+        if (e.code !== 'UNAVAILABLE' || Date.now() + delay > retryUntil || this.#state === 'closed' || options.signal?.aborted) {
+          throw new HubClientError(e.code, e.message, { cause: e, eventId });
+        }
+        // Waits `delay`, or less if the client closes meanwhile (the next attempt then fails at once).
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([new Promise<void>((resolve) => (timer = setTimeout(resolve, delay))), this.#closed]);
+        clearTimeout(timer);
+      }
     }
-    return eventId;
   }
 
   async subscribe<P extends string>(
