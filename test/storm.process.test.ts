@@ -28,7 +28,8 @@ describeEachServer('the log under faults', (server) => {
     const db = t.client.db(dbName);
     await migrateOutbox(db, { partitions: 8 });
     const outbox = createOutbox(db, { partitions: 8 });
-    const env = { LEASE_TTL: '1500ms', LEASE_RENEW_INTERVAL: '300ms', DRAINER_BATCH_SIZE: '250' };
+    // Short leases (the default is 10 s), long enough for renewals on a 2-core machine running the whole suite.
+    const env = { LEASE_TTL: '3s', LEASE_RENEW_INTERVAL: '500ms', DRAINER_BATCH_SIZE: '250' };
     const all: BinaryProcess[] = [];
     let serial = 0;
     const spawn = (): BinaryProcess => {
