@@ -15,6 +15,7 @@ import { Health, startDbProbe } from '../health/index.js';
 import { openHubDb } from '../hubdb/index.js';
 import { closerFor, type Service } from '../lifecycle/index.js';
 import { LOG_LEVELS, type Logger, type LogLevel } from '../log/index.js';
+import { healthAnswer } from '../telemetry/index.js';
 import { isTransientError, mongoSettings, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
 import { createOutbox, isOutboxError, type Outbox } from '../outbox/index.js';
 import { demoPage } from './page.js';
@@ -137,9 +138,8 @@ export class DemoApp implements Service {
     } else if (req.method === 'POST' && path === '/orders') {
       await this.#createOrder(req, res);
     } else if (req.method === 'GET' && (path === '/healthz' || path === '/readyz')) {
-      const v = path === '/healthz' ? this.#health.healthy() : this.#health.ready();
-      const word = path === '/healthz' ? (v.ok ? 'ok' : 'unhealthy') : v.ok ? 'ready' : 'not ready';
-      res.writeHead(v.ok ? 200 : 503, { 'content-type': 'text/plain' }).end([word, ...v.reasons].join('\n') + '\n');
+      const a = healthAnswer(path, this.#health);
+      res.writeHead(a.status, { 'content-type': 'text/plain' }).end(a.body);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

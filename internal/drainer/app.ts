@@ -53,8 +53,7 @@ export class DrainerApp implements Service {
       host: cfg.metricsHost,
       port: cfg.metricsPort,
       registry: this.#registry,
-      ready: () => this.#health.ready(),
-      healthy: () => this.#health.healthy(),
+      health: this.#health,
     });
     this.#log.info('telemetry listening', { port: this.#telemetry.port });
     this.#health.start();

@@ -37,7 +37,7 @@ export interface DrainerConfig {
 /** Default values, named so docs and tests can refer to them. */
 export const DRAINER_DEFAULTS = Object.freeze({
   partitions: 16,
-  batchSize: 500,
+  batchSize: 1_000,
   leaseTtlMs: 10_000,
   pollMinMs: 10,
   pollMaxMs: 1_000,

@@ -78,8 +78,7 @@ export class GatewayApp implements Service {
       host: cfg.metricsHost,
       port: cfg.metricsPort,
       registry: this.#registry,
-      ready: () => this.#health.ready(),
-      healthy: () => this.#health.healthy(),
+      health: this.#health,
     });
     this.#log.info('telemetry listening', { port: this.#telemetry.port });
     this.#health.start();

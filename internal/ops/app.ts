@@ -11,7 +11,7 @@ import { openHubDb } from '../hubdb/index.js';
 import { closerFor, repeat, type Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
 import type { MongoClient } from '../mongo/index.js';
-import { Counter, type Registry } from '../telemetry/index.js';
+import { Counter, healthAnswer, type Registry } from '../telemetry/index.js';
 import type { OpsConfig } from './config.js';
 import { dashboardPage, dashboardScript, dashboardStyles } from './page.js';
 import { OpsError, idParam, intParam, queryProblem, topicParam } from './params.js';
@@ -188,13 +188,12 @@ export class OpsApp implements Service {
     };
     const wire = (e: LogEvent | null) => (e ? toWireEvent(e) : null);
 
-    const verdict = (res: Response, v: { ok: boolean; reasons: string[] }, word: string, notWord: string): void =>
-      void res
-        .status(v.ok ? 200 : 503)
-        .type('text')
-        .send([v.ok ? word : notWord, ...v.reasons].join('\n') + '\n');
-    app.get('/healthz', (_req, res) => verdict(res, this.#health.healthy(), 'ok', 'unhealthy'));
-    app.get('/readyz', (_req, res) => verdict(res, this.#health.ready(), 'ready', 'not ready'));
+    const answer = (path: '/healthz' | '/readyz') => (_req: Request, res: Response) => {
+      const a = healthAnswer(path, this.#health);
+      res.status(a.status).type('text').send(a.body);
+    };
+    app.get('/healthz', answer('/healthz'));
+    app.get('/readyz', answer('/readyz'));
     app.get('/metrics', async (_req, res) => void res.type(this.#registry.contentType).send(await this.#registry.metrics()));
     app.get('/', (_req, res) => void res.type('html').send(dashboardPage()));
     app.get('/assets/dashboard.js', (_req, res) => void res.type('text/javascript').send(dashboardScript()));

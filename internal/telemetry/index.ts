@@ -25,12 +25,26 @@ export interface TelemetryServerOptions {
   host: string;
   port: number;
   registry: Registry;
-  /** Liveness: the event loop answers and no loop is wedged (reasons listed when not). */
-  healthy?: () => boolean | { ok: boolean; reasons: string[] };
-  /** Readiness: dependencies reachable and work can be taken (reasons listed when not). */
-  ready: () => boolean | { ok: boolean; reasons: string[] };
+  /**
+   * What `/readyz` (dependencies reachable, work can be taken) and `/healthz`
+   * (no loop wedged) answer, with the reasons when not.
+   */
+  health: HealthReport;
   /** Extra routes, e.g. a debug endpoint; return false to fall through to 404. */
   extra?: (req: IncomingMessage, res: ServerResponse) => boolean;
+}
+
+/** Readiness and liveness as a process reports them. */
+export interface HealthReport {
+  ready(): { ok: boolean; reasons: string[] };
+  healthy(): { ok: boolean; reasons: string[] };
+}
+
+/** The answer to `/healthz` or `/readyz`: 200 or 503, a word, then one line per reason. */
+export function healthAnswer(path: '/healthz' | '/readyz', health: HealthReport): { status: number; body: string } {
+  const { ok, reasons } = path === '/healthz' ? health.healthy() : health.ready();
+  const word = path === '/healthz' ? (ok ? 'ok' : 'unhealthy') : ok ? 'ready' : 'not ready';
+  return { status: ok ? 200 : 503, body: [word, ...reasons].join('\n') + '\n' };
 }
 
 /** A running telemetry server. */
@@ -55,10 +69,8 @@ export async function startTelemetryServer(options: TelemetryServerOptions): Pro
       return;
     }
     if (path === '/healthz' || path === '/readyz') {
-      const verdict = (path === '/healthz' ? options.healthy?.() : options.ready()) ?? true;
-      const { ok, reasons } = typeof verdict === 'boolean' ? { ok: verdict, reasons: [] } : verdict;
-      const word = path === '/healthz' ? (ok ? 'ok' : 'unhealthy') : ok ? 'ready' : 'not ready';
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end([word, ...reasons].join('\n') + '\n');
+      const answer = healthAnswer(path, options.health);
+      res.writeHead(answer.status, { 'content-type': 'text/plain' }).end(answer.body);
       return;
     }
     if (options.extra?.(req, res)) return;
