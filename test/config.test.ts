@@ -36,7 +36,7 @@ describe('configuration', () => {
 
   it('builds a frozen drainer config with defaults and the database from the URL', () => {
     const cfg = loadDrainerConfig({ MONGO_URL: 'mongodb://db:27017/shop?replicaSet=rs0', LEASE_TTL: '9s' });
-    expect(cfg).toMatchObject({ mongoDb: 'shop', partitions: 16, leaseTtlMs: 9000, leaseRenewMs: 3000, batchSize: 500 });
+    expect(cfg).toMatchObject({ mongoDb: 'shop', partitions: 16, leaseTtlMs: 9000, leaseRenewMs: 3000, batchSize: 1000 });
     expect(Object.isFrozen(cfg)).toBe(true);
     expect(() => loadDrainerConfig({ MONGO_URL: 'mongodb://db', LEASE_TTL: '2s', LEASE_RENEW_INTERVAL: '5s' })).toThrow(
       /LEASE_RENEW_INTERVAL/,

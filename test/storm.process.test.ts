@@ -59,8 +59,10 @@ describeEachServer('the log under faults', (server) => {
     })();
 
     const ids = await produce(outbox, 10_000, 101, 200, async () => sleep(100));
-    // Let the storm rage a little longer over the backlog, then calm down and drain.
+    // Let the storm rage over the backlog until it has killed enough replicas (counted, not
+    // timed: a fast server writes the 10,000 messages in a few seconds), then calm down and drain.
     await sleep(3_000);
+    while (kills < 12) await sleep(200);
     chaos = false;
     await storm;
     if (fleet.running.size === 0) spawn();
@@ -86,7 +88,6 @@ describeEachServer('the log under faults', (server) => {
     }
 
     await verifyExactlyOnceInOrder(db, ids, 8);
-    expect(kills).toBeGreaterThanOrEqual(10);
     expect(serial).toBeGreaterThanOrEqual(6);
     expect(lines(all, 'partition claimed')).toBeGreaterThan(8);
   }, 300_000);

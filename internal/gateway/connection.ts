@@ -46,18 +46,33 @@ function retryable(err: unknown): boolean {
 
 /** The publish took longer than the deadline: it may still land (a retry with its id is safe). */
 class DeadlineError extends GatewayError {
-  constructor(ms: number) {
-    super('UNAVAILABLE', `the database did not confirm within ${ms} ms; retry with the same eventId`);
+  constructor(why: string) {
+    super('UNAVAILABLE', `${why}; it may still land: retry with the same eventId`);
   }
 }
 
-/** `promise`, or a {@link DeadlineError} after `ms`; the timer never outlives the race. */
-async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** How often a request waiting on the database re-checks whether the database is known down. */
+const DOWN_CHECK_MS = 250;
+
+/**
+ * `promise`, or a {@link DeadlineError} after `ms` or as soon as `down()` says the
+ * database is unreachable (a request sent just before an outage is answered when the
+ * probe notices, not after the whole deadline). No timer outlives the race.
+ */
+async function withDeadline<T>(promise: Promise<T>, ms: number, down?: () => boolean): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let check: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new DeadlineError(ms)), ms)))]);
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DeadlineError(`the database did not confirm within ${ms} ms`)), ms);
+        if (down) check = setInterval(() => void (down() && reject(new DeadlineError('the database became unreachable'))), DOWN_CHECK_MS);
+      }),
+    ]);
   } finally {
     clearTimeout(timer);
+    clearInterval(check);
   }
 }
 
@@ -370,7 +385,7 @@ export class Connection {
     // Known down: say so at once instead of making the client wait for a timeout.
     if (this.#d.databaseUp?.() === false) return this.#err(f.id, 'UNAVAILABLE', 'the database is unreachable; retry');
     try {
-      const receipt = await withDeadline(
+      const receipt = await this.#bounded(
         this.#d.outbox.add({
           topic: f.topic,
           payload: f.payload,
@@ -378,7 +393,6 @@ export class Connection {
           ...(f.headers === undefined ? {} : { headers: f.headers }),
           ...(f.eventId === undefined ? {} : { id: f.eventId }),
         }),
-        this.#d.config.publishTimeoutMs,
       );
       this.#d.tail.nudge();
       this.#ok(f.id, { eventId: receipt.id, partition: receipt.partition });
@@ -386,7 +400,9 @@ export class Connection {
       if (!isHubError(err)) throw err;
       if (err.code === 'DUPLICATE_ID' && f.eventId !== undefined) {
         // A retried publish: the same event is already durable (published, or still pending).
-        const existing = (await this.#d.eventLog.get(f.eventId)) ?? (await this.#d.outboxStore.get(f.eventId));
+        const { eventLog, outboxStore } = this.#d;
+        const eventId = f.eventId;
+        const existing = await this.#bounded((async () => (await eventLog.get(eventId)) ?? (await outboxStore.get(eventId)))());
         if (existing && existing.topic === f.topic && existing.key === (f.key ?? null)) {
           return this.#ok(f.id, { eventId: f.eventId, partition: existing.partition, duplicate: true });
         }
@@ -407,6 +423,11 @@ export class Connection {
         return this.#err(f.id, 'INVALID_PAYLOAD', 'the database refused to store this event');
       throw err;
     }
+  }
+
+  /** A database request a client is waiting on: UNAVAILABLE after PUBLISH_TIMEOUT or once the database is known down. */
+  #bounded<T>(request: Promise<T>): Promise<T> {
+    return withDeadline(request, this.#d.config.publishTimeoutMs, () => this.#d.databaseUp?.() === false);
   }
 
   async #subscribe(f: Extract<ClientFrame, { op: 'SUBSCRIBE' }>): Promise<void> {
