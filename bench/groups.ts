@@ -25,10 +25,11 @@ import { pathToFileURL } from 'node:url';
 import type { LogEvent } from '../internal/eventlog/index.js';
 import { createGatewayMetrics, type GroupManager, type GroupMember } from '../internal/gateway/index.js';
 import { MemoryGroupStore } from '../internal/groupstore/index.js';
+import { MemoryLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';
 import { createRegistry } from '../internal/telemetry/index.js';
 import { TopicPattern } from '../internal/topic/index.js';
-import { MemoryLeaseStore, MemoryLog } from '../test/harness/memory-ports.js';
+import { MemoryLog } from '../test/harness/memory-ports.js';
 
 const MIN_EVENTS = Number(process.env['BENCH_GROUP_EVENTS'] ?? 50_000);
 const CAPACITY = Number(process.env['BENCH_GROUP_CAPACITY'] ?? 1_000);

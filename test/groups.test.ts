@@ -14,11 +14,12 @@ import {
   type GroupSettings,
 } from '../internal/gateway/index.js';
 import { MemoryGroupStore } from '../internal/groupstore/index.js';
+import { MemoryLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';
 import { createRegistry } from '../internal/telemetry/index.js';
 import { TopicPattern } from '../internal/topic/index.js';
 import { eventually } from './harness/process.js';
-import { MemoryLeaseStore, MemoryLog } from './harness/memory-ports.js';
+import { MemoryLog } from './harness/memory-ports.js';
 
 interface Received {
   event: LogEvent;

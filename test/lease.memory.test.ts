@@ -1,5 +1,5 @@
-/** The in-memory lease stand-in used by group unit tests and benchmarks keeps the real adapters' contract. */
+/** The in-memory lease adapter (used by unit tests of coordinators and groups, and by benchmarks) keeps the real adapters' contract. */
+import { MemoryLeaseStore } from '../internal/lease/index.js';
 import { leaseStoreContract } from './contract/lease.js';
-import { MemoryLeaseStore } from './harness/memory-ports.js';
 
-leaseStoreContract('MemoryLeaseStore (test harness)', () => Promise.resolve(new MemoryLeaseStore()));
+leaseStoreContract('MemoryLeaseStore', () => Promise.resolve(new MemoryLeaseStore()));

@@ -51,6 +51,16 @@ describe('pattern matching (property-based)', () => {
     );
   });
 
+  it('its regular expression (what the database filters by) matches exactly what the pattern matches', () => {
+    fc.assert(
+      fc.property(patternArb(5), topicArb, (p, t) => {
+        expect(new RegExp(TopicPattern.compile(p).regexSource()).test(t)).toBe(refMatches(p, t));
+      }),
+      { numRuns: 3000 },
+    );
+    expect(TopicPattern.compile('orders.*').regexSource()).toBe('^orders\\.[^.]+$');
+  });
+
   it('`*` is exactly one segment and `**` zero or more', () => {
     const one = TopicPattern.compile('orders.*');
     expect(one.matches('orders.created')).toBe(true);

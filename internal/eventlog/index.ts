@@ -20,4 +20,15 @@
 export { EventLogError, type EventLogErrorCode } from './errors.js';
 export { APPEND_CHUNK, MongoEventLog, EVENT_INDEXES, migrateEventLog, DEFAULT_EVENT_COLLECTIONS, type EventCollections } from './mongo.js';
 export { MemoryEventLog, MemoryEventStorage } from './memory.js';
-export type { AppendResult, EventInput, EventLog, LogEvent, PartitionHead, ReadRange, SequenceGap, StallReport } from './types.js';
+export type {
+  AppendResult,
+  EventInput,
+  EventLog,
+  LogEvent,
+  MatchCount,
+  PartitionHead,
+  ReadRange,
+  SeqRange,
+  SequenceGap,
+  StallReport,
+} from './types.js';

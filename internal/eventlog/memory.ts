@@ -1,5 +1,17 @@
-import { EventLogError } from './errors.js';
-import type { AppendResult, EventInput, EventLog, LogEvent, PartitionHead, ReadRange, SequenceGap, StallReport } from './types.js';
+import { EventLogError, assertLimit, assertPartition, assertRange, fenced } from './errors.js';
+import type { TopicPattern } from '../topic/index.js';
+import type {
+  AppendResult,
+  EventInput,
+  EventLog,
+  LogEvent,
+  MatchCount,
+  PartitionHead,
+  ReadRange,
+  SeqRange,
+  SequenceGap,
+  StallReport,
+} from './types.js';
 
 /**
  * The state several {@link MemoryEventLog} handles share, as several processes
@@ -99,6 +111,25 @@ export class MemoryEventLog implements EventLog {
     return run(() => ({ seq: this.#s.heads.get(partition) ?? 0, epoch: this.#s.fences.get(partition) ?? 0 }));
   }
 
+  countMatching(ranges: ReadonlyMap<number, SeqRange>, filter: TopicPattern): Promise<Map<number, MatchCount>> {
+    return run(() => {
+      const out = new Map<number, MatchCount>();
+      for (const [partition, range] of ranges) {
+        assertPartition(partition);
+        assertRange(range);
+        const slots = this.#s.slots(partition);
+        for (let seq = range.afterSeq + 1; seq <= range.toSeq; seq++) {
+          const e = slots.get(seq);
+          if (!e || e.gap || !filter.matches(e.topic)) continue;
+          const m = out.get(partition);
+          if (m) m.count++;
+          else out.set(partition, { count: 1, firstPublishedAt: e.publishedAt });
+        }
+      }
+      return out;
+    });
+  }
+
   latestByKey(topic: string, key: string): Promise<LogEvent | null> {
     return run(() => {
       let best: LogEvent | null = null;
@@ -196,17 +227,4 @@ function run<T>(fn: () => T): Promise<T> {
   } catch (err) {
     return Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
-}
-
-function fenced(partition: number, epoch: number): EventLogError {
-  return new EventLogError('FENCED', `partition ${partition} is fenced above epoch ${epoch}`);
-}
-
-function assertPartition(partition: number): void {
-  if (!Number.isSafeInteger(partition) || partition < 0)
-    throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
-}
-
-function assertLimit(limit: number): void {
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new EventLogError('INVALID_RANGE', 'limit must be 1-10000');
 }

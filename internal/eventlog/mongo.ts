@@ -1,8 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
-import { ensureCollections, followChangeStream, isDuplicateKeyError } from '../mongo/index.js';
-import { EventLogError } from './errors.js';
-import type { AppendResult, EventInput, EventLog, LogEvent, PartitionHead, ReadRange, SequenceGap, StallReport } from './types.js';
+import { ensureCollections, followChangeStream, isDuplicateKeyError, isNotImplementedError } from '../mongo/index.js';
+import type { TopicPattern } from '../topic/index.js';
+import { EventLogError, assertLimit, assertPartition, assertRange, fenced } from './errors.js';
+import type {
+  AppendResult,
+  EventInput,
+  EventLog,
+  LogEvent,
+  MatchCount,
+  PartitionHead,
+  ReadRange,
+  SeqRange,
+  SequenceGap,
+  StallReport,
+} from './types.js';
 
 interface EventDocument {
   _id: string;
@@ -151,6 +163,8 @@ export class MongoEventLog implements EventLog {
   readonly #fences: Collection<FenceDocument>;
   readonly #stalls: Collection<StallDocument>;
   readonly #writers = new Map<number, WriterState>();
+  /** Learnt from the server's answer: `$group` has no `$min` here. */
+  #noMinAccumulator = false;
 
   constructor(db: Db, names: Partial<EventCollections> = {}) {
     const n = { ...DEFAULT_EVENT_COLLECTIONS, ...names };
@@ -404,6 +418,54 @@ export class MongoEventLog implements EventLog {
     return docs.map(toEvent);
   }
 
+  async countMatching(ranges: ReadonlyMap<number, SeqRange>, filter: TopicPattern): Promise<Map<number, MatchCount>> {
+    const clauses = [...ranges]
+      .filter(([partition, range]) => {
+        assertPartition(partition);
+        assertRange(range);
+        return range.toSeq > range.afterSeq;
+      })
+      .map(([partition, r]) => ({ partition, seq: { $gt: r.afterSeq, $lte: r.toSeq } }));
+    const out = new Map<number, MatchCount>();
+    if (clauses.length === 0) return out;
+    // Index-backed per range ((partition, seq)); an exact topic is an equality, a pattern an anchored regex.
+    const match = {
+      ...(clauses.length === 1 ? clauses[0] : { $or: clauses }),
+      topic: filter.exact ? filter.source : { $regex: filter.regexSource() },
+      gap: { $ne: true },
+    };
+    if (!this.#noMinAccumulator) {
+      try {
+        const rows = await this.#events
+          .aggregate<{ _id: number; n: number; first: Date }>([
+            { $match: match },
+            { $group: { _id: '$partition', n: { $sum: 1 }, first: { $min: '$publishedAt' } } },
+          ])
+          .toArray();
+        for (const r of rows) out.set(r._id, { count: r.n, firstPublishedAt: r.first });
+        return out;
+      } catch (err) {
+        if (!isNotImplementedError(err)) throw err;
+        // FerretDB 1.x has no `$min` in `$group`: count there, find each first match below.
+        this.#noMinAccumulator = true;
+      }
+    }
+    const rows = await this.#events
+      .aggregate<{ _id: number; n: number }>([{ $match: match }, { $group: { _id: '$partition', n: { $sum: 1 } } }])
+      .toArray();
+    await Promise.all(
+      rows.map(async (r) => {
+        const range = ranges.get(r._id) as SeqRange;
+        const first = await this.#events.findOne(
+          { partition: r._id, seq: { $gt: range.afterSeq, $lte: range.toSeq }, topic: match.topic, gap: { $ne: true } },
+          { sort: { seq: 1 }, projection: { publishedAt: 1 } },
+        );
+        out.set(r._id, { count: r.n, firstPublishedAt: first?.publishedAt ?? null });
+      }),
+    );
+    return out;
+  }
+
   async head(partition: number): Promise<PartitionHead> {
     const fence = await this.#fences.findOne({ _id: partition });
     const seq = fence?.next ? (await this.#stateFrom(partition, fence)).head : await this.#maxSeq(partition);
@@ -517,17 +579,4 @@ export class MongoEventLog implements EventLog {
     const last = await this.#events.findOne({ partition }, { sort: { seq: -1 }, projection: { seq: 1 } });
     return last?.seq ?? 0;
   }
-}
-
-function fenced(partition: number, epoch: number): EventLogError {
-  return new EventLogError('FENCED', `partition ${partition} is fenced above epoch ${epoch}`);
-}
-
-function assertPartition(partition: number): void {
-  if (!Number.isSafeInteger(partition) || partition < 0)
-    throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
-}
-
-function assertLimit(limit: number): void {
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new EventLogError('INVALID_RANGE', 'limit must be 1-10000');
 }

@@ -1,3 +1,5 @@
+import type { TopicPattern } from '../topic/index.js';
+
 /** What the drainer appends: an outbox message with its original creation time. */
 export interface EventInput {
   id: string;
@@ -38,6 +40,20 @@ export interface ReadRange {
   limit: number;
   /** Only events of this topic (index-backed). */
   topic?: string;
+}
+
+/** Sequences `afterSeq + 1 .. toSeq` of one partition. */
+export interface SeqRange {
+  afterSeq: number;
+  toSeq: number;
+}
+
+/** What {@link EventLog.countMatching} found in one range. */
+export interface MatchCount {
+  /** Events in the range whose topic matches (gap fillers never do). */
+  count: number;
+  /** When the oldest of them was appended, or null when none matches. */
+  firstPublishedAt: Date | null;
 }
 
 /** Head sequence and fence epoch of a partition. */
@@ -89,6 +105,12 @@ export interface EventLog {
    */
   readAfter(positions: ReadonlyMap<number, number>, limit: number): Promise<LogEvent[]>;
   head(partition: number): Promise<PartitionHead>;
+  /**
+   * Per partition, how many events of the range match `filter` and when the
+   * first of them was appended (a consumer group's lag). The work is bounded by
+   * the ranges' lengths: callers bound them. Partitions without a match are left out.
+   */
+  countMatching(ranges: ReadonlyMap<number, SeqRange>, filter: TopicPattern): Promise<Map<number, MatchCount>>;
   /** The latest event of `topic` with `key`, or null. */
   latestByKey(topic: string, key: string): Promise<LogEvent | null>;
   get(id: string): Promise<LogEvent | null>;

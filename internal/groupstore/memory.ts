@@ -185,6 +185,14 @@ export class MemoryGroupStore implements GroupStore {
     return Promise.resolve(taken);
   }
 
+  deleteGroup(group: string): Promise<boolean> {
+    const existed = this.#groups.delete(group);
+    this.#cursors.delete(group);
+    this.#deliveries.delete(group);
+    this.#dead.delete(group);
+    return Promise.resolve(existed);
+  }
+
   resolveReplay(group: string, eventId: string, acked: boolean): Promise<void> {
     const dead = this.#dead.get(group);
     const d = dead?.get(eventId);

@@ -120,9 +120,17 @@ export class MongoGroupStore implements GroupStore {
       if (!isDuplicateKeyError(err)) throw err;
     }
     const existing = await this.#groups.findOne({ _id: group });
-    // Groups are never deleted, so the duplicate we collided with is still there.
-    if (!existing) throw new GroupStoreError('INCONSISTENT', `group ${group} vanished during registration`);
+    // Deleted between our insert and this read (an operator removing it): the caller retries.
+    if (!existing) throw new GroupStoreError('INCONSISTENT', `group ${group} was deleted during registration; retry`);
     return toRecord(existing);
+  }
+
+  async deleteGroup(group: string): Promise<boolean> {
+    const r = await this.#groups.deleteOne({ _id: group });
+    await this.#cursors.deleteMany({ group });
+    await this.#deliveries.deleteMany({ group });
+    await this.#dead.deleteMany({ group });
+    return r.deletedCount > 0;
   }
 
   async listGroups(limit: number): Promise<GroupRecord[]> {

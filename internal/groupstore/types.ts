@@ -55,6 +55,9 @@ export interface DeadLetter {
  * - Dead letters move dead -> replay (requestReplay) -> replayed (takeReplays)
  *   -> deleted (acked) or dead again; a replay is taken at most once.
  * - Reads return copies: mutating a result never changes the store.
+ * - `deleteGroup` removes the registry entry first (the group stops being
+ *   listed at once), then its cursors, delivery counts and dead letters; a later
+ *   `register` of the name starts a new group from its own start positions.
  */
 export interface GroupStore {
   /**
@@ -91,6 +94,12 @@ export interface GroupStore {
   /** Replays requested for one partition, marked as taken. */
   takeReplays(group: string, partition: number, limit: number): Promise<DeadLetter[]>;
   resolveReplay(group: string, eventId: string, acked: boolean): Promise<void>;
+  /**
+   * Forgets a group and all its state. False when no such group is registered
+   * (its leftover state, if any, is removed all the same). Callers make sure no
+   * consumer is active: a member still running would write cursors again.
+   */
+  deleteGroup(group: string): Promise<boolean>;
 }
 
 /** Longest dead-letter reason kept, in characters. */

@@ -220,10 +220,19 @@ export class KubernetesLeaseStore implements LeaseStore {
   }
 
   async members(group: string): Promise<Member[]> {
-    const res = await this.#api.listNamespacedLease({ namespace: this.#ns, labelSelector: this.#selector(LABEL_MEMBER_OF, group) });
     const now = Date.now();
+    return this.#memberLeases(group, (at) => at > now);
+  }
+
+  async lapsed(group: string, withinMs: number): Promise<Member[]> {
+    const now = Date.now();
+    return this.#memberLeases(group, (at) => at <= now && at > now - withinMs);
+  }
+
+  async #memberLeases(group: string, keep: (expiresAt: number) => boolean): Promise<Member[]> {
+    const res = await this.#api.listNamespacedLease({ namespace: this.#ns, labelSelector: this.#selector(LABEL_MEMBER_OF, group) });
     return res.items
-      .filter((l) => expiresAt(l) > now)
+      .filter((l) => keep(expiresAt(l)))
       .map((l) => Object.freeze({ group, member: l.spec?.holderIdentity ?? '', expiresAt: new Date(expiresAt(l)) }))
       .sort((a, b) => a.member.localeCompare(b.member));
   }

@@ -47,9 +47,18 @@ export class MemoryLeaseStore implements LeaseStore {
 
   members(group: string): Promise<Member[]> {
     const now = Date.now();
+    return this.#select(group, (expiresAt) => expiresAt > now);
+  }
+
+  lapsed(group: string, withinMs: number): Promise<Member[]> {
+    const now = Date.now();
+    return this.#select(group, (expiresAt) => expiresAt <= now && expiresAt > now - withinMs);
+  }
+
+  #select(group: string, keep: (expiresAt: number) => boolean): Promise<Member[]> {
     return Promise.resolve(
       [...this.#members.values()]
-        .filter((m) => m.group === group && m.expiresAt.getTime() > now)
+        .filter((m) => m.group === group && keep(m.expiresAt.getTime()))
         .sort((a, b) => a.member.localeCompare(b.member)),
     );
   }

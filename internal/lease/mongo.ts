@@ -146,6 +146,14 @@ export class MongoLeaseStore implements LeaseStore {
     return docs.map((d) => Object.freeze({ group: d.group, member: d.member, expiresAt: d.expiresAt }));
   }
 
+  async lapsed(group: string, withinMs: number): Promise<Member[]> {
+    const now = Date.now();
+    const docs = await this.#members
+      .find({ group, expiresAt: { $gt: new Date(now - withinMs), $lte: new Date(now) } }, { sort: { member: 1 } })
+      .toArray();
+    return docs.map((d) => Object.freeze({ group: d.group, member: d.member, expiresAt: d.expiresAt }));
+  }
+
   async leave(group: string, member: string): Promise<void> {
     await this.#members.deleteOne({ _id: `${group}/${member}` });
   }

@@ -38,5 +38,10 @@ export interface LeaseStore {
   heartbeat(group: string, member: string, ttlMs: number): Promise<void>;
   /** Members whose heartbeat has not expired. */
   members(group: string): Promise<Member[]>;
+  /**
+   * Members whose heartbeat expired less than `withinMs` ago and who never left:
+   * replicas that crashed, were killed or were cut off from the store.
+   */
+  lapsed(group: string, withinMs: number): Promise<Member[]>;
   leave(group: string, member: string): Promise<void>;
 }

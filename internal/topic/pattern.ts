@@ -46,6 +46,33 @@ export class TopicPattern {
     return this.#exact ? topic === this.source : matchSegs(this.#segs, topic.split('.'));
   }
 
+  /**
+   * A regular expression (source, anchored) matching exactly the topics this
+   * pattern matches, for servers that filter by `$regex`. A literal prefix comes
+   * first, so an index on the topic can bound the scan.
+   */
+  regexSource(): string {
+    let out = '^';
+    let afterSegment = false;
+    let leadingAny = false;
+    for (const s of this.#segs) {
+      if (s === ANY) {
+        // Zero or more further segments after the previous one, or before the next one when it leads.
+        if (afterSegment) out += '(?:\\.[^.]+)*';
+        else leadingAny = true;
+        continue;
+      }
+      if (afterSegment) out += '\\.';
+      else if (leadingAny) out += '(?:[^.]+\\.)*';
+      // Literals are letters, digits, '_' and '-': nothing a regular expression treats specially.
+      out += s === ONE ? '[^.]+' : s;
+      afterSegment = true;
+    }
+    // Only `**`: any topic (topics have at least one segment).
+    if (!afterSegment) out += '[^.]+(?:\\.[^.]+)*';
+    return `${out}$`;
+  }
+
   /** True when every topic this pattern matches, `other` matches too (`other` ⊇ `this`). */
   within(other: TopicPattern): boolean {
     return !someWord(this.#segs, other.#segs, (mine, theirs) => mine && !theirs);

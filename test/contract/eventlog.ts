@@ -4,6 +4,7 @@
  * on one fresh log (two processes' views), so fencing between writers is tested.
  */
 import { EventLogError, type EventInput, type EventLog } from '../../internal/eventlog/index.js';
+import { TopicPattern } from '../../internal/topic/index.js';
 
 /** Two views of one empty log, as two drainer processes would have. */
 export interface EventLogPair {
@@ -200,6 +201,43 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       const latest = await a.latestByKey('t.k', 'cust-1');
       expect(latest?.seq).toBe(3);
       expect(latest?.payload).toEqual({ n: 3 });
+    });
+
+    it("counts the events of each range that match a filter, with the first one's time (gap fillers never match)", async () => {
+      const pair = await factory();
+      const { a, b } = pair;
+      await a.append(5, 1, [ev('orders.created', 'k', 1), ev('billing.paid', 'k', 2), ev('orders.eu.created', 'k', 3)]);
+      await a.append(5, 1, [ev('orders.paid', 'k', 4), ev('orders.created', 'k', 5)]);
+      await a.append(6, 1, [ev('billing.paid', 'j', 6), ev('orders.created', 'j', 7), ev('orders.created', 'j', 8)]);
+      await a.append(7, 1, [ev('billing.paid', 'i', 9)]);
+      const all = await b.read({ partition: 5, limit: 10 });
+      const ranges = new Map([
+        [5, { afterSeq: 1, toSeq: 5 }],
+        [6, { afterSeq: 0, toSeq: 2 }],
+        [7, { afterSeq: 0, toSeq: 1 }],
+        [8, { afterSeq: 0, toSeq: 0 }],
+      ]);
+      const one = await b.countMatching(ranges, TopicPattern.compile('orders.*'));
+      expect([...one].sort((x, y) => x[0] - y[0]).map(([p, m]) => [p, m.count])).toEqual([
+        [5, 2],
+        [6, 1],
+      ]);
+      expect(one.get(5)?.firstPublishedAt?.getTime()).toBe(all[3]?.publishedAt.getTime());
+      const exact = await b.countMatching(ranges, TopicPattern.compile('orders.created'));
+      expect(exact.get(5)?.count).toBe(1);
+      expect(exact.get(6)?.count).toBe(1);
+      const everything = await b.countMatching(ranges, TopicPattern.compile('**'));
+      expect([...everything.values()].reduce((n, m) => n + m.count, 0)).toBe(4 + 2 + 1);
+      expect((await b.countMatching(ranges, TopicPattern.compile('**.eu.*'))).get(5)?.count).toBe(1);
+      expect(await b.countMatching(new Map(), TopicPattern.compile('**'))).toEqual(new Map());
+      // A filler written into a hole is never counted.
+      await a.append(7, 1, [ev('billing.paid', 'i', 10), ev('billing.paid', 'i', 11)]);
+      await pair.punchHole(7, 2);
+      expect(await a.repairGap(7, 1, { minAgeMs: 0 })).toMatchObject({ from: 2, to: 2 });
+      expect((await b.countMatching(new Map([[7, { afterSeq: 0, toSeq: 3 }]]), TopicPattern.compile('**'))).get(7)?.count).toBe(2);
+      await expect(b.countMatching(new Map([[0, { afterSeq: 5, toSeq: 2 }]]), TopicPattern.compile('**'))).rejects.toMatchObject({
+        code: 'INVALID_RANGE',
+      });
     });
 
     it('refuses malformed ranges and epochs with typed errors', async () => {

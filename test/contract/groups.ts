@@ -211,6 +211,32 @@ export function groupStoreContract(name: string, factory: () => Promise<GroupSto
       expect(await s.countDeadLetters('g')).toBe(1);
     });
 
+    it('deletes a group with its cursors, delivery counts and dead letters; the name can start afresh', async () => {
+      const s = await factory();
+      await s.register('gone', 'orders.*', new Map([[0, 5]]));
+      await s.register('kept', 'orders.*');
+      expect(await s.saveCursor('gone', 1, 9, 1)).toBe(true);
+      expect(await s.markDelivered('gone', 1, 12, 1)).toBe(true);
+      await s.recordDeliveries('gone', 1, 'ev-x', 10, 2);
+      await s.deadLetter('gone', event(1, 11), 5, 'nacked');
+      await s.deadLetter('kept', event(1, 11), 5, 'nacked');
+      expect(await s.saveCursor('kept', 1, 3, 1)).toBe(true);
+
+      expect(await s.deleteGroup('gone')).toBe(true);
+      expect(await s.deleteGroup('gone')).toBe(false);
+      expect((await s.listGroups(10)).map((g) => g.name)).toEqual(['kept']);
+      expect(await s.loadCursors('gone')).toEqual(new Map());
+      expect(await s.loadDeliveries('gone', 1, 0)).toEqual({ deliveredUpTo: 0, counts: new Map() });
+      expect(await s.countDeadLetters('gone')).toBe(0);
+      // Other groups are untouched.
+      expect(await s.countDeadLetters('kept')).toBe(1);
+      expect(await s.loadCursor('kept', 1)).toBe(3);
+      // Registered again, the name is a new group with its own start.
+      const again = await s.register('gone', 'billing.*');
+      expect(again).toMatchObject({ filter: 'billing.*', start: new Map() });
+      expect(await s.loadCursor('gone', 0)).toBe(0);
+    });
+
     it('returns copies: changing a result does not change the store', async () => {
       const s = await factory();
       const a = event(0, 1);

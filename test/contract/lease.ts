@@ -77,10 +77,17 @@ export function leaseStoreContract(name: string, factory: () => Promise<LeaseSto
       await s.heartbeat('g4', 'bob', 1_500);
       await s.heartbeat('g5', 'carol', 10_000);
       expect((await s.members('g4')).map((m) => m.member)).toEqual(['alice', 'bob']);
+      expect(await s.lapsed('g4', 60_000)).toEqual([]);
       await sleep(1_700);
       expect((await s.members('g4')).map((m) => m.member)).toEqual(['alice']);
+      // Bob stopped heartbeating without leaving: he lapsed (a crash, as ops reports it).
+      expect((await s.lapsed('g4', 60_000)).map((m) => m.member)).toEqual(['bob']);
+      expect(await s.lapsed('g4', 1)).toEqual([]);
       await s.leave('g4', 'alice');
       expect(await s.members('g4')).toEqual([]);
+      // Leaving is not lapsing.
+      expect((await s.lapsed('g4', 60_000)).map((m) => m.member)).toEqual(['bob']);
+      expect(await s.lapsed('g5', 60_000)).toEqual([]);
     });
   });
 }

@@ -1,14 +1,11 @@
 /**
- * In-memory stand-ins for the ports consumer groups depend on but do not test
- * here: the event log's range read, the log tail and the lease store. They let
- * group delivery logic (and its benchmark) run without a database; the group
- * store itself is the real in-memory adapter. The lease stand-in passes the
- * LeaseStore contract suite (test/lease.memory.test.ts), so it behaves as the
- * real adapters do.
+ * An in-memory stand-in for the log ports consumer groups depend on but do not
+ * test here: the event log's range read and the log tail. It lets group delivery
+ * logic (and its benchmark) run without a database; the group store and the
+ * lease store are the real in-memory adapters.
  */
 import type { LogEvent, ReadRange } from '../../internal/eventlog/index.js';
 import type { GroupLogReader, GroupTail } from '../../internal/gateway/index.js';
-import type { Lease, LeaseStore, Member } from '../../internal/lease/index.js';
 
 type Listener = (events: readonly LogEvent[]) => void;
 
@@ -64,80 +61,5 @@ export class MemoryLog implements GroupLogReader, GroupTail {
   listen(listener: Listener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
-  }
-}
-
-interface LeaseRow {
-  holder: string;
-  epoch: number;
-  expiresAt: number;
-}
-
-/** A {@link LeaseStore} in memory (one process), with the same compare-and-set rules as the real adapters. */
-export class MemoryLeaseStore implements LeaseStore {
-  readonly #leases = new Map<string, Map<number, LeaseRow>>();
-  readonly #members = new Map<string, Map<string, number>>();
-
-  #row(group: string, partition: number): LeaseRow | undefined {
-    return this.#leases.get(group)?.get(partition);
-  }
-
-  #lease(group: string, partition: number, r: LeaseRow): Lease {
-    return Object.freeze({ group, partition, holder: r.holder, epoch: r.epoch, expiresAt: new Date(r.expiresAt) });
-  }
-
-  acquire(group: string, partition: number, holder: string, ttlMs: number): Promise<Lease | null> {
-    const now = Date.now();
-    const r = this.#row(group, partition);
-    if (r && r.holder !== '' && r.expiresAt > now) return Promise.resolve(null);
-    const next = { holder, epoch: (r?.epoch ?? 0) + 1, expiresAt: now + ttlMs };
-    let g = this.#leases.get(group);
-    if (!g) this.#leases.set(group, (g = new Map<number, LeaseRow>()));
-    g.set(partition, next);
-    return Promise.resolve(this.#lease(group, partition, next));
-  }
-
-  renew(lease: Lease, ttlMs: number): Promise<Lease | null> {
-    const r = this.#row(lease.group, lease.partition);
-    if (!r || r.holder !== lease.holder || r.epoch !== lease.epoch || r.expiresAt <= Date.now()) return Promise.resolve(null);
-    r.expiresAt = Date.now() + ttlMs;
-    return Promise.resolve(this.#lease(lease.group, lease.partition, r));
-  }
-
-  release(lease: Lease): Promise<void> {
-    const r = this.#row(lease.group, lease.partition);
-    if (r && r.holder === lease.holder && r.epoch === lease.epoch) {
-      r.holder = '';
-      r.expiresAt = 0;
-    }
-    return Promise.resolve();
-  }
-
-  list(group: string): Promise<Lease[]> {
-    const g = this.#leases.get(group) ?? new Map<number, LeaseRow>();
-    return Promise.resolve([...g].sort(([a], [b]) => a - b).map(([p, r]) => this.#lease(group, p, r)));
-  }
-
-  heartbeat(group: string, member: string, ttlMs: number): Promise<void> {
-    let g = this.#members.get(group);
-    if (!g) this.#members.set(group, (g = new Map<string, number>()));
-    g.set(member, Date.now() + ttlMs);
-    return Promise.resolve();
-  }
-
-  members(group: string): Promise<Member[]> {
-    const now = Date.now();
-    const g = this.#members.get(group) ?? new Map<string, number>();
-    return Promise.resolve(
-      [...g]
-        .filter(([, at]) => at > now)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([member, at]) => Object.freeze({ group, member, expiresAt: new Date(at) })),
-    );
-  }
-
-  leave(group: string, member: string): Promise<void> {
-    this.#members.get(group)?.delete(member);
-    return Promise.resolve();
   }
 }
