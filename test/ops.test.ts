@@ -5,15 +5,17 @@
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { MongoEventLog } from '../internal/eventlog/index.js';
-import { MongoGroupStore, migrateGroups } from '../internal/groupstore/index.js';
+import { MongoGroupStore, groupLeaseGroup, migrateGroups } from '../internal/groupstore/index.js';
 import { MongoLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';
-import { OpsApp, loadOpsConfig } from '../internal/ops/index.js';
+import { LAG_WINDOW, OpsApp, loadOpsConfig } from '../internal/ops/index.js';
 import { createOutbox, migrateOutbox, MongoOutboxStore, partitionOf } from '../internal/outbox/index.js';
 import { migrateEventLog } from '../internal/eventlog/index.js';
 import { migrateLeases } from '../internal/lease/index.js';
 import { createRegistry } from '../internal/telemetry/index.js';
 import { useTestDb } from './harness/db.js';
+import { eventually } from './harness/process.js';
+import { startWireRecorder, type WireCommand } from './harness/wire.js';
 
 const t = useTestDb('ops');
 const ADMIN = 'admin-token-0123456789';
@@ -60,7 +62,7 @@ async function seed(dbName: string): Promise<{ pendingIds: string[] }> {
     headers: {},
     createdAt: new Date(Date.now() - 120_000),
   });
-  await log.append(0, 1, [mk(1, 'a'), mk(2, 'a'), mk(3, 'b'), mk(4, 'a')]);
+  await log.append(0, 1, [mk(1, 'a'), mk(2, 'a'), mk(3, 'b'), mk(4, 'a'), { ...mk(6, 'a'), topic: 'invoices.sent' }]);
   await log.append(1, 1, [mk(5, 'z')]);
   const outbox = createOutbox(db, { partitions: 4 });
   const pending = await outbox.addMany([
@@ -85,11 +87,17 @@ async function seed(dbName: string): Promise<{ pendingIds: string[] }> {
   for (const p of [0, 1, 2]) await leases.acquire('drainer', p, 'drainer-a', 60_000);
   await leases.heartbeat('drainer', 'drainer-a', 60_000);
   await leases.heartbeat('gateway', 'gateway-a', 60_000);
+  // A drainer that was killed: its heartbeat lapsed and it never left.
+  await leases.heartbeat('drainer', 'drainer-killed', 1);
   const groups = new MongoGroupStore(db);
+  // billing reads orders.* (4 of the 5 events after its cursors), a gateway serves it and it has a dead letter.
   await groups.register('billing', 'orders.*');
   await groups.saveCursor('billing', 0, 1, 1);
+  await leases.heartbeat(groupLeaseGroup('billing'), 'gateway-a', 60_000);
   const events = await log.read({ partition: 0, afterSeq: 1, limit: 1 });
   await groups.deadLetter('billing', events[0]!, 5, 'ack timeout');
+  // abandoned reads invoices.*: one event behind, and nobody consumes it any more.
+  await groups.register('abandoned', 'invoices.*');
   return { pendingIds: pending.map((r) => r.id) };
 }
 
@@ -110,8 +118,11 @@ describe('ops API', () => {
     backlog: unknown;
     unownedPartitions: number[];
     leases: { drainers: Array<{ member: string }>; gateways: Array<{ member: string }> };
-    groups: Array<{ maxLagSeconds: number }>;
+    lapsed: { drainers: Array<{ member: string }>; gateways: Array<{ member: string }> };
+    groups: Array<{ group: string; maxLagSeconds: number }>;
+    groupDeadLetters: number;
     partitionHeads: Array<{ head: number }>;
+    sampledAt: string;
   }
 
   it('summarises backlog, leases, replicas, throughput and groups', async () => {
@@ -121,9 +132,18 @@ describe('ops API', () => {
     expect(body.unownedPartitions).toEqual([3]);
     expect(body.leases.drainers.map((m) => m.member)).toEqual(['drainer-a']);
     expect(body.leases.gateways.map((m) => m.member)).toEqual(['gateway-a']);
-    expect(body.groups).toEqual([expect.objectContaining({ group: 'billing', filter: 'orders.*', lagEvents: 4, deadLetters: 1 })]);
-    expect(body.groups[0]?.maxLagSeconds).toBeGreaterThan(0);
-    expect(body.partitionHeads.map((p) => p.head)).toEqual([4, 1, 0, 0]);
+    // Replicas that died without leaving are named.
+    expect(body.lapsed.drainers.map((m) => m.member)).toEqual(['drainer-killed']);
+    expect(body.lapsed.gateways).toEqual([]);
+    // Lag honours each group's filter: billing is 5 events behind the heads, 4 of them orders.*.
+    expect(body.groups).toEqual([
+      expect.objectContaining({ group: 'abandoned', filter: 'invoices.*', lagEvents: 1, lagExact: true, gateways: 0, deadLetters: 0 }),
+      expect.objectContaining({ group: 'billing', filter: 'orders.*', lagEvents: 4, lagExact: true, gateways: 1, deadLetters: 1 }),
+    ]);
+    expect(body.groups[1]?.maxLagSeconds).toBeGreaterThan(0);
+    expect(body.groupDeadLetters).toBe(1);
+    expect(Date.parse(body.sampledAt)).toBeLessThanOrEqual(Date.now());
+    expect(body.partitionHeads.map((p) => p.head)).toEqual([5, 1, 0, 0]);
   });
 
   it('reports per-partition backlog, leases and group lag', async () => {
@@ -138,9 +158,12 @@ describe('ops API', () => {
     const leases = (await get<{ partitions: unknown[] }>('/api/leases')).body;
     expect(leases.partitions[0]).toMatchObject({ partition: 0, holder: 'drainer-a', epoch: 1, live: true });
     expect(leases.partitions[3]).toMatchObject({ partition: 3, holder: null, live: false });
-    const groups = (await get<Array<{ partitions: Array<{ lagSeconds: number }> }>>('/api/groups')).body;
-    expect(groups[0]?.partitions[0]).toMatchObject({ partition: 0, cursor: 1, head: 4, lagEvents: 3 });
-    expect(groups[0]?.partitions[0]?.lagSeconds).toBeGreaterThan(0);
+    const { groups } = (await get<{ groups: Array<{ group: string; partitions: Array<{ lagSeconds: number }> }> }>('/api/groups')).body;
+    const billing = groups.find((g) => g.group === 'billing');
+    expect(billing?.partitions[0]).toMatchObject({ partition: 0, cursor: 1, head: 5, lagEvents: 3, lagExact: true });
+    expect(billing?.partitions[1]).toMatchObject({ partition: 1, cursor: 0, head: 1, lagEvents: 1 });
+    expect(billing?.partitions[0]?.lagSeconds).toBeGreaterThan(0);
+    expect(groups.find((g) => g.group === 'abandoned')?.partitions[0]).toMatchObject({ cursor: 0, head: 5, lagEvents: 1 });
   });
 
   it('reads the latest event by key, a range, and streams an NDJSON export', async () => {
@@ -153,7 +176,7 @@ describe('ops API', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { seq: number });
-    expect(lines.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(lines.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(((await get('/api/events/export?partition=0&after=1&until=3')).body as string).trim().split('\n')).toHaveLength(2);
   });
 
@@ -193,10 +216,32 @@ describe('ops API', () => {
     expect(letters[0]?.status).toBe('replay');
   });
 
-  it('serves metrics, health and readiness', async () => {
+  it('deletes an abandoned group (admin), and refuses one that still has consumers', async () => {
+    const del = (path: string, token?: string) =>
+      fetch(url + path, { method: 'DELETE', headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const db = t.client.db(dbName);
+    const store = new MongoGroupStore(db);
+    await store.register('stale', 'orders.*');
+    expect(await store.saveCursor('stale', 0, 2, 1)).toBe(true);
+    expect((await del('/api/groups/stale')).status).toBe(401);
+    expect(await (await del('/api/groups/billing', ADMIN)).json()).toMatchObject({ error: 'GROUP_ACTIVE' });
+    expect((await del('/api/groups/stale', ADMIN)).status).toBe(200);
+    expect((await del('/api/groups/stale', ADMIN)).status).toBe(404);
+    expect((await store.listGroups(10)).map((g) => g.name)).toEqual(['abandoned', 'billing']);
+    expect(await store.loadCursors('stale')).toEqual(new Map());
+    expect((await get<{ groups: Array<{ group: string }> }>('/api/groups')).body.groups.map((g) => g.group)).not.toContain('stale');
+  });
+
+  it('serves metrics (group lag from the store, whoever consumes), health and readiness', async () => {
     expect((await get('/healthz')).status).toBe(200);
     expect((await get('/readyz')).status).toBe(200);
-    expect((await get('/metrics')).body).toMatch(/ops_http_requests_total\{route="\/api\/overview",status="200",binary="ops"\}/);
+    const metrics = (await get<string>('/metrics')).body;
+    expect(metrics).toMatch(/ops_http_requests_total\{route="\/api\/overview",status="200",binary="ops"\}/);
+    expect(metrics).toMatch(/ops_group_lag_events\{group="billing",binary="ops"\} 4/);
+    expect(metrics).toMatch(/ops_group_lag_events\{group="abandoned",binary="ops"\} 1/);
+    expect(metrics).toMatch(/ops_group_gateways\{group="abandoned",binary="ops"\} 0/);
+    expect(metrics).toMatch(/ops_group_dead_letters\{group="billing",binary="ops"\} 1/);
+    expect(metrics).toMatch(/ops_lapsed_replicas\{component="drainer",binary="ops"\} 1/);
   });
 });
 
@@ -231,6 +276,10 @@ it('renders the dashboard in Chromium: problems at a glance, leases, and a worki
     const summary = await page.textContent('#summary');
     expect(summary).toContain('1 partitions without a drainer');
     expect(summary).toContain('1 dead messages');
+    expect(summary).toContain('1 group dead letters');
+    expect(summary).toContain('1 drainer(s) stopped without leaving in the last hour (drainer-killed');
+    expect(summary).toContain('no consumers: abandoned');
+    expect(await page.textContent('#updated')).toMatch(/^updated \S+/);
     expect(await page.textContent('#t-leases')).toContain('drainer-a');
     expect(await page.textContent('#t-groups')).toContain('billing');
     expect(violations).toEqual([]);
@@ -244,7 +293,111 @@ it('renders the dashboard in Chromium: problems at a glance, leases, and a worki
     );
     const m = await new MongoOutboxStore(t.client.db(dbName), { partitions: 4 }).get('dead-1');
     expect(m?.status).toBe('pending');
+    // A group nobody consumes can be deleted from the page (after a confirmation); one with consumers cannot.
+    expect(await page.$('#t-groups button[data-delete-group="billing"]')).toBeNull();
+    page.on('dialog', (d) => void d.accept());
+    await page.click('#t-groups button[data-delete-group="abandoned"]');
+    await page.waitForFunction(
+      () => !document.querySelector('#t-groups button[data-delete-group="abandoned"]')?.textContent?.includes('Delete'),
+    );
+    await eventually(
+      async () => (await new MongoGroupStore(t.client.db(dbName)).listGroups(10)).every((g) => g.name !== 'abandoned'),
+      10_000,
+      'the group to be deleted',
+    );
   } finally {
     await browser.close();
   }
+});
+
+describe('ops work is bounded', () => {
+  /** Seeds `groups` groups (filters alternating) over `events` events per partition, each group half way. */
+  async function seedMany(dbName: string, groups: number, events: number): Promise<void> {
+    const db = t.client.db(dbName);
+    await migrateOutbox(db, { partitions: 4 });
+    await migrateEventLog(db);
+    await migrateLeases(db);
+    await migrateGroups(db);
+    const log = new MongoEventLog(db);
+    for (let p = 0; p < 4; p++) {
+      for (let from = 0; from < events; from += 100) {
+        const batch = Array.from({ length: Math.min(100, events - from) }, (_, i) => ({
+          id: `${dbName}-${p}-${from + i}`,
+          topic: (from + i) % 3 === 0 ? 'invoices.sent' : 'orders.created',
+          key: `k${i % 7}`,
+          payload: { i },
+          headers: {},
+          createdAt: new Date(),
+        }));
+        await log.append(p, 1, batch);
+      }
+    }
+    const store = new MongoGroupStore(db);
+    for (let g = 0; g < groups; g++) {
+      const name = `g${g}`;
+      await store.register(name, g % 2 === 0 ? 'orders.*' : '**');
+      for (let p = 0; p < 4; p++) expect(await store.saveCursor(name, p, Math.floor(events / 2), 1)).toBe(true);
+    }
+  }
+
+  const eventQueries = (cs: WireCommand[]) => cs.filter((c) => c.collection === 'events');
+  const filterOf = (c: WireCommand): Record<string, unknown> =>
+    (c.name === 'aggregate'
+      ? ((c.body['pipeline'] as Array<Record<string, unknown>>)[0]?.['$match'] ?? {})
+      : (c.body['filter'] ?? {})) as Record<string, unknown>;
+
+  it('answers the dashboard from the sample: no request reads group state or scans the log, whatever the groups and events', async () => {
+    const recorder = await startWireRecorder(t.url);
+    try {
+      const measured: Array<{ groups: number; perPath: Record<string, number>; sample: WireCommand[] }> = [];
+      for (const [groups, events] of [
+        [2, 40],
+        [8, 400],
+      ] as const) {
+        const dbName = `${t.name}_bounded_${groups}`;
+        await seedMany(dbName, groups, events);
+        const started = recorder.commands.length;
+        // A long interval: the only sample is the one taken before the API answers.
+        const { url } = await ops(dbName, { MONGO_URL: recorder.url, OPS_SAMPLE_INTERVAL: '10m' });
+        const sample = recorder.commands
+          .slice(started)
+          .filter((c) => c.collection !== '' && !['createIndexes', 'listIndexes', 'create'].includes(c.name));
+        const perPath: Record<string, number> = {};
+        for (const path of ['/api/overview', '/api/groups', '/api/dead-letters', '/api/leases', '/api/partitions']) {
+          const cs = await recorder.during(async () => expect((await fetch(url + path)).status).toBe(200));
+          perPath[path] = cs.length;
+          // Requests read the log only by id (a partition's head: the fence's recorded ids), never by range or scan.
+          const unkeyed = eventQueries(cs).filter((c) => c.name !== 'find' || typeof filterOf(c)['_id'] !== 'string');
+          expect({ path, unkeyed }).toEqual({ path, unkeyed: [] });
+          expect({ path, groupState: cs.filter((c) => c.collection.startsWith('group')).length }).toEqual({ path, groupState: 0 });
+        }
+        measured.push({ groups, perPath, sample });
+      }
+      // The same number of queries per request with 2 groups over 160 events as with 8 over 1,600.
+      expect(measured[0]?.perPath).toEqual(measured[1]?.perPath);
+      expect(measured[0]?.perPath['/api/groups']).toBe(0);
+      for (const { groups, sample } of measured) {
+        // A sample: a few queries per group (cursors, gateways, dead letters, one or two counts) and, per partition,
+        // its head (the fence, then a binary search over the last append's ids: 1 + log2(1000) lookups at most).
+        expect({ groups, queries: sample.length }).toEqual({ groups, queries: expect.any(Number) as number });
+        expect({ groups, bounded: sample.length <= 6 + 4 * (1 + 10) + groups * 6 }).toEqual({ groups, bounded: true });
+        // Every read of the log is by id (heads) or keyed by partition and bounded in sequence numbers (lag).
+        for (const c of eventQueries(sample).filter((q) => typeof filterOf(q)['_id'] !== 'string')) {
+          const f = filterOf(c);
+          const clauses = ((f['$or'] as Array<Record<string, unknown>> | undefined) ?? [f]).map(
+            (x) => x['seq'] as { $gt?: number; $lte?: number } | undefined,
+          );
+          expect({
+            command: c.name,
+            keyed: clauses.every((seq) => seq?.$gt !== undefined && seq.$lte !== undefined && seq.$lte - seq.$gt <= LAG_WINDOW),
+          }).toEqual({
+            command: c.name,
+            keyed: true,
+          });
+        }
+      }
+    } finally {
+      await recorder.close();
+    }
+  });
 });

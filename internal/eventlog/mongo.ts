@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, Filter } from 'mongodb';
 import { ensureCollections, followChangeStream, isDuplicateKeyError, isNotImplementedError } from '../mongo/index.js';
 import type { TopicPattern } from '../topic/index.js';
 import { EventLogError, assertLimit, assertPartition, assertRange, fenced } from './errors.js';
@@ -429,10 +429,10 @@ export class MongoEventLog implements EventLog {
     const out = new Map<number, MatchCount>();
     if (clauses.length === 0) return out;
     // Index-backed per range ((partition, seq)); an exact topic is an equality, a pattern an anchored regex.
-    const match = {
+    const match: Filter<EventDocument> = {
       ...(clauses.length === 1 ? clauses[0] : { $or: clauses }),
       topic: filter.exact ? filter.source : { $regex: filter.regexSource() },
-      gap: { $ne: true },
+      gap: { $ne: true as const },
     };
     if (!this.#noMinAccumulator) {
       try {
@@ -446,23 +446,16 @@ export class MongoEventLog implements EventLog {
         return out;
       } catch (err) {
         if (!isNotImplementedError(err)) throw err;
-        // FerretDB 1.x has no `$min` in `$group`: count there, find each first match below.
+        // FerretDB 1.x has no `$min` in `$group`: read the matches instead (one query, still bounded by the ranges).
         this.#noMinAccumulator = true;
       }
     }
-    const rows = await this.#events
-      .aggregate<{ _id: number; n: number }>([{ $match: match }, { $group: { _id: '$partition', n: { $sum: 1 } } }])
-      .toArray();
-    await Promise.all(
-      rows.map(async (r) => {
-        const range = ranges.get(r._id) as SeqRange;
-        const first = await this.#events.findOne(
-          { partition: r._id, seq: { $gt: range.afterSeq, $lte: range.toSeq }, topic: match.topic, gap: { $ne: true } },
-          { sort: { seq: 1 }, projection: { publishedAt: 1 } },
-        );
-        out.set(r._id, { count: r.n, firstPublishedAt: first?.publishedAt ?? null });
-      }),
-    );
+    const cursor = this.#events.find(match, { projection: { _id: 0, partition: 1, publishedAt: 1 }, sort: { partition: 1, seq: 1 } });
+    for await (const d of cursor) {
+      const m = out.get(d.partition);
+      if (m) m.count++;
+      else out.set(d.partition, { count: 1, firstPublishedAt: d.publishedAt });
+    }
     return out;
   }
 

@@ -16,7 +16,8 @@ import type { OpsConfig } from './config.js';
 import { dashboardPage, dashboardScript, dashboardStyles } from './page.js';
 import { OpsError, idParam, intParam, queryProblem, topicParam } from './params.js';
 import { isTransientError } from '../mongo/index.js';
-import { OpsQueries } from './queries.js';
+import { OpsMetrics } from './metrics.js';
+import { OpsQueries, type Snapshot } from './queries.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
@@ -65,6 +66,7 @@ export class OpsApp implements Service {
   #queries: OpsQueries | undefined;
   #stopProbe: (() => Promise<void>) | undefined;
   readonly #health: Health;
+  readonly #metrics: OpsMetrics;
   /** Readiness: the last API request that touched the database succeeded. */
   readonly #answering: Condition;
 
@@ -74,6 +76,7 @@ export class OpsApp implements Service {
     this.#registry = deps.registry;
     this.#health = new Health({ log: deps.log, registry: deps.registry, ...(deps.onWedged ? { onWedged: deps.onWedged } : {}) });
     this.#answering = this.#health.condition('queries', { ok: true });
+    this.#metrics = new OpsMetrics(deps.registry);
   }
 
   /** Readiness and liveness as `/readyz` and `/healthz` report them. */
@@ -114,18 +117,19 @@ export class OpsApp implements Service {
     await migrateGroups(db);
     this.#stopProbe = startDbProbe({ db, health: this.#health, log: this.#log });
     const q = new OpsQueries(db, cfg.partitions);
-    await q.sample().catch((err: unknown) => this.#log.warn('head sample failed', { err }));
-    const samplerDog = this.#health.watchdog('head sampler', 120_000);
+    const sample = async (): Promise<void> => this.#metrics.record(await q.sample());
+    await sample().catch((err: unknown) => this.#log.warn('sample failed', { err }));
+    const samplerDog = this.#health.watchdog('sampler', 120_000);
     this.#sampler = repeat(
       cfg.sampleIntervalMs,
       this.#timers.signal,
       () => {
         samplerDog.beat();
-        return q.sample();
+        return sample();
       },
       (err) => {
         this.#health.dbError('sampler');
-        this.#log.warn('head sample failed', { err });
+        this.#log.warn('sample failed', { err });
       },
     );
     this.#queries = q;
@@ -199,19 +203,20 @@ export class OpsApp implements Service {
     app.get('/assets/dashboard.js', (_req, res) => void res.type('text/javascript').send(dashboardScript()));
     app.get('/assets/dashboard.css', (_req, res) => void res.type('text/css').send(dashboardStyles()));
 
+    const sampled = (): Snapshot => {
+      const snap = q().snapshot;
+      if (!snap) throw new OpsError('UNAVAILABLE', 503, 'no sample taken yet; retry');
+      return snap;
+    };
     app.get(
       '/api/overview',
       read(async (_req, res) => {
-        const heads = await q().heads();
-        const [backlog, leases, partitions, groups, stalls] = await Promise.all([
-          q().backlog(),
-          q().leases(),
-          q().partitions(heads),
-          q().groups(heads),
-          q().stalls(STALL_REPORT_STALE_MS),
-        ]);
+        const snap = sampled();
+        const partitions = q().partitions();
+        const [backlog, leases, stalls] = await Promise.all([q().backlog(), q().leases(), q().stalls(STALL_REPORT_STALE_MS)]);
         res.json({
           at: new Date(),
+          sampledAt: snap.at,
           partitions: cfg.partitions,
           backlog: {
             pending: backlog.reduce((n, b) => n + b.pending, 0),
@@ -220,17 +225,13 @@ export class OpsApp implements Service {
             byPartition: backlog,
           },
           leases,
+          lapsed: snap.lapsed,
           unownedPartitions: leases.partitions.filter((p) => !p.live).map((p) => p.partition),
           throughputPerSecond: Number(partitions.reduce((n, p) => n + p.ratePerSecond, 0).toFixed(2)),
           partitionHeads: partitions,
           stalledPartitions: stalls.filter((r) => r.gap !== null),
-          groups: groups.map((g) => ({
-            group: g.group,
-            filter: g.filter,
-            lagEvents: g.lagEvents,
-            maxLagSeconds: Math.max(0, ...g.partitions.map((p) => p.lagSeconds)),
-            deadLetters: g.deadLetters,
-          })),
+          groupDeadLetters: snap.groups.reduce((n, g) => n + g.deadLetters, 0),
+          groups: snap.groups.map(({ partitions: _rows, ...g }) => g),
         });
       }),
     );
@@ -244,11 +245,31 @@ export class OpsApp implements Service {
     );
     app.get(
       '/api/partitions',
-      read(async (_req, res) => void res.json(await q().partitions())),
+      read((_req, res) => {
+        sampled();
+        res.json(q().partitions());
+        return Promise.resolve();
+      }),
     );
     app.get(
       '/api/groups',
-      read(async (_req, res) => void res.json(await q().groups())),
+      read((_req, res) => {
+        const snap = sampled();
+        res.json({ sampledAt: snap.at, groups: snap.groups });
+        return Promise.resolve();
+      }),
+    );
+    app.delete(
+      '/api/groups/:group',
+      mutate(async (req, res) => {
+        const group = idParam(req, 'group', 64);
+        const outcome = await q().deleteGroup(group);
+        if (outcome === 'active') throw new OpsError('GROUP_ACTIVE', 409, `group ${group} has consumers; stop them first`);
+        if (outcome === 'absent') throw new OpsError('NOT_FOUND', 404, 'no such group');
+        this.#metrics.forgetGroup(group);
+        this.#log.warn('consumer group deleted', { group });
+        res.json({ deleted: group });
+      }),
     );
     app.get(
       '/api/events/latest',
@@ -299,7 +320,8 @@ export class OpsApp implements Service {
       '/api/dead-letters',
       read(async (req, res) => {
         const limit = intParam(req, 'limit', 1, 500, 50);
-        const groups = await q().groupNames();
+        // Only groups the last sample saw dead letters in: the cost follows the dead letters, not the groups.
+        const groups = sampled().groups.filter((g) => g.deadLetters > 0);
         const byGroup = await Promise.all(
           groups.map(async (g) => ({
             group: g.group,

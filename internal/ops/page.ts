@@ -16,6 +16,7 @@ export function dashboardPage(): string {
 </head>
 <body>
 <h1>Outbox Hub <span id="summary" class="ok">loading…</span></h1>
+<div id="updated" class="mute">not updated yet</div>
 <div id="err"></div>
 <div class="cards" id="cards"></div>
 <div class="charts">
@@ -40,6 +41,7 @@ export function dashboardScript(): string {
   return `const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 const hist = { backlog: [], lag: [], rate: [] };
+let lastOk;
 const token = (kind) => sessionStorage.getItem(kind) || '';
 async function api(path, init = {}, kind = 'read') {
   const t = token(kind) || token('admin');
@@ -69,12 +71,18 @@ async function refresh() {
     for (const [k, v] of [['backlog', o.backlog.pending], ['lag', lag], ['rate', o.throughputPerSecond]]) { hist[k].push(v); if (hist[k].length > 90) hist[k].shift(); }
     spark('c-backlog', hist.backlog); spark('c-lag', hist.lag); spark('c-rate', hist.rate);
     const problems = [];
+    if (!o.leases.drainers.length) problems.push('no drainer alive');
     if (o.unownedPartitions.length) problems.push(o.unownedPartitions.length + ' partitions without a drainer');
+    if (o.lapsed.drainers.length) problems.push(o.lapsed.drainers.length + ' drainer(s) stopped without leaving in the last hour (' + o.lapsed.drainers.map((m) => m.member + ', ' + age((Date.now() - Date.parse(m.expiresAt)) / 1000) + ' ago').join('; ') + ')');
+    if (o.lapsed.gateways.length) problems.push(o.lapsed.gateways.length + ' gateway(s) stopped without leaving in the last hour (' + o.lapsed.gateways.map((m) => m.member + ', ' + age((Date.now() - Date.parse(m.expiresAt)) / 1000) + ' ago').join('; ') + ')');
     if (o.backlog.oldestPendingAgeSeconds > 60) problems.push('oldest pending ' + age(o.backlog.oldestPendingAgeSeconds));
     if (o.backlog.dead) problems.push(o.backlog.dead + ' dead messages');
+    if (o.groupDeadLetters) problems.push(o.groupDeadLetters + ' group dead letters');
     if (o.stalledPartitions.length) problems.push(o.stalledPartitions.length + ' log partitions stalled behind a missing sequence');
     const laggy = o.groups.filter((g) => g.maxLagSeconds > 60);
     if (laggy.length) problems.push('lagging: ' + laggy.map((g) => g.group).join(', '));
+    const orphaned = o.groups.filter((g) => !g.gateways && g.lagEvents);
+    if (orphaned.length) problems.push('no consumers: ' + orphaned.map((g) => g.group).join(', '));
     $('summary').textContent = problems.length ? '— ' + problems.join('; ') : '— all healthy';
     $('summary').className = problems.length ? 'bad' : 'ok';
     const card = (l, v, cls = '') => '<div class="card"><div class="v ' + cls + '">' + v + '</div><div class="l">' + l + '</div></div>';
@@ -88,15 +96,23 @@ async function refresh() {
     }));
     table('t-leases', ['partition', 'holder', 'epoch', 'expires in'], o.leases.partitions.map((l) =>
       '<tr class="' + (l.live ? '' : 'bad') + '"><td class="n">' + l.partition + '</td><td>' + esc(l.holder ?? 'nobody') + '</td><td class="n">' + l.epoch + '</td><td class="n">' + (l.expiresAt ? age((Date.parse(l.expiresAt) - Date.now()) / 1000) : '') + '</td></tr>'));
-    table('t-groups', ['group', 'filter', 'lag (events)', 'max lag', 'dead letters'], o.groups.map((g) =>
-      '<tr class="' + (g.deadLetters || g.maxLagSeconds > 60 ? 'bad' : g.lagEvents ? 'warn' : '') + '"><td>' + esc(g.group) + '</td><td>' + esc(g.filter) + '</td><td class="n">' + g.lagEvents + '</td><td class="n">' + age(g.maxLagSeconds) + '</td><td class="n">' + g.deadLetters + '</td></tr>'));
+    const lagText = (g) => (g.lagExact ? '' : '~') + g.lagEvents;
+    table('t-groups', ['group', 'filter', 'gateways', 'lag (events)', 'max lag', 'dead letters', ''], o.groups.map((g) =>
+      '<tr class="' + (g.deadLetters || g.maxLagSeconds > 60 || (!g.gateways && g.lagEvents) ? 'bad' : g.lagEvents ? 'warn' : '') + '"><td>' + esc(g.group) + '</td><td>' + esc(g.filter) + '</td><td class="n">' + g.gateways + '</td><td class="n">' + lagText(g) + '</td><td class="n">' + age(g.maxLagSeconds) + '</td><td class="n">' + g.deadLetters + '</td><td>' + (g.gateways ? '' : '<button data-delete-group="' + esc(g.group) + '">Delete group</button>') + '</td></tr>'));
     table('t-stalls', ['partition', 'missing', 'since', 'reported by', ''], o.stalledPartitions.map((r) =>
       '<tr class="bad"><td class="n">' + r.partition + '</td><td class="n">' + r.gap.from + (r.gap.to > r.gap.from ? '..' + r.gap.to : '') + '</td><td class="n">' + age((Date.now() - Date.parse(r.since)) / 1000) + '</td><td>' + esc(r.reporter) + '</td><td><button data-repair="' + r.partition + '" data-after="' + (r.gap.from - 1) + '">Fill with gap events</button></td></tr>'));
     const d = await api('/api/dead-letters?limit=20');
     const rows = d.outbox.map((m) => '<tr class="bad"><td>outbox p' + m.partition + '</td><td>' + esc(m.id) + '</td><td>' + esc(m.topic) + '</td><td>' + esc(m.lastError ?? '') + '</td><td><button data-requeue="' + esc(m.id) + '">Requeue</button></td></tr>');
     for (const g of d.groups) for (const l of g.letters) rows.push('<tr class="bad"><td>group ' + esc(g.group) + '</td><td>' + esc(l.event.id) + '</td><td>' + esc(l.event.topic) + '</td><td>' + esc(l.reason) + ' after ' + l.deliveries + ' deliveries</td><td><button data-replay="' + esc(g.group) + '" data-id="' + esc(l.event.id) + '">Replay</button></td></tr>');
     table('t-dead', ['where', 'id', 'topic', 'why', ''], rows);
-  } catch (e) { $('err').textContent = 'refresh failed: ' + e.message; }
+    lastOk = new Date();
+    $('updated').textContent = 'updated ' + lastOk.toLocaleTimeString() + ' (server sample ' + new Date(o.sampledAt).toLocaleTimeString() + ')';
+    $('updated').className = 'mute';
+  } catch (e) {
+    $('err').textContent = 'refresh failed: ' + e.message;
+    $('updated').textContent = lastOk ? 'showing data from ' + lastOk.toLocaleTimeString() + ' (refresh failing)' : 'not updated yet';
+    $('updated').className = 'bad';
+  }
 }
 document.body.addEventListener('click', async (ev) => {
   const b = ev.target.closest('button'); if (!b) return;
@@ -104,10 +120,15 @@ document.body.addEventListener('click', async (ev) => {
     if (b.dataset.requeue) await api('/api/outbox/' + encodeURIComponent(b.dataset.requeue) + '/requeue', { method: 'POST' }, 'admin');
     if (b.dataset.repair) await api('/api/partitions/' + b.dataset.repair + '/repair?after=' + b.dataset.after, { method: 'POST' }, 'admin');
     if (b.dataset.replay) await api('/api/groups/' + encodeURIComponent(b.dataset.replay) + '/dead-letters/' + encodeURIComponent(b.dataset.id) + '/replay', { method: 'POST' }, 'admin');
+    if (b.dataset.deleteGroup) {
+      if (!confirm('Delete consumer group ' + b.dataset.deleteGroup + ' with its cursors and dead letters?')) return;
+      await api('/api/groups/' + encodeURIComponent(b.dataset.deleteGroup), { method: 'DELETE' }, 'admin');
+    }
     b.textContent = 'done'; b.disabled = true;
   } catch (e) { $('err').textContent = e.message; }
 });
-refresh(); setInterval(refresh, 2000);
+// One poll at a time: the next starts 2 s after the previous one finished, so a slow server never piles requests up.
+(async function poll() { await refresh(); setTimeout(poll, 2000); })();
 `;
 }
 
@@ -127,6 +148,7 @@ export function dashboardStyles(): string {
   td.n { text-align: right; font-variant-numeric: tabular-nums; }
   tr.bad td { background: #ffebe9; } tr.warn td { background: #fff8c5; }
   .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; }
-  button { font: inherit; font-size: 12px; } #err { color: var(--bad); }
+  button { font: inherit; font-size: 12px; } #err { color: var(--bad); } .mute { color: var(--mute); font-size: 12px; }
+  #updated { margin: -.5rem 0 .6rem; } #updated.bad { color: var(--bad); }
 `;
 }

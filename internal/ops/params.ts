@@ -4,7 +4,15 @@ import { topicProblem } from '../topic/index.js';
 
 /** Why an ops request was refused. */
 export type OpsErrorCode =
-  'INVALID_PARAMETER' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'NOT_FOUND' | 'MUTATIONS_DISABLED' | 'UNAVAILABLE' | 'GAP_TOO_RECENT' | 'INTERNAL';
+  | 'INVALID_PARAMETER'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'MUTATIONS_DISABLED'
+  | 'UNAVAILABLE'
+  | 'GAP_TOO_RECENT'
+  | 'GROUP_ACTIVE'
+  | 'INTERNAL';
 
 /** Error raised by the ops API; rendered as `{ error: code, message, parameter? }`. */
 export class OpsError extends HubError<OpsErrorCode> {

@@ -2,9 +2,10 @@ import type { Db } from 'mongodb';
 import { DRAINER_LEASE_GROUP } from '../drainer/index.js';
 import { MongoEventLog, type LogEvent, type SequenceGap, type StallReport } from '../eventlog/index.js';
 import { GATEWAY_PRESENCE_GROUP } from '../gateway/index.js';
-import { MongoGroupStore, type DeadLetter, type GroupStore } from '../groupstore/index.js';
+import { MongoGroupStore, groupLeaseGroup, type DeadLetter, type GroupStore } from '../groupstore/index.js';
 import { MongoLeaseStore, type Member } from '../lease/index.js';
 import { MongoOutboxStore, type StoredMessage } from '../outbox/index.js';
+import { GroupLag, type GroupView } from './groups.js';
 
 /** Most groups listed. */
 const MAX_GROUPS = 1000;
@@ -19,19 +20,27 @@ export interface BacklogRow {
   dead: number;
 }
 
-/** Lag of one group partition. */
-export interface GroupPartitionRow {
-  partition: number;
-  cursor: number;
-  head: number;
-  lagEvents: number;
-  lagSeconds: number;
+/** What the sampler last saw: partition heads, consumer groups and replicas. */
+export interface Snapshot {
+  at: Date;
+  heads: number[];
+  groups: GroupView[];
+  /** Replicas that stopped heartbeating without leaving within {@link LAPSED_WINDOW_MS}. */
+  lapsed: { drainers: Member[]; gateways: Member[] };
+  /** How long taking this sample took. */
+  tookMs: number;
 }
+
+/** Replicas that stopped without leaving are reported for this long. */
+export const LAPSED_WINDOW_MS = 60 * 60_000;
 
 /**
  * The read models behind the ops API. Every query is index-backed (partition
  * keyed, `_id`, or small registries): nothing scans the event log or loads a
- * collection into memory. Rates come from head samples kept in memory.
+ * collection into memory. What costs more than a few lookups (group lag by
+ * filter, lapsed replicas) and rates come from a sample taken on an interval
+ * ({@link sample}) and kept in memory: requests never wait for it, and its
+ * cost does not grow with how many requests come in.
  */
 export class OpsQueries {
   readonly #partitions: number;
@@ -39,7 +48,9 @@ export class OpsQueries {
   readonly #log: MongoEventLog;
   readonly #leases: MongoLeaseStore;
   readonly #groups: GroupStore;
+  readonly #lag: GroupLag;
   readonly #samples: Array<{ at: number; heads: number[] }> = [];
+  #snapshot: Snapshot | undefined;
 
   constructor(db: Db, partitions: number) {
     this.#partitions = partitions;
@@ -47,17 +58,31 @@ export class OpsQueries {
     this.#log = new MongoEventLog(db);
     this.#leases = new MongoLeaseStore(db);
     this.#groups = new MongoGroupStore(db);
+    this.#lag = new GroupLag({ groups: this.#groups, log: this.#log, leases: this.#leases });
   }
 
   #range(): number[] {
     return Array.from({ length: this.#partitions }, (_, p) => p);
   }
 
-  /** Records one sample of every partition head (called on an interval). */
-  async sample(): Promise<void> {
+  /** Takes a sample: partition heads (for rates), every group's lag, lapsed replicas. Called on an interval. */
+  async sample(): Promise<Snapshot> {
+    const started = Date.now();
     const heads = await this.#heads();
-    this.#samples.push({ at: Date.now(), heads });
+    this.#samples.push({ at: started, heads });
     if (this.#samples.length > SAMPLES) this.#samples.shift();
+    const [groups, drainers, gateways] = await Promise.all([
+      this.#lag.sample(heads, MAX_GROUPS),
+      this.#leases.lapsed(DRAINER_LEASE_GROUP, LAPSED_WINDOW_MS),
+      this.#leases.lapsed(GATEWAY_PRESENCE_GROUP, LAPSED_WINDOW_MS),
+    ]);
+    this.#snapshot = { at: new Date(started), heads, groups, lapsed: { drainers, gateways }, tookMs: Date.now() - started };
+    return this.#snapshot;
+  }
+
+  /** The last sample (taken once before the API answers). */
+  get snapshot(): Snapshot | undefined {
+    return this.#snapshot;
   }
 
   #rates(): number[] {
@@ -107,49 +132,26 @@ export class OpsQueries {
     return Promise.all(this.#range().map(async (p) => (await this.#log.head(p)).seq));
   }
 
-  /** Heads and rates per partition; pass `heads` already read in this request to skip reading them again. */
-  async partitions(heads?: number[]): Promise<Array<{ partition: number; head: number; ratePerSecond: number }>> {
+  /** Heads and rates per partition as of the last sample. */
+  partitions(): Array<{ partition: number; head: number; ratePerSecond: number }> {
     const rates = this.#rates();
-    const seqs = heads ?? (await this.#heads());
-    return seqs.map((head, partition) => ({ partition, head, ratePerSecond: Number((rates[partition] ?? 0).toFixed(2)) }));
+    return (this.#snapshot?.heads ?? []).map((head, partition) => ({
+      partition,
+      head,
+      ratePerSecond: Number((rates[partition] ?? 0).toFixed(2)),
+    }));
   }
 
-  /** Names of the registered consumer groups (a small registry, read whole on purpose, bounded). */
-  async groupNames(): Promise<Array<{ group: string; filter: string }>> {
-    const registry = await this.#groups.listGroups(MAX_GROUPS);
-    return registry.map((g) => ({ group: g.name, filter: g.filter }));
-  }
-
-  /** Groups with cursor, lag in events and seconds per partition, and dead-letter counts. */
-  async groups(
-    heads?: number[],
-  ): Promise<Array<{ group: string; filter: string; deadLetters: number; lagEvents: number; partitions: GroupPartitionRow[] }>> {
-    const [registry, seqs] = await Promise.all([this.groupNames(), heads ?? this.#heads()]);
-    const now = Date.now();
-    return Promise.all(
-      registry.map(async ({ group, filter }) => {
-        const cursors = await this.#groups.loadCursors(group);
-        const partitions = await Promise.all(
-          this.#range().map(async (partition): Promise<GroupPartitionRow> => {
-            const cursor = cursors.get(partition) ?? 0;
-            const head = seqs[partition] ?? 0;
-            let lagSeconds = 0;
-            if (head > cursor) {
-              const [next] = await this.#log.read({ partition, afterSeq: cursor, limit: 1 });
-              if (next) lagSeconds = Math.max(0, (now - next.publishedAt.getTime()) / 1000);
-            }
-            return { partition, cursor, head, lagEvents: Math.max(0, head - cursor), lagSeconds };
-          }),
-        );
-        const deadLetters = await this.#groups.countDeadLetters(group);
-        return { group, filter, deadLetters, lagEvents: partitions.reduce((n, p) => n + p.lagEvents, 0), partitions };
-      }),
-    );
-  }
-
-  /** Head of every partition, for callers that need it more than once per request. */
-  heads(): Promise<number[]> {
-    return this.#heads();
+  /**
+   * Deletes a consumer group and its state, refused while a gateway serves
+   * members of it (they would write its cursors again). Returns false when no
+   * such group exists.
+   */
+  async deleteGroup(group: string): Promise<'deleted' | 'absent' | 'active'> {
+    if ((await this.#leases.members(groupLeaseGroup(group))).length > 0) return 'active';
+    const existed = await this.#groups.deleteGroup(group);
+    if (this.#snapshot) this.#snapshot = { ...this.#snapshot, groups: this.#snapshot.groups.filter((g) => g.group !== group) };
+    return existed ? 'deleted' : 'absent';
   }
 
   latest(topic: string, key: string): Promise<LogEvent | null> {

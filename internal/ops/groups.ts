@@ -1,0 +1,117 @@
+import type { EventLog, SeqRange } from '../eventlog/index.js';
+import { groupLeaseGroup, type GroupStore } from '../groupstore/index.js';
+import type { LeaseStore } from '../lease/index.js';
+import { TopicPattern } from '../topic/index.js';
+
+/**
+ * How many sequences past a group cursor one sample looks at, per partition.
+ * Beyond it the lag is extrapolated from what matched within it (and marked
+ * estimated): a sample's work stays bounded however far behind a group is.
+ */
+export const LAG_WINDOW = 5_000;
+
+/** Groups whose lag is computed at the same time (each is one or two queries). */
+const CONCURRENCY = 4;
+
+/** Lag of one group partition. */
+export interface GroupPartitionRow {
+  partition: number;
+  cursor: number;
+  head: number;
+  /** Events after the cursor that match the group's filter (estimated beyond {@link LAG_WINDOW}). */
+  lagEvents: number;
+  /** False when `lagEvents` was extrapolated. */
+  lagExact: boolean;
+  /** Age of the oldest matching event after the cursor. */
+  lagSeconds: number;
+}
+
+/** A consumer group as one sample saw it. */
+export interface GroupView {
+  group: string;
+  filter: string;
+  /** Gateways that serve members of the group now (0: nobody consumes it). */
+  gateways: number;
+  lagEvents: number;
+  lagExact: boolean;
+  maxLagSeconds: number;
+  deadLetters: number;
+  partitions: GroupPartitionRow[];
+}
+
+/** The ports group lag is computed from. */
+export interface GroupLagPorts {
+  groups: GroupStore;
+  log: EventLog;
+  leases: LeaseStore;
+}
+
+/**
+ * Computes each registered group's lag by its own filter: per partition, the
+ * events after the group's cursor whose topic the filter matches, and how old
+ * the first of them is. One sample costs per group: its cursors, its gateways,
+ * its dead-letter count and one bounded count over the log (none when the
+ * group is at the head everywhere).
+ */
+export class GroupLag {
+  readonly #p: GroupLagPorts;
+
+  constructor(ports: GroupLagPorts) {
+    this.#p = ports;
+  }
+
+  /** Every registered group (at most `limit`), against the partition heads given. */
+  async sample(heads: readonly number[], limit: number, now = Date.now()): Promise<GroupView[]> {
+    const registry = await this.#p.groups.listGroups(limit);
+    const out: GroupView[] = [];
+    for (let i = 0; i < registry.length; i += CONCURRENCY) {
+      const slice = registry.slice(i, i + CONCURRENCY);
+      out.push(...(await Promise.all(slice.map((g) => this.#view(g.name, g.filter, heads, now)))));
+    }
+    return out;
+  }
+
+  async #view(group: string, filter: string, heads: readonly number[], now: number): Promise<GroupView> {
+    const [cursors, gateways, deadLetters] = await Promise.all([
+      this.#p.groups.loadCursors(group),
+      this.#p.leases.members(groupLeaseGroup(group)),
+      this.#p.groups.countDeadLetters(group),
+    ]);
+    const pattern = TopicPattern.compile(filter);
+    // `**` matches every event: the lag is the distance to the head, no counting needed.
+    const everything = pattern.segments.length === 1 && pattern.segments[0] === '**';
+    const ranges = new Map<number, SeqRange>();
+    heads.forEach((head, partition) => {
+      const cursor = cursors.get(partition) ?? 0;
+      if (head > cursor) ranges.set(partition, { afterSeq: cursor, toSeq: Math.min(head, cursor + LAG_WINDOW) });
+    });
+    const counted = await this.#p.log.countMatching(ranges, pattern);
+    const partitions = heads.map((head, partition): GroupPartitionRow => {
+      const cursor = cursors.get(partition) ?? 0;
+      const range = ranges.get(partition);
+      const m = counted.get(partition);
+      const behind = Math.max(0, head - cursor);
+      const seen = range ? range.toSeq - range.afterSeq : 0;
+      const exact = everything || behind === seen;
+      const matched = m?.count ?? 0;
+      return {
+        partition,
+        cursor,
+        head,
+        lagEvents: everything ? behind : exact ? matched : Math.round((matched * behind) / Math.max(1, seen)),
+        lagExact: exact,
+        lagSeconds: m?.firstPublishedAt ? Math.max(0, (now - m.firstPublishedAt.getTime()) / 1000) : 0,
+      };
+    });
+    return {
+      group,
+      filter,
+      gateways: gateways.length,
+      lagEvents: partitions.reduce((n, p) => n + p.lagEvents, 0),
+      lagExact: partitions.every((p) => p.lagExact),
+      maxLagSeconds: Math.max(0, ...partitions.map((p) => p.lagSeconds)),
+      deadLetters,
+      partitions,
+    };
+  }
+}

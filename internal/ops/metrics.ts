@@ -1,0 +1,80 @@
+import { Gauge, Histogram, type Registry } from '../telemetry/index.js';
+import type { Snapshot } from './queries.js';
+
+/**
+ * What ops exports from each sample, per consumer group: measured from the
+ * store, so it goes on being reported (and alerted on) when every consumer of
+ * a group is gone, unlike the gateways' own gauges.
+ */
+export class OpsMetrics {
+  readonly #lagEvents: Gauge<'group'>;
+  readonly #lagSeconds: Gauge<'group'>;
+  readonly #gateways: Gauge<'group'>;
+  readonly #deadLetters: Gauge<'group'>;
+  readonly #lapsed: Gauge<'component'>;
+  readonly #sampleSeconds: Histogram;
+  readonly #known = new Set<string>();
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.#lagEvents = new Gauge({
+      name: 'ops_group_lag_events',
+      help: "Events after a consumer group's cursors that match its filter (sampled)",
+      labelNames: ['group'],
+      registers,
+    });
+    this.#lagSeconds = new Gauge({
+      name: 'ops_group_lag_seconds',
+      help: 'Age of the oldest event a consumer group has not acknowledged yet that matches its filter (sampled)',
+      labelNames: ['group'],
+      registers,
+    });
+    this.#gateways = new Gauge({
+      name: 'ops_group_gateways',
+      help: 'Gateways serving members of a consumer group (0: nobody consumes it)',
+      labelNames: ['group'],
+      registers,
+    });
+    this.#deadLetters = new Gauge({
+      name: 'ops_group_dead_letters',
+      help: 'Dead letters of a consumer group waiting for an operator',
+      labelNames: ['group'],
+      registers,
+    });
+    this.#lapsed = new Gauge({
+      name: 'ops_lapsed_replicas',
+      help: 'Replicas that stopped heartbeating without leaving in the last hour',
+      labelNames: ['component'],
+      registers,
+    });
+    this.#sampleSeconds = new Histogram({
+      name: 'ops_sample_seconds',
+      help: 'Time one ops sample (heads, group lag, replicas) took',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+  }
+
+  record(snap: Snapshot): void {
+    this.#sampleSeconds.observe(snap.tookMs / 1000);
+    this.#lapsed.set({ component: 'drainer' }, snap.lapsed.drainers.length);
+    this.#lapsed.set({ component: 'gateway' }, snap.lapsed.gateways.length);
+    const seen = new Set<string>();
+    for (const g of snap.groups) {
+      seen.add(g.group);
+      const label = { group: g.group };
+      this.#lagEvents.set(label, g.lagEvents);
+      this.#lagSeconds.set(label, g.maxLagSeconds);
+      this.#gateways.set(label, g.gateways);
+      this.#deadLetters.set(label, g.deadLetters);
+    }
+    for (const name of this.#known) if (!seen.has(name)) this.forgetGroup(name);
+    for (const name of seen) this.#known.add(name);
+  }
+
+  /** Stops exporting a group (deleted). */
+  forgetGroup(group: string): void {
+    this.#known.delete(group);
+    for (const g of [this.#lagEvents, this.#lagSeconds, this.#gateways, this.#deadLetters]) g.remove({ group });
+  }
+}
