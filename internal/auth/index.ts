@@ -6,7 +6,7 @@
  * compiled once per authentication and deny wins. Errors carry a stable
  * {@link AuthErrorCode}.
  */
-export { AuthError, type AuthErrorCode } from './errors.js';
+export { AUTH_ERROR_CODES, AuthError, type AuthErrorCode } from './errors.js';
 export { MAX_RULES, Policy, type Action } from './policy.js';
 export {
   MAX_CLOCK_TOLERANCE_S,

@@ -18,8 +18,21 @@ export interface DrainerMetrics {
   leaseRenewSeconds: Histogram;
 }
 
-/** Registers the drainer metrics on `registry`. */
+/** The kinds of failed drain batches (`outbox_batch_errors_total{kind}`). */
+const BATCH_ERROR_KINDS = ['transient', 'permanent'] as const;
+
+/**
+ * Registers the drainer metrics on `registry`. Labelled counters start at 0 for
+ * their known label values: a series that first appears already at 1 is
+ * invisible to `rate()` and `increase()`.
+ */
 export function createDrainerMetrics(registry: Registry): DrainerMetrics {
+  const metrics = registerDrainerMetrics(registry);
+  for (const kind of BATCH_ERROR_KINDS) metrics.batchErrors.inc({ kind }, 0);
+  return metrics;
+}
+
+function registerDrainerMetrics(registry: Registry): DrainerMetrics {
   const registers = [registry];
   return {
     published: new Counter({ name: 'outbox_published_total', help: 'Messages appended to the event log', registers }),

@@ -209,6 +209,11 @@ class GroupPartition {
 
   /** Stops delivering and forgets in-flight work (the next owner redelivers from the cursor). */
   abort(): void {
+    if (!this.#stopped && !this.#g.holds(this.partition)) {
+      // This gateway no longer reports the partition's lag: a frozen last value (often 0)
+      // would hide the lag of a partition nobody consumes. Its next owner reports it.
+      this.#g.deps.metrics.consumerLag.remove({ group: this.#g.name, partition: String(this.partition) });
+    }
     this.#stopped = true;
     clearInterval(this.#flushTimer);
     clearInterval(this.#replayTimer);
@@ -502,6 +507,10 @@ class GroupRuntime {
       rebalance: deps.health?.watchdog(`group ${name} lease rebalance`, LOOP_SILENCE_MS),
     };
     this.#dogs = [dogs.renewal, dogs.rebalance].filter((d) => d !== undefined);
+    // Exported at 0 from the group's start here: a group's first dead letter or
+    // redelivery then shows as an increase, not as a series appearing at 1.
+    deps.metrics.deadLetters.inc({ group: name }, 0);
+    deps.metrics.redeliveries.inc({ group: name }, 0);
     this.#coordinator = new PartitionCoordinator({
       onRound: (loop, ok) => {
         dogs[loop]?.beat();
@@ -551,6 +560,11 @@ class GroupRuntime {
     await this.#coordinator.stop();
     for (const d of this.#dogs) d.dispose();
     for (const p of [...this.#partitions.keys()]) this.#drop(p);
+  }
+
+  /** Whether a (running or starting) partition `p` of this group is held here. */
+  holds(p: number): boolean {
+    return this.#partitions.has(p);
   }
 
   /** A partition found a newer epoch downstream: stop it and let its lease lapse for a clean re-acquire. */

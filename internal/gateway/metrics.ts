@@ -1,3 +1,5 @@
+import { AUTH_ERROR_CODES } from '../auth/index.js';
+import { CLIENT_OPS, CloseCode } from '../protocol/index.js';
 import { Counter, Gauge, Histogram, type Registry } from '../telemetry/index.js';
 
 /** The gateway's metrics, on the binary's own registry. */
@@ -17,8 +19,35 @@ export interface GatewayMetrics {
   slowConsumerBuffered: Histogram;
 }
 
-/** Registers the gateway metrics on `registry`. */
+/**
+ * Label values known before anything happens, exported at 0 from the start: a
+ * series that first appears already at 1 is invisible to `rate()` and
+ * `increase()`, so its first occurrence would never show nor alert.
+ */
+const KNOWN_LABELS = {
+  /** Why AUTH failed: a verifier code, or a refreshed token naming another subject. */
+  authReasons: [...AUTH_ERROR_CODES, 'SUBJECT_CHANGED'],
+  /** Requests the topic ACL can refuse. */
+  aclOps: ['SUBSCRIBE', 'PUBLISH'],
+  /** Client frames: every op, and frames that did not parse. */
+  framesIn: [...CLIENT_OPS, 'invalid'],
+  framesOut: ['OK', 'ERR', 'EVENT'],
+  /** Codes the gateway closes with itself (ws closes oversized frames with 1009 on its own, uncounted). */
+  closeCodes: Object.values(CloseCode).filter((c) => c !== CloseCode.MESSAGE_TOO_LARGE),
+} as const;
+
+/** Registers the gateway metrics on `registry`, labelled counters at 0 for their known label values. */
 export function createGatewayMetrics(registry: Registry): GatewayMetrics {
+  const metrics = registerGatewayMetrics(registry);
+  for (const reason of KNOWN_LABELS.authReasons) metrics.authFailures.inc({ reason }, 0);
+  for (const op of KNOWN_LABELS.aclOps) metrics.aclDenials.inc({ op }, 0);
+  for (const op of KNOWN_LABELS.framesIn) metrics.framesIn.inc({ op }, 0);
+  for (const op of KNOWN_LABELS.framesOut) metrics.framesOut.inc({ op }, 0);
+  for (const code of KNOWN_LABELS.closeCodes) metrics.closes.inc({ code: String(code) }, 0);
+  return metrics;
+}
+
+function registerGatewayMetrics(registry: Registry): GatewayMetrics {
   const registers = [registry];
   return {
     connections: new Gauge({ name: 'gateway_connections', help: 'Open WebSocket connections', registers }),
