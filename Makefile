@@ -25,7 +25,7 @@ JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools kube-tools chromium build typecheck lint test dev bench bench-drain bench-gateway bench-groups centrifugo clean
+.PHONY: help deps tools kube-tools chromium prometheus build typecheck lint test dev bench bench-drain bench-gateway bench-groups centrifugo clean
 
 help:
 	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
@@ -113,6 +113,24 @@ chromium:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 	@$(CHROMIUM_PATH) --version
 
+# promtool (alert rule unit tests) and prometheus (the dashboard's and rules' queries against a real
+# server scraping the binaries) from Debian's prometheus package. Its service must not start:
+# policy-rc.d denies it (a denying one is put in place for the install where none exists), and
+# a daemon the package started anyway (it runs as the `prometheus` user) is stopped by pid.
+PROMTOOL_PATH ?= /usr/bin/promtool
+PROMETHEUS_PATH ?= /usr/bin/prometheus
+prometheus:
+	@test -x $(PROMTOOL_PATH) -a -x $(PROMETHEUS_PATH) || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=1; \
+	    printf '#!/bin/sh\nexit 101\n' | $$sudo tee /usr/sbin/policy-rc.d >/dev/null && $$sudo chmod 755 /usr/sbin/policy-rc.d; fi; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  rc=$$?; [ -z "$$policy" ] || $$sudo rm -f /usr/sbin/policy-rc.d; \
+	  daemons=$$(pgrep -u prometheus -x prometheus || true); \
+	  if [ -n "$$daemons" ]; then echo "stopping the packaged prometheus service ($$daemons)"; $$sudo kill $$daemons; fi; \
+	  exit $$rc; }
+	@set -o pipefail; $(PROMTOOL_PATH) --version | head -1 && test -x $(PROMETHEUS_PATH)
+
 # dist is rebuilt from scratch: a file left from a source that moved would be packed and shipped.
 build: $(NODE_DEPS)
 	rm -rf dist
@@ -129,7 +147,7 @@ lint: $(NODE_DEPS)
 	npx eslint --max-warnings 0 .
 	npx prettier --check --log-level warn $(PRETTIER_FILES)
 
-test: $(NODE_DEPS) tools $(MJS_JAR) kube-tools chromium build typecheck lint
+test: $(NODE_DEPS) tools $(MJS_JAR) kube-tools chromium prometheus build typecheck lint
 	@mkdir -p test-artifacts
 	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
 	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
