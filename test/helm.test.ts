@@ -159,6 +159,23 @@ describe('helm chart', () => {
     expect(byKind(objs, 'HorizontalPodAutoscaler')[0]?.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6 });
     expect(byKind(objs, 'ServiceMonitor')).toHaveLength(2);
     expect(byKind(objs, 'PodMonitor')).toHaveLength(1);
+    // Every scrape endpoint labels its target `binary` from the pod's component label (the alert
+    // rules' `up{binary=...}`), and keeps the `binary` label the binaries export themselves.
+    type Monitor = { spec: { endpoints?: unknown[]; podMetricsEndpoints?: unknown[] } };
+    const scrapes = [...byKind(objs, 'ServiceMonitor'), ...byKind(objs, 'PodMonitor')].flatMap((m) => {
+      const spec = (m as unknown as Monitor).spec;
+      return [...(spec.endpoints ?? []), ...(spec.podMetricsEndpoints ?? [])];
+    });
+    expect(scrapes).toHaveLength(4);
+    for (const e of scrapes)
+      expect(e).toMatchObject({
+        honorLabels: true,
+        relabelings: [{ sourceLabels: ['__meta_kubernetes_pod_label_app_kubernetes_io_component'], targetLabel: 'binary' }],
+      });
+    for (const c of ['drainer', 'gateway', 'ops']) {
+      const meta = deployment(objs, c).spec.template.metadata as { labels?: Record<string, string> };
+      expect(meta.labels?.['app.kubernetes.io/component']).toBe(c);
+    }
     expect(byKind(objs, 'NetworkPolicy')).toHaveLength(2);
     expect(byKind(objs, 'PodDisruptionBudget')).toHaveLength(3);
     // Kubernetes leases: a Role limited to leases, bound to the chart's service account, whose token is mounted.

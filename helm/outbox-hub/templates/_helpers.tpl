@@ -59,3 +59,15 @@ tolerations: {{- toYaml . | nindent 2 }}
 affinity: {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+{{/*
+Target labels of every scrape (ServiceMonitor and PodMonitor endpoints): `binary` from the
+pod's component label, so `up` names the binary (the alert rules in files/alerts.yaml expect
+it). honorLabels keeps the `binary` label the binaries put on their own metrics as it is,
+instead of renaming it exported_binary.
+*/}}
+{{- define "outbox-hub.scrapeLabels" -}}
+honorLabels: true
+relabelings:
+  - sourceLabels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
+    targetLabel: binary
+{{- end -}}
