@@ -26,6 +26,7 @@ export type {
   EventLog,
   LogEvent,
   MatchCount,
+  MatchQuery,
   PartitionHead,
   ReadRange,
   SeqRange,

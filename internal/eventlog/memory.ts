@@ -1,14 +1,14 @@
-import { EventLogError, assertLimit, assertPartition, assertRange, fenced } from './errors.js';
-import type { TopicPattern } from '../topic/index.js';
+import { EventLogError, assertLimit, assertPartition, fenced } from './errors.js';
+import { MatchTally } from './count.js';
 import type {
   AppendResult,
   EventInput,
   EventLog,
   LogEvent,
   MatchCount,
+  MatchQuery,
   PartitionHead,
   ReadRange,
-  SeqRange,
   SequenceGap,
   StallReport,
 } from './types.js';
@@ -111,22 +111,19 @@ export class MemoryEventLog implements EventLog {
     return run(() => ({ seq: this.#s.heads.get(partition) ?? 0, epoch: this.#s.fences.get(partition) ?? 0 }));
   }
 
-  countMatching(ranges: ReadonlyMap<number, SeqRange>, filter: TopicPattern): Promise<Map<number, MatchCount>> {
+  countMatching(queries: readonly MatchQuery[]): Promise<Array<Map<number, MatchCount>>> {
     return run(() => {
-      const out = new Map<number, MatchCount>();
-      for (const [partition, range] of ranges) {
-        assertPartition(partition);
-        assertRange(range);
+      const tally = new MatchTally(queries);
+      for (const [partition, ranges] of tally.union()) {
         const slots = this.#s.slots(partition);
-        for (let seq = range.afterSeq + 1; seq <= range.toSeq; seq++) {
-          const e = slots.get(seq);
-          if (!e || e.gap || !filter.matches(e.topic)) continue;
-          const m = out.get(partition);
-          if (m) m.count++;
-          else out.set(partition, { count: 1, firstPublishedAt: e.publishedAt });
+        for (const r of ranges) {
+          for (let seq = r.afterSeq + 1; seq <= r.toSeq; seq++) {
+            const e = slots.get(seq);
+            if (e) tally.add(e);
+          }
         }
       }
-      return out;
+      return tally.results();
     });
   }
 

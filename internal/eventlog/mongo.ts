@@ -1,17 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Collection, Db, Filter } from 'mongodb';
-import { ensureCollections, followChangeStream, isDuplicateKeyError, isNotImplementedError } from '../mongo/index.js';
-import type { TopicPattern } from '../topic/index.js';
-import { EventLogError, assertLimit, assertPartition, assertRange, fenced } from './errors.js';
+import { ensureCollections, followChangeStream, isDuplicateKeyError } from '../mongo/index.js';
+import { MatchTally } from './count.js';
+import { EventLogError, assertLimit, assertPartition, fenced } from './errors.js';
 import type {
   AppendResult,
   EventInput,
   EventLog,
   LogEvent,
   MatchCount,
+  MatchQuery,
   PartitionHead,
   ReadRange,
-  SeqRange,
   SequenceGap,
   StallReport,
 } from './types.js';
@@ -163,8 +163,6 @@ export class MongoEventLog implements EventLog {
   readonly #fences: Collection<FenceDocument>;
   readonly #stalls: Collection<StallDocument>;
   readonly #writers = new Map<number, WriterState>();
-  /** Learnt from the server's answer: `$group` has no `$min` here. */
-  #noMinAccumulator = false;
 
   constructor(db: Db, names: Partial<EventCollections> = {}) {
     const n = { ...DEFAULT_EVENT_COLLECTIONS, ...names };
@@ -418,45 +416,19 @@ export class MongoEventLog implements EventLog {
     return docs.map(toEvent);
   }
 
-  async countMatching(ranges: ReadonlyMap<number, SeqRange>, filter: TopicPattern): Promise<Map<number, MatchCount>> {
-    const clauses = [...ranges]
-      .filter(([partition, range]) => {
-        assertPartition(partition);
-        assertRange(range);
-        return range.toSeq > range.afterSeq;
-      })
-      .map(([partition, r]) => ({ partition, seq: { $gt: r.afterSeq, $lte: r.toSeq } }));
-    const out = new Map<number, MatchCount>();
-    if (clauses.length === 0) return out;
-    // Index-backed per range ((partition, seq)); an exact topic is an equality, a pattern an anchored regex.
-    const match: Filter<EventDocument> = {
-      ...(clauses.length === 1 ? clauses[0] : { $or: clauses }),
-      topic: filter.exact ? filter.source : { $regex: filter.regexSource() },
-      gap: { $ne: true as const },
-    };
-    if (!this.#noMinAccumulator) {
-      try {
-        const rows = await this.#events
-          .aggregate<{ _id: number; n: number; first: Date }>([
-            { $match: match },
-            { $group: { _id: '$partition', n: { $sum: 1 }, first: { $min: '$publishedAt' } } },
-          ])
-          .toArray();
-        for (const r of rows) out.set(r._id, { count: r.n, firstPublishedAt: r.first });
-        return out;
-      } catch (err) {
-        if (!isNotImplementedError(err)) throw err;
-        // FerretDB 1.x has no `$min` in `$group`: read the matches instead (one query, still bounded by the ranges).
-        this.#noMinAccumulator = true;
-      }
+  async countMatching(queries: readonly MatchQuery[]): Promise<Array<Map<number, MatchCount>>> {
+    const tally = new MatchTally(queries);
+    // One read for every query: each merged range is index-backed ((partition, seq)) and bounded by the caller.
+    const clauses = [...tally.union()].flatMap(([partition, ranges]) =>
+      ranges.map((r) => ({ partition, seq: { $gt: r.afterSeq, $lte: r.toSeq } })),
+    );
+    if (clauses.length > 0) {
+      const cursor = this.#events.find(clauses.length === 1 ? (clauses[0] as Filter<EventDocument>) : { $or: clauses }, {
+        projection: { _id: 0, partition: 1, seq: 1, topic: 1, publishedAt: 1, gap: 1 },
+      });
+      for await (const d of cursor) tally.add(d);
     }
-    const cursor = this.#events.find(match, { projection: { _id: 0, partition: 1, publishedAt: 1 }, sort: { partition: 1, seq: 1 } });
-    for await (const d of cursor) {
-      const m = out.get(d.partition);
-      if (m) m.count++;
-      else out.set(d.partition, { count: 1, firstPublishedAt: d.publishedAt });
-    }
-    return out;
+    return tally.results();
   }
 
   async head(partition: number): Promise<PartitionHead> {

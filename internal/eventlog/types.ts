@@ -48,12 +48,18 @@ export interface SeqRange {
   toSeq: number;
 }
 
-/** What {@link EventLog.countMatching} found in one range. */
+/** One question for {@link EventLog.countMatching}: which events of these ranges match this filter. */
+export interface MatchQuery {
+  ranges: ReadonlyMap<number, SeqRange>;
+  filter: TopicPattern;
+}
+
+/** What {@link EventLog.countMatching} found in one partition's range. */
 export interface MatchCount {
   /** Events in the range whose topic matches (gap fillers never do). */
   count: number;
-  /** When the oldest of them was appended, or null when none matches. */
-  firstPublishedAt: Date | null;
+  /** When the first of them (lowest sequence) was appended. */
+  firstPublishedAt: Date;
 }
 
 /** Head sequence and fence epoch of a partition. */
@@ -106,11 +112,13 @@ export interface EventLog {
   readAfter(positions: ReadonlyMap<number, number>, limit: number): Promise<LogEvent[]>;
   head(partition: number): Promise<PartitionHead>;
   /**
-   * Per partition, how many events of the range match `filter` and when the
-   * first of them was appended (a consumer group's lag). The work is bounded by
-   * the ranges' lengths: callers bound them. Partitions without a match are left out.
+   * For each query, per partition: how many events of its range match its
+   * filter, and when the first of them was appended (consumer groups' lag).
+   * All queries are answered from one read of the union of their ranges, so
+   * the work is bounded by the ranges' lengths (callers bound them), not by the
+   * number of queries. Partitions without a match are left out.
    */
-  countMatching(ranges: ReadonlyMap<number, SeqRange>, filter: TopicPattern): Promise<Map<number, MatchCount>>;
+  countMatching(queries: readonly MatchQuery[]): Promise<Array<Map<number, MatchCount>>>;
   /** The latest event of `topic` with `key`, or null. */
   latestByKey(topic: string, key: string): Promise<LogEvent | null>;
   get(id: string): Promise<LogEvent | null>;

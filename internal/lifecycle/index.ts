@@ -85,24 +85,31 @@ export async function runService(service: Service, options: RunOptions): Promise
 /**
  * Calls `fn` every `intervalMs` until `signal` aborts; never overlaps calls.
  * Resolves once stopped. `fn` errors go to `onError` and do not stop the loop.
+ * With `spacing` k, the wait after a call is at least k times as long as the
+ * call took: a loop that is slow on a slow server takes at most 1/(k+1) of
+ * its time.
  */
 export async function repeat(
   intervalMs: number,
   signal: AbortSignal,
   fn: () => Promise<void>,
   onError: (err: unknown) => void,
+  options: { spacing?: number } = {},
 ): Promise<void> {
+  let wait = intervalMs;
   while (!signal.aborted) {
     try {
-      await sleep(intervalMs, undefined, { signal });
+      await sleep(wait, undefined, { signal });
     } catch {
       return; // the signal aborted the wait: stopping
     }
+    const started = Date.now();
     try {
       await fn();
     } catch (err) {
       onError(err);
     }
+    wait = Math.max(intervalMs, (options.spacing ?? 0) * (Date.now() - started));
   }
 }
 

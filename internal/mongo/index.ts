@@ -245,15 +245,9 @@ export function mongoSettings(r: EnvReader): MongoSettings {
 /** Server error codes the adapters decide on (MongoDB's `error_codes.yml`). */
 export const MONGO_ERROR = Object.freeze({
   NamespaceExists: 48,
-  /** The server does not implement an operator or stage (FerretDB 1.x: `$min` in `$group`). */
-  NotImplemented: 238,
   DuplicateKey: 11000,
 });
 
-/** True when the server answered that it does not implement what was asked (code 238). */
-export function isNotImplementedError(err: unknown): boolean {
-  return err instanceof MongoServerError && err.code === MONGO_ERROR.NotImplemented;
-}
 
 /** A collection and the indexes it must have. */
 export interface CollectionSpec {

@@ -1,4 +1,4 @@
-import type { EventLog, SeqRange } from '../eventlog/index.js';
+import type { EventLog, MatchCount, SeqRange } from '../eventlog/index.js';
 import { groupLeaseGroup, type GroupStore } from '../groupstore/index.js';
 import type { LeaseStore } from '../lease/index.js';
 import { TopicPattern } from '../topic/index.js';
@@ -10,7 +10,7 @@ import { TopicPattern } from '../topic/index.js';
  */
 export const LAG_WINDOW = 5_000;
 
-/** Groups whose lag is computed at the same time (each is one or two queries). */
+/** Groups whose state (cursors, gateways, dead letters) is read at the same time. */
 const CONCURRENCY = 4;
 
 /** Lag of one group partition. */
@@ -46,12 +46,23 @@ export interface GroupLagPorts {
   leases: LeaseStore;
 }
 
+interface GroupState {
+  group: string;
+  filter: string;
+  everything: boolean;
+  cursors: Map<number, number>;
+  ranges: Map<number, SeqRange>;
+  gateways: number;
+  deadLetters: number;
+}
+
 /**
  * Computes each registered group's lag by its own filter: per partition, the
  * events after the group's cursor whose topic the filter matches, and how old
- * the first of them is. One sample costs per group: its cursors, its gateways,
- * its dead-letter count and one bounded count over the log (none when the
- * group is at the head everywhere).
+ * the first of them is. One sample costs, per group, its cursors, its gateways
+ * and its dead-letter count, plus one read of the log for all groups together,
+ * bounded by {@link LAG_WINDOW} per partition and group (none when every group
+ * is at the head).
  */
 export class GroupLag {
   readonly #p: GroupLagPorts;
@@ -63,55 +74,66 @@ export class GroupLag {
   /** Every registered group (at most `limit`), against the partition heads given. */
   async sample(heads: readonly number[], limit: number, now = Date.now()): Promise<GroupView[]> {
     const registry = await this.#p.groups.listGroups(limit);
-    const out: GroupView[] = [];
+    const states: GroupState[] = [];
     for (let i = 0; i < registry.length; i += CONCURRENCY) {
       const slice = registry.slice(i, i + CONCURRENCY);
-      out.push(...(await Promise.all(slice.map((g) => this.#view(g.name, g.filter, heads, now)))));
+      states.push(...(await Promise.all(slice.map((g) => this.#state(g.name, g.filter, heads)))));
     }
-    return out;
+    const counted = await this.#p.log.countMatching(states.map((g) => ({ ranges: g.ranges, filter: TopicPattern.compile(g.filter) })));
+    return states.map((g, i) => view(g, heads, counted[i] ?? new Map<number, MatchCount>(), now));
   }
 
-  async #view(group: string, filter: string, heads: readonly number[], now: number): Promise<GroupView> {
+  async #state(group: string, filter: string, heads: readonly number[]): Promise<GroupState> {
     const [cursors, gateways, deadLetters] = await Promise.all([
       this.#p.groups.loadCursors(group),
       this.#p.leases.members(groupLeaseGroup(group)),
       this.#p.groups.countDeadLetters(group),
     ]);
     const pattern = TopicPattern.compile(filter);
-    // `**` matches every event: the lag is the distance to the head, no counting needed.
-    const everything = pattern.segments.length === 1 && pattern.segments[0] === '**';
     const ranges = new Map<number, SeqRange>();
     heads.forEach((head, partition) => {
       const cursor = cursors.get(partition) ?? 0;
       if (head > cursor) ranges.set(partition, { afterSeq: cursor, toSeq: Math.min(head, cursor + LAG_WINDOW) });
     });
-    const counted = await this.#p.log.countMatching(ranges, pattern);
-    const partitions = heads.map((head, partition): GroupPartitionRow => {
-      const cursor = cursors.get(partition) ?? 0;
-      const range = ranges.get(partition);
-      const m = counted.get(partition);
-      const behind = Math.max(0, head - cursor);
-      const seen = range ? range.toSeq - range.afterSeq : 0;
-      const exact = everything || behind === seen;
-      const matched = m?.count ?? 0;
-      return {
-        partition,
-        cursor,
-        head,
-        lagEvents: everything ? behind : exact ? matched : Math.round((matched * behind) / Math.max(1, seen)),
-        lagExact: exact,
-        lagSeconds: m?.firstPublishedAt ? Math.max(0, (now - m.firstPublishedAt.getTime()) / 1000) : 0,
-      };
-    });
     return {
       group,
       filter,
+      // `**` matches every event: its lag is the distance to the head, counting only finds the first one's age.
+      everything: pattern.segments.length === 1 && pattern.segments[0] === '**',
+      cursors,
+      ranges,
       gateways: gateways.length,
-      lagEvents: partitions.reduce((n, p) => n + p.lagEvents, 0),
-      lagExact: partitions.every((p) => p.lagExact),
-      maxLagSeconds: Math.max(0, ...partitions.map((p) => p.lagSeconds)),
       deadLetters,
-      partitions,
     };
   }
+}
+
+function view(g: GroupState, heads: readonly number[], counted: ReadonlyMap<number, MatchCount>, now: number): GroupView {
+  const partitions = heads.map((head, partition): GroupPartitionRow => {
+    const cursor = g.cursors.get(partition) ?? 0;
+    const range = g.ranges.get(partition);
+    const m = counted.get(partition);
+    const behind = Math.max(0, head - cursor);
+    const seen = range ? range.toSeq - range.afterSeq : 0;
+    const exact = g.everything || behind === seen;
+    const matched = m?.count ?? 0;
+    return {
+      partition,
+      cursor,
+      head,
+      lagEvents: g.everything ? behind : exact ? matched : Math.round((matched * behind) / Math.max(1, seen)),
+      lagExact: exact,
+      lagSeconds: m ? Math.max(0, (now - m.firstPublishedAt.getTime()) / 1000) : 0,
+    };
+  });
+  return {
+    group: g.group,
+    filter: g.filter,
+    gateways: g.gateways,
+    lagEvents: partitions.reduce((n, p) => n + p.lagEvents, 0),
+    lagExact: partitions.every((p) => p.lagExact),
+    maxLagSeconds: Math.max(0, ...partitions.map((p) => p.lagSeconds)),
+    deadLetters: g.deadLetters,
+    partitions,
+  };
 }

@@ -12,5 +12,6 @@
 export { OpsApp } from './app.js';
 export { loadOpsConfig, type OpsConfig } from './config.js';
 export { GroupLag, LAG_WINDOW, type GroupLagPorts, type GroupPartitionRow, type GroupView } from './groups.js';
+export { OpsMetrics } from './metrics.js';
 export { OpsError, type OpsErrorCode } from './params.js';
 export { OpsQueries, type Snapshot } from './queries.js';

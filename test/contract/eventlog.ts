@@ -203,7 +203,7 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       expect(latest?.payload).toEqual({ n: 3 });
     });
 
-    it("counts the events of each range that match a filter, with the first one's time (gap fillers never match)", async () => {
+    it("counts, for several filters at once, the events of each range that match, with the first one's time (gap fillers never match)", async () => {
       const pair = await factory();
       const { a, b } = pair;
       await a.append(5, 1, [ev('orders.created', 'k', 1), ev('billing.paid', 'k', 2), ev('orders.eu.created', 'k', 3)]);
@@ -217,27 +217,45 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
         [7, { afterSeq: 0, toSeq: 1 }],
         [8, { afterSeq: 0, toSeq: 0 }],
       ]);
-      const one = await b.countMatching(ranges, TopicPattern.compile('orders.*'));
-      expect([...one].sort((x, y) => x[0] - y[0]).map(([p, m]) => [p, m.count])).toEqual([
+      const q = (filter: string, r: ReadonlyMap<number, { afterSeq: number; toSeq: number }> = ranges) => ({
+        ranges: r,
+        filter: TopicPattern.compile(filter),
+      });
+      const counts = (m: Map<number, { count: number }> | undefined) =>
+        [...(m ?? [])].sort((x, y) => x[0] - y[0]).map(([p, c]) => [p, c.count]);
+      const [one, exact, everything, eu, other] = await b.countMatching([
+        q('orders.*'),
+        q('orders.created'),
+        q('**'),
+        q('**.eu.*'),
+        // Another group further behind in partition 5 only: overlapping ranges are each counted in full.
+        q('orders.*', new Map([[5, { afterSeq: 0, toSeq: 5 }]])),
+      ]);
+      expect(counts(one)).toEqual([
         [5, 2],
         [6, 1],
       ]);
-      expect(one.get(5)?.firstPublishedAt?.getTime()).toBe(all[3]?.publishedAt.getTime());
-      const exact = await b.countMatching(ranges, TopicPattern.compile('orders.created'));
-      expect(exact.get(5)?.count).toBe(1);
-      expect(exact.get(6)?.count).toBe(1);
-      const everything = await b.countMatching(ranges, TopicPattern.compile('**'));
-      expect([...everything.values()].reduce((n, m) => n + m.count, 0)).toBe(4 + 2 + 1);
-      expect((await b.countMatching(ranges, TopicPattern.compile('**.eu.*'))).get(5)?.count).toBe(1);
-      expect(await b.countMatching(new Map(), TopicPattern.compile('**'))).toEqual(new Map());
+      expect(one?.get(5)?.firstPublishedAt.getTime()).toBe(all[3]?.publishedAt.getTime());
+      expect(counts(exact)).toEqual([
+        [5, 1],
+        [6, 1],
+      ]);
+      expect(counts(everything)).toEqual([
+        [5, 4],
+        [6, 2],
+        [7, 1],
+      ]);
+      expect(counts(eu)).toEqual([[5, 1]]);
+      expect(counts(other)).toEqual([[5, 3]]);
+      expect(other?.get(5)?.firstPublishedAt.getTime()).toBe(all[0]?.publishedAt.getTime());
+      expect(await b.countMatching([])).toEqual([]);
+      expect(await b.countMatching([q('**', new Map())])).toEqual([new Map()]);
       // A filler written into a hole is never counted.
       await a.append(7, 1, [ev('billing.paid', 'i', 10), ev('billing.paid', 'i', 11)]);
       await pair.punchHole(7, 2);
       expect(await a.repairGap(7, 1, { minAgeMs: 0 })).toMatchObject({ from: 2, to: 2 });
-      expect((await b.countMatching(new Map([[7, { afterSeq: 0, toSeq: 3 }]]), TopicPattern.compile('**'))).get(7)?.count).toBe(2);
-      await expect(b.countMatching(new Map([[0, { afterSeq: 5, toSeq: 2 }]]), TopicPattern.compile('**'))).rejects.toMatchObject({
-        code: 'INVALID_RANGE',
-      });
+      expect(counts((await b.countMatching([q('**', new Map([[7, { afterSeq: 0, toSeq: 3 }]]))]))[0])).toEqual([[7, 2]]);
+      await expect(b.countMatching([q('**', new Map([[0, { afterSeq: 5, toSeq: 2 }]]))])).rejects.toMatchObject({ code: 'INVALID_RANGE' });
     });
 
     it('refuses malformed ranges and epochs with typed errors', async () => {
