@@ -8,6 +8,7 @@ import { createDrainerMetrics } from '../internal/drainer/index.js';
 import { createGatewayMetrics } from '../internal/gateway/index.js';
 import { Health } from '../internal/health/index.js';
 import { createLogger } from '../internal/log/index.js';
+import { OpsMetrics } from '../internal/ops/index.js';
 import { createRegistry } from '../internal/telemetry/index.js';
 
 /** Series Prometheus writes itself for every target (not exported by a binary). */
@@ -21,7 +22,9 @@ async function exported(): Promise<Set<string>> {
   createGatewayMetrics(gateway);
   // Every binary's Health registers hub_ready, hub_healthy and hub_db_errors_total.
   for (const r of [drainer, gateway]) new Health({ log: createLogger({ level: 'error' }), registry: r });
-  for (const r of [drainer, gateway]) for (const m of await r.getMetricsAsJSON()) names.add(m.name);
+  const ops = createRegistry('ops');
+  new OpsMetrics(ops);
+  for (const r of [drainer, gateway, ops]) for (const m of await r.getMetricsAsJSON()) names.add(m.name);
   // ops registers its request counter when its app starts; its name is fixed here.
   names.add('ops_http_requests_total');
   for (const s of SCRAPE_SERIES) names.add(s);
