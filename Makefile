@@ -25,7 +25,7 @@ JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools kube-tools chromium prometheus build typecheck lint test dev bench bench-drain bench-gateway bench-groups centrifugo clean
+.PHONY: help deps tools kube-tools chromium prometheus build typecheck lint test dev bench bench-drain bench-gateway bench-groups bench-ops centrifugo clean
 
 help:
 	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
@@ -155,13 +155,17 @@ test: $(NODE_DEPS) tools $(MJS_JAR) kube-tools chromium prometheus build typeche
 dev: $(NODE_DEPS) tools build
 	node dist/test/harness/dev.js
 
-bench: bench-drain bench-gateway bench-groups
+bench: bench-drain bench-gateway bench-groups bench-ops
 
 bench-drain: $(NODE_DEPS) tools build
 	node dist/bench/drain.js
 
 bench-gateway: $(NODE_DEPS) tools $(CENTRIFUGO) build
 	CENTRIFUGO=$(CENTRIFUGO) node dist/bench/gateway.js
+
+# 100,000 events and 20 groups on the test server (or MONGO_URL); times every ops read endpoint.
+bench-ops: $(NODE_DEPS) tools build
+	node dist/bench/ops.js
 
 # In memory: no database needed.
 bench-groups: $(NODE_DEPS) build
