@@ -248,7 +248,6 @@ export const MONGO_ERROR = Object.freeze({
   DuplicateKey: 11000,
 });
 
-
 /** A collection and the indexes it must have. */
 export interface CollectionSpec {
   name: string;
