@@ -31,8 +31,13 @@ export class MatchTally {
     this.#results = queries.map(() => new Map<number, MatchCount & { firstSeq: number }>());
   }
 
-  /** Per partition, the merged ranges to read (each sequence once, however many queries ask for it). */
-  union(): Map<number, SeqRange[]> {
+  /**
+   * Per partition, the merged ranges to read (each sequence once, however many
+   * queries ask for it). Ranges less than `slack` apart are read as one: a few
+   * sequences more, for a simpler query (a server that evaluates every clause
+   * of an `$or` on every document it scans pays per clause).
+   */
+  union(slack = 0): Map<number, SeqRange[]> {
     const per = new Map<number, SeqRange[]>();
     for (const q of this.#queries) {
       for (const [p, r] of q.ranges) if (r.toSeq > r.afterSeq) per.set(p, [...(per.get(p) ?? []), r]);
@@ -41,7 +46,7 @@ export class MatchTally {
       const merged: SeqRange[] = [];
       for (const r of [...ranges].sort((a, b) => a.afterSeq - b.afterSeq)) {
         const last = merged.at(-1);
-        if (last && r.afterSeq <= last.toSeq) last.toSeq = Math.max(last.toSeq, r.toSeq);
+        if (last && r.afterSeq <= last.toSeq + slack) last.toSeq = Math.max(last.toSeq, r.toSeq);
         else merged.push({ ...r });
       }
       per.set(p, merged);

@@ -8,7 +8,7 @@ import { TopicPattern } from '../topic/index.js';
  * Beyond it the lag is extrapolated from what matched within it (and marked
  * estimated): a sample's work stays bounded however far behind a group is.
  */
-export const LAG_WINDOW = 5_000;
+export const LAG_WINDOW = 1_000;
 
 /** Groups whose state (cursors, gateways, dead letters) is read at the same time. */
 const CONCURRENCY = 4;
@@ -90,16 +90,17 @@ export class GroupLag {
       this.#p.groups.countDeadLetters(group),
     ]);
     const pattern = TopicPattern.compile(filter);
+    // `**` matches every event: its lag is the distance to the head; only the first event's age is read.
+    const everything = pattern.segments.length === 1 && pattern.segments[0] === '**';
     const ranges = new Map<number, SeqRange>();
     heads.forEach((head, partition) => {
       const cursor = cursors.get(partition) ?? 0;
-      if (head > cursor) ranges.set(partition, { afterSeq: cursor, toSeq: Math.min(head, cursor + LAG_WINDOW) });
+      if (head > cursor) ranges.set(partition, { afterSeq: cursor, toSeq: Math.min(head, cursor + (everything ? 1 : LAG_WINDOW)) });
     });
     return {
       group,
       filter,
-      // `**` matches every event: its lag is the distance to the head, counting only finds the first one's age.
-      everything: pattern.segments.length === 1 && pattern.segments[0] === '**',
+      everything,
       cursors,
       ranges,
       gateways: gateways.length,
