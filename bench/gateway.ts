@@ -74,6 +74,8 @@ interface Target {
   connections(): Promise<number>;
   /** Publication frames the server has written to clients, from its metrics. */
   delivered(): Promise<number>;
+  /** Where the time goes along the server's path, from its own histograms (one line), if it has any. */
+  stages?(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -97,6 +99,8 @@ interface Result {
   cpu: Array<{ name: string; seconds: number }>;
   fanoutSeconds: number;
   load: [number, number];
+  /** Where the time goes on the server's path (from its own histograms), when it reports that. */
+  stages: string | undefined;
 }
 
 function rssKb(pid: number): number {
@@ -125,6 +129,17 @@ async function metric(port: number, name: string, labels = ''): Promise<number> 
     return Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return 0;
+}
+
+/** The upper bounds (seconds) of the buckets holding quantiles `qs` of histogram `name`, from a Prometheus text page. */
+async function histogramQuantiles(port: number, name: string, qs: number[]): Promise<number[]> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\} (\\d+)`, 'gm'))].map((m) => ({
+    le: Number(m[1] === '+Inf' ? Infinity : m[1]),
+    n: Number(m[2]),
+  }));
+  const total = buckets.at(-1)?.n ?? 0;
+  return qs.map((q) => buckets.find((b) => b.n >= q * total)?.le ?? Number.NaN);
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -304,6 +319,12 @@ async function startOutboxHub(db: TestServer): Promise<Target> {
     ...(inspectPort === 0 ? {} : { profiler: await profiler(inspectPort) }),
     connections: async () => metric(gatewayMetrics, 'gateway_connections'),
     delivered: async () => metric(gatewayMetrics, 'gateway_frames_out_total', 'op="EVENT"'),
+    async stages() {
+      const ms = (qs: number[]) => qs.map((v) => (Number.isFinite(v) ? `≤ ${Math.round(v * 1000)}` : '> 30,000')).join(' / ');
+      const drained = await histogramQuantiles(drainerMetrics, 'outbox_commit_to_publish_seconds', [0.5, 0.99]);
+      const delivered = await histogramQuantiles(gatewayMetrics, 'gateway_publish_to_deliver_seconds', [0.5, 0.99]);
+      return `outbox write → in the log (drainer) p50 / p99 ${ms(drained)} ms; outbox write → written to a subscriber's socket (gateway) ${ms(delivered)} ms (histogram buckets)`;
+    },
     async stop() {
       publisher.terminate();
       await stop();
@@ -535,6 +556,7 @@ async function run(target: Target): Promise<Result> {
       cpu,
       fanoutSeconds,
       load: [load0, loadavg()[0] as number],
+      stages: await target.stages?.(),
     };
   } finally {
     for (const ws of sockets) ws.terminate();
@@ -575,7 +597,8 @@ function report(results: Result[]): string {
       `- ${r.label}: server reported ${int(r.serverConnections)} connections and wrote ${int(r.serverDelivered)} publication frames; ` +
       `${r.publishFailures} failed publishes; events offered at ${r.offeredRate.toFixed(1)}/s; ` +
       `CPU during the ${r.fanoutSeconds.toFixed(1)} s fan-out: ${r.cpu.map((c) => `${c.name} ${c.seconds.toFixed(1)} s`).join(', ')}; ` +
-      `load average ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}`,
+      `load average ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}` +
+      (r.stages ? `; ${r.stages}` : ''),
   );
   const gateway = results.find((r) => r.label === 'Outbox Hub gateway');
   if (gateway) {
