@@ -3,6 +3,7 @@
  * in real headless Chromium.
  */
 import { mkdirSync } from 'node:fs';
+import type { Db } from 'mongodb';
 import { chromium } from 'playwright-core';
 import { MongoEventLog } from '../internal/eventlog/index.js';
 import { MongoGroupStore, groupLeaseGroup, migrateGroups } from '../internal/groupstore/index.js';
@@ -46,14 +47,19 @@ afterAll(async () => {
   for (const a of apps) await a.stop();
 });
 
-/** Seeds: events in partition 0 and 1, pending messages, one dead message, drainer leases on 0-2, a lagging group with a dead letter. */
-async function seed(dbName: string): Promise<{ pendingIds: string[] }> {
+/** A database with every collection ops reads (4 partitions), and its event log. */
+async function migrated(dbName: string): Promise<{ db: Db; log: MongoEventLog }> {
   const db = t.client.db(dbName);
   await migrateOutbox(db, { partitions: 4 });
   await migrateEventLog(db);
   await migrateLeases(db);
   await migrateGroups(db);
-  const log = new MongoEventLog(db);
+  return { db, log: new MongoEventLog(db) };
+}
+
+/** Seeds: events in partition 0 and 1, pending messages, one dead message, drainer leases on 0-2, a lagging group with a dead letter. */
+async function seed(dbName: string): Promise<{ pendingIds: string[] }> {
+  const { db, log } = await migrated(dbName);
   const mk = (i: number, key: string) => ({
     id: `ev-${key}-${i}`,
     topic: 'orders.created',
@@ -313,12 +319,7 @@ it('renders the dashboard in Chromium: problems at a glance, leases, and a worki
 describe('ops work is bounded', () => {
   /** Seeds `groups` groups (filters alternating) over `events` events per partition, each group half way. */
   async function seedMany(dbName: string, groups: number, events: number): Promise<void> {
-    const db = t.client.db(dbName);
-    await migrateOutbox(db, { partitions: 4 });
-    await migrateEventLog(db);
-    await migrateLeases(db);
-    await migrateGroups(db);
-    const log = new MongoEventLog(db);
+    const { db, log } = await migrated(dbName);
     for (let p = 0; p < 4; p++) {
       for (let from = 0; from < events; from += 100) {
         const batch = Array.from({ length: Math.min(100, events - from) }, (_, i) => ({
