@@ -40,11 +40,16 @@ export class MatchTally {
   union(slack = 0): Map<number, SeqRange[]> {
     const per = new Map<number, SeqRange[]>();
     for (const q of this.#queries) {
-      for (const [p, r] of q.ranges) if (r.toSeq > r.afterSeq) per.set(p, [...(per.get(p) ?? []), r]);
+      for (const [p, r] of q.ranges) {
+        if (r.toSeq <= r.afterSeq) continue;
+        const list = per.get(p);
+        if (list) list.push(r);
+        else per.set(p, [r]);
+      }
     }
     for (const [p, ranges] of per) {
       const merged: SeqRange[] = [];
-      for (const r of [...ranges].sort((a, b) => a.afterSeq - b.afterSeq)) {
+      for (const r of ranges.sort((a, b) => a.afterSeq - b.afterSeq)) {
         const last = merged.at(-1);
         if (last && r.afterSeq <= last.toSeq + slack) last.toSeq = Math.max(last.toSeq, r.toSeq);
         else merged.push({ ...r });

@@ -151,7 +151,7 @@ export class GatewayApp implements Service {
       groups: this.#groups,
       metrics,
       log: this.#log,
-      databaseUp: () => this.#health.isOk('database'),
+      database: { up: () => this.#health.isOk('database'), onDown: (listener) => this.#health.onFail('database', listener) },
     });
     await this.#server.start();
     // Presence for operators: ops lists the gateways seen alive.

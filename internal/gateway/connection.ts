@@ -28,8 +28,15 @@ export interface ConnectionDeps {
   groups: GroupManager;
   metrics: GatewayMetrics;
   log: Logger;
-  /** False while the database probe fails: requests needing it are refused at once. */
-  databaseUp?: () => boolean;
+  /** The database as the probe sees it: requests needing it are refused at once while it is down. */
+  database?: DatabaseState;
+}
+
+/** Whether the database answers its probe, and the moment it stops. */
+export interface DatabaseState {
+  up(): boolean;
+  /** Calls `listener` when the database is found down; returns its removal. */
+  onDown(listener: () => void): () => void;
 }
 
 type State = 'authenticating' | 'open' | 'closed';
@@ -51,28 +58,26 @@ class DeadlineError extends GatewayError {
   }
 }
 
-/** How often a request waiting on the database re-checks whether the database is known down. */
-const DOWN_CHECK_MS = 250;
-
 /**
- * `promise`, or a {@link DeadlineError} after `ms` or as soon as `down()` says the
- * database is unreachable (a request sent just before an outage is answered when the
- * probe notices, not after the whole deadline). No timer outlives the race.
+ * `promise`, or a {@link DeadlineError} after `ms` or as soon as the database is
+ * found down (a request sent just before an outage is answered when the probe
+ * notices, not after the whole deadline). Neither the timer nor the listener
+ * outlives the race.
  */
-async function withDeadline<T>(promise: Promise<T>, ms: number, down?: () => boolean): Promise<T> {
+async function withDeadline<T>(promise: Promise<T>, ms: number, database?: DatabaseState): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  let check: NodeJS.Timeout | undefined;
+  let unlisten: (() => void) | undefined;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new DeadlineError(`the database did not confirm within ${ms} ms`)), ms);
-        if (down) check = setInterval(() => void (down() && reject(new DeadlineError('the database became unreachable'))), DOWN_CHECK_MS);
+        unlisten = database?.onDown(() => reject(new DeadlineError('the database became unreachable')));
       }),
     ]);
   } finally {
     clearTimeout(timer);
-    clearInterval(check);
+    unlisten?.();
   }
 }
 
@@ -383,7 +388,7 @@ export class Connection {
     }
     if (!this.#publishBucket.take()) return this.#err(f.id, 'RATE_LIMITED', 'publish rate limit exceeded; slow down');
     // Known down: say so at once instead of making the client wait for a timeout.
-    if (this.#d.databaseUp?.() === false) return this.#err(f.id, 'UNAVAILABLE', 'the database is unreachable; retry');
+    if (this.#d.database?.up() === false) return this.#err(f.id, 'UNAVAILABLE', 'the database is unreachable; retry');
     try {
       const receipt = await this.#bounded(
         this.#d.outbox.add({
@@ -427,7 +432,7 @@ export class Connection {
 
   /** A database request a client is waiting on: UNAVAILABLE after PUBLISH_TIMEOUT or once the database is known down. */
   #bounded<T>(request: Promise<T>): Promise<T> {
-    return withDeadline(request, this.#d.config.publishTimeoutMs, () => this.#d.databaseUp?.() === false);
+    return withDeadline(request, this.#d.config.publishTimeoutMs, this.#d.database);
   }
 
   async #subscribe(f: Extract<ClientFrame, { op: 'SUBSCRIBE' }>): Promise<void> {

@@ -62,6 +62,8 @@ interface DogState {
 export class Health {
   readonly #o: HealthOptions;
   readonly #conditions = new Map<string, { ok: boolean; reason: string }>();
+  /** Per condition name, who wants to hear the moment it stops holding. */
+  readonly #onFail = new Map<string, Set<() => void>>();
   readonly #dogs = new Map<string, DogState>();
   readonly #dbErrors: Counter<'source'> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -104,16 +106,31 @@ export class Health {
   condition(name: string, initial: { ok: boolean; reason?: string } = { ok: false, reason: 'starting' }): Condition {
     this.#conditions.set(name, { ok: initial.ok, reason: initial.reason ?? '' });
     const conditions = this.#conditions;
+    const onFail = this.#onFail;
     return {
       name,
       set(ok: boolean, reason = '') {
-        if (conditions.has(name)) conditions.set(name, { ok, reason });
+        const was = conditions.get(name);
+        if (!was) return;
+        conditions.set(name, { ok, reason });
+        if (was.ok && !ok) for (const listener of [...(onFail.get(name) ?? [])]) listener();
       },
       get ok() {
         return conditions.get(name)?.ok ?? true;
       },
       dispose: () => void conditions.delete(name),
     };
+  }
+
+  /**
+   * Calls `listener` each time condition `name` goes from holding to failing
+   * (e.g. the database probe notices an outage). Returns its removal.
+   */
+  onFail(name: string, listener: () => void): () => void {
+    let set = this.#onFail.get(name);
+    if (!set) this.#onFail.set(name, (set = new Set()));
+    set.add(listener);
+    return () => void set.delete(listener);
   }
 
   /** A watchdog for a loop that goes round at least every `maxSilenceMs`. */

@@ -217,7 +217,7 @@ export class OpsApp implements Service {
       '/api/overview',
       read(async (_req, res) => {
         const snap = sampled();
-        const partitions = q().partitions();
+        const partitions = q().partitions(snap);
         const [backlog, leases, stalls] = await Promise.all([q().backlog(), q().leases(), q().stalls(STALL_REPORT_STALE_MS)]);
         res.json({
           at: new Date(),
@@ -251,8 +251,7 @@ export class OpsApp implements Service {
     app.get(
       '/api/partitions',
       read((_req, res) => {
-        sampled();
-        res.json(q().partitions());
+        res.json(q().partitions(sampled()));
         return Promise.resolve();
       }),
     );

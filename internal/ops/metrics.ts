@@ -17,30 +17,14 @@ export class OpsMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.#lagEvents = new Gauge({
-      name: 'ops_group_lag_events',
-      help: "Events after a consumer group's cursors that match its filter (sampled)",
-      labelNames: ['group'],
-      registers,
-    });
-    this.#lagSeconds = new Gauge({
-      name: 'ops_group_lag_seconds',
-      help: 'Age of the oldest event a consumer group has not acknowledged yet that matches its filter (sampled)',
-      labelNames: ['group'],
-      registers,
-    });
-    this.#gateways = new Gauge({
-      name: 'ops_group_gateways',
-      help: 'Gateways serving members of a consumer group (0: nobody consumes it)',
-      labelNames: ['group'],
-      registers,
-    });
-    this.#deadLetters = new Gauge({
-      name: 'ops_group_dead_letters',
-      help: 'Dead letters of a consumer group waiting for an operator',
-      labelNames: ['group'],
-      registers,
-    });
+    const perGroup = (name: string, help: string): Gauge<'group'> => new Gauge({ name, help, labelNames: ['group'], registers });
+    this.#lagEvents = perGroup('ops_group_lag_events', "Events after a consumer group's cursors that match its filter (sampled)");
+    this.#lagSeconds = perGroup(
+      'ops_group_lag_seconds',
+      'Age of the oldest event a consumer group has not acknowledged yet that matches its filter (sampled)',
+    );
+    this.#gateways = perGroup('ops_group_gateways', 'Gateways serving members of a consumer group (0: nobody consumes it)');
+    this.#deadLetters = perGroup('ops_group_dead_letters', 'Dead letters of a consumer group waiting for an operator');
     this.#lapsed = new Gauge({
       name: 'ops_lapsed_replicas',
       help: 'Replicas that stopped heartbeating without leaving in the last hour',

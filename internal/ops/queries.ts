@@ -35,9 +35,10 @@ export interface Snapshot {
 export const LAPSED_WINDOW_MS = 60 * 60_000;
 
 /**
- * The read models behind the ops API. Every query is index-backed (partition
- * keyed, `_id`, or small registries): nothing scans the event log or loads a
- * collection into memory. What costs more than a few lookups (group lag by
+ * The read models behind the ops API. Every query is keyed by partition (and
+ * sequence), `_id` or a small registry, so index-backed on MongoDB (FerretDB
+ * scans for every query; see the README), and nothing loads a collection into
+ * memory. What costs more than a few lookups (group lag by
  * filter, lapsed replicas) and rates come from a sample taken on an interval
  * ({@link sample}) and kept in memory: requests never wait for it, and its
  * cost does not grow with how many requests come in.
@@ -132,10 +133,10 @@ export class OpsQueries {
     return Promise.all(this.#range().map(async (p) => (await this.#log.head(p)).seq));
   }
 
-  /** Heads and rates per partition as of the last sample. */
-  partitions(): Array<{ partition: number; head: number; ratePerSecond: number }> {
+  /** Heads and rates per partition as of sample `snap`. */
+  partitions(snap: Snapshot): Array<{ partition: number; head: number; ratePerSecond: number }> {
     const rates = this.#rates();
-    return (this.#snapshot?.heads ?? []).map((head, partition) => ({
+    return snap.heads.map((head, partition) => ({
       partition,
       head,
       ratePerSecond: Number((rates[partition] ?? 0).toFixed(2)),
@@ -143,8 +144,8 @@ export class OpsQueries {
   }
 
   /**
-   * Deletes a consumer group and its state, refused while a gateway serves
-   * members of it (they would write its cursors again). Returns false when no
+   * Deletes a consumer group and its state, refused (`active`) while a gateway
+   * serves members of it (they would write its cursors again); `absent` when no
    * such group exists.
    */
   async deleteGroup(group: string): Promise<'deleted' | 'absent' | 'active'> {
