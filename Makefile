@@ -2,23 +2,42 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Tools are built once per machine into a cache outside the clone, one folder per tool and
+# version (a fresh clone on the same machine, as CI makes, reuses them); .tools/bin and
+# .tools/lib in the clone hold links to the versions this Makefile pins.
 TOOLS      := $(CURDIR)/.tools
+TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/outbox-hub/tools
 FERRETDB_VERSION := v1.24.2
+FERRETDB_BUILT := $(TOOLS_CACHE)/ferretdb-$(FERRETDB_VERSION)/ferretdb
 FERRETDB   := $(TOOLS)/bin/ferretdb
+# SecantusDB (crates.io `secantus-mdb`, server `secantusd-rs`): MongoDB's wire protocol over
+# WiredTiger, a single-node replica set with transactions and change streams. The embedded
+# default and primary test server. GPL-2.0: a development and test tool only, never shipped.
+SECANTUS_VERSION := 0.5.3-beta.196
+SECANTUS_HOME := $(TOOLS_CACHE)/secantus-mdb-$(SECANTUS_VERSION)
+SECANTUS_BUILT := $(SECANTUS_HOME)/bin/secantusd-rs
+SECANTUS   := $(TOOLS)/bin/secantusd-rs
 HELM_VERSION := v3.19.0
+HELM_BUILT := $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
 HELM       := $(TOOLS)/bin/helm
 ETCD_VERSION := v3.6.16
+ETCD_BUILT := $(TOOLS_CACHE)/etcd-$(ETCD_VERSION)/etcd
 ETCD       := $(TOOLS)/bin/etcd
 KUBE_VERSION := v1.36.3
+KUBE_APISERVER_BUILT := $(TOOLS_CACHE)/kube-apiserver-$(KUBE_VERSION)/kube-apiserver
 KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
 PROM_OPERATOR_VERSION := v0.85.0
+PROM_CRDS_BUILT := $(TOOLS_CACHE)/crds/prometheus-operator-$(PROM_OPERATOR_VERSION)
 PROM_CRDS  := $(TOOLS)/crds/prometheus-operator-$(PROM_OPERATOR_VERSION)
 # The jar's name carries a hash of its sources (test/harness/server.ts computes the same one), so
-# an edit builds a new jar and worktrees sharing .tools never run a stale one.
+# an edit builds a new jar and worktrees sharing the cache never run a stale one.
 MJS_DIR    := test/harness/mongo-java-server
 MJS_HASH   := $(shell cd $(MJS_DIR) && cat pom.xml $$(find src -type f | LC_ALL=C sort) | sha256sum | cut -c1-12)
-MJS_JAR    := $(TOOLS)/lib/outbox-hub-mongo-java-server-$(MJS_HASH).jar
+MJS_NAME   := outbox-hub-mongo-java-server-$(MJS_HASH).jar
+MJS_BUILT  := $(TOOLS_CACHE)/lib/$(MJS_NAME)
+MJS_JAR    := $(TOOLS)/lib/$(MJS_NAME)
 CENTRIFUGO_VERSION := v6.9.1
+CENTRIFUGO_BUILT := $(TOOLS_CACHE)/centrifugo-$(CENTRIFUGO_VERSION)/centrifugo
 CENTRIFUGO := $(TOOLS)/bin/centrifugo
 NODE_DEPS  := node_modules/.installed
 JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
@@ -28,7 +47,7 @@ export GOFLAGS := -mod=mod
 .PHONY: help deps tools kube-tools chromium prometheus build typecheck lint test dev bench bench-drain bench-gateway bench-groups bench-ops centrifugo clean
 
 help:
-	@echo "make dev    - run the hub (drainers) on MONGO_URL or an embedded FerretDB"
+	@echo "make dev    - run the hub on MONGO_URL or an embedded SecantusDB"
 	@echo "make test   - type-check and run the whole suite against real MongoDB-wire servers (and a real kube-apiserver)"
 	@echo "make bench  - drain, gateway (beside Centrifugo) and group-dispatch benchmarks (numbers in README)"
 
@@ -38,56 +57,89 @@ $(NODE_DEPS): package.json package-lock.json
 
 deps: $(NODE_DEPS)
 
+# A link in .tools to a tool in the cache (made again when the pinned version changes).
+define link-tool
+	@mkdir -p $(dir $@)
+	@ln -sfn $< $@
+endef
+
 # FerretDB from the Go module proxy. Its version check wants build/version/version.txt,
 # which only its release tooling writes, so we build from a writable copy of the module.
-$(FERRETDB):
-	@mkdir -p $(TOOLS)/bin $(TOOLS)/src
+$(FERRETDB_BUILT):
+	@mkdir -p $(dir $@) $(TOOLS_CACHE)/src
 	@dir=$$(go mod download -json github.com/FerretDB/FerretDB@$(FERRETDB_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",\?$$/\1/p'); \
 	  test -n "$$dir" || { echo "cannot download FerretDB $(FERRETDB_VERSION)"; exit 1; }; \
-	  rm -rf $(TOOLS)/src/ferretdb && cp -r "$$dir" $(TOOLS)/src/ferretdb && chmod -R u+w $(TOOLS)/src/ferretdb && \
-	  echo $(FERRETDB_VERSION) > $(TOOLS)/src/ferretdb/build/version/version.txt && \
-	  cd $(TOOLS)/src/ferretdb && go build -trimpath -o $(FERRETDB) ./cmd/ferretdb
-	@$(FERRETDB) --version | head -1
+	  src=$$(mktemp -d $(TOOLS_CACHE)/src/ferretdb.XXXXXX) && trap 'rm -rf "$$src"' EXIT && \
+	  cp -r "$$dir"/. "$$src" && chmod -R u+w "$$src" && \
+	  echo $(FERRETDB_VERSION) > "$$src/build/version/version.txt" && \
+	  (cd "$$src" && go build -trimpath -o $@.tmp ./cmd/ferretdb) && mv $@.tmp $@
+	@$@ --version | head -1
+$(FERRETDB): $(FERRETDB_BUILT)
+	$(link-tool)
+
+# SecantusDB from crates.io with the machine's stable Rust (the crate declares a newer
+# rust-version than it needs). Installed into a scratch root, then renamed into place, so an
+# interrupted build leaves nothing that looks finished. Fails loudly: never a silent fallback.
+$(SECANTUS_BUILT):
+	@command -v cargo >/dev/null || { echo "!!! cargo (Rust) is needed to build SecantusDB $(SECANTUS_VERSION), the test and dev server" >&2; exit 1; }
+	@mkdir -p $(TOOLS_CACHE)
+	@root=$$(mktemp -d $(TOOLS_CACHE)/secantus-build.XXXXXX) && trap 'rm -rf "$$root"' EXIT && \
+	  echo "building SecantusDB $(SECANTUS_VERSION) from crates.io (about 4 minutes on 2 cores, once per machine)" && \
+	  nice -n 10 cargo install --quiet secantus-mdb --version $(SECANTUS_VERSION) --ignore-rust-version --root "$$root" && \
+	  rm -rf $(SECANTUS_HOME) && mv "$$root" $(SECANTUS_HOME)
+	@$@ --version
+$(SECANTUS): $(SECANTUS_BUILT)
+	$(link-tool)
 
 # Helm from the Go module proxy (it is not packaged here).
-$(HELM):
-	@mkdir -p $(TOOLS)/bin
-	GOBIN=$(TOOLS)/bin go install -trimpath helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
-	@$(HELM) version --short
+$(HELM_BUILT):
+	@mkdir -p $(dir $@)
+	GOBIN=$(dir $@) go install -trimpath helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@$@ version --short
+$(HELM): $(HELM_BUILT)
+	$(link-tool)
 
-# mongo-java-server 1.47.0 (in-memory backend) from Maven Central, the second wire server every
-# `make test` runs beside the primary one. Built in a scratch copy, then renamed into place, so
-# concurrent builds from several worktrees cannot leave a half-written jar.
-$(MJS_JAR):
-	@mkdir -p $(TOOLS)/lib $(TOOLS)/src
-	@tmp=$$(mktemp -d $(TOOLS)/src/mongo-java-server.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && \
+# mongo-java-server 1.47.0 (in-memory backend) from Maven Central, a wire server of the test
+# matrix. Built in a scratch copy, then renamed into place, so concurrent builds from several
+# worktrees cannot leave a half-written jar.
+$(MJS_BUILT):
+	@mkdir -p $(dir $@) $(TOOLS_CACHE)/src
+	@tmp=$$(mktemp -d $(TOOLS_CACHE)/src/mongo-java-server.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && \
 	  cp -r $(MJS_DIR)/pom.xml $(MJS_DIR)/src "$$tmp"/ && \
 	  mvn -B -q -f "$$tmp/pom.xml" package && \
 	  mv "$$tmp/target/outbox-hub-mongo-java-server.jar" $@
 	@echo "mongo-java-server jar: $@"
+$(MJS_JAR): $(MJS_BUILT)
+	$(link-tool)
 
-tools: $(FERRETDB) $(HELM) $(MJS_JAR)
+tools: $(SECANTUS) $(FERRETDB) $(HELM) $(MJS_JAR)
 
 # A real Kubernetes API server for the chart, Lease backend and lease-mode process tests
 # (no controller-manager, scheduler or kubelet). Both built from the Go module proxy by
 # scripts/build-kube-tools.sh, one after the other (kube-apiserver alone peaks at ~2.3 GB
 # and takes ~6 CPU-minutes the first time), niced to leave the machine usable.
-$(ETCD):
+$(ETCD_BUILT):
 	nice -n 10 scripts/build-kube-tools.sh etcd $(ETCD_VERSION) $@
 	@$@ --version | head -1
+$(ETCD): $(ETCD_BUILT)
+	$(link-tool)
 
-$(KUBE_APISERVER): | $(ETCD)
+$(KUBE_APISERVER_BUILT): | $(ETCD_BUILT)
 	nice -n 10 scripts/build-kube-tools.sh kube-apiserver $(KUBE_VERSION) $@
 	@$@ --version
+$(KUBE_APISERVER): $(KUBE_APISERVER_BUILT)
+	$(link-tool)
 
 # ServiceMonitor, PodMonitor and PrometheusRule CRDs, which values-all.yaml needs installed.
-$(PROM_CRDS):
+$(PROM_CRDS_BUILT):
 	@dir=$$(go mod download -json github.com/prometheus-operator/prometheus-operator@$(PROM_OPERATOR_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",\?$$/\1/p'); \
 	  test -n "$$dir" || { echo "cannot download prometheus-operator $(PROM_OPERATOR_VERSION)"; exit 1; }; \
 	  rm -rf $@.tmp && mkdir -p $@.tmp && \
 	  for kind in servicemonitors podmonitors prometheusrules; do \
 	    cp "$$dir/example/prometheus-operator-crd/monitoring.coreos.com_$$kind.yaml" $@.tmp/ || exit 1; done; \
 	  chmod -R u+w $@.tmp && mv $@.tmp $@
+$(PROM_CRDS): $(PROM_CRDS_BUILT)
+	$(link-tool)
 
 # Never fails: without these the Kubernetes tests are reported as skipped, naming what is missing.
 kube-tools:
@@ -95,13 +147,15 @@ kube-tools:
 	  echo "!!! could not build etcd $(ETCD_VERSION) / kube-apiserver $(KUBE_VERSION) / CRDs: the Kubernetes tests will be SKIPPED" >&2
 
 # Centrifugo from the Go module proxy, only for the gateway benchmark's side-by-side run.
-# Built once into the shared tools folder, niced: the build takes minutes on two cores.
-$(CENTRIFUGO):
-	@mkdir -p $(TOOLS)/bin
-	GOBIN=$(TOOLS)/bin nice -n 10 go install -trimpath \
+# Built once into the tools cache, niced: the build takes minutes on two cores.
+$(CENTRIFUGO_BUILT):
+	@mkdir -p $(dir $@)
+	GOBIN=$(dir $@) nice -n 10 go install -trimpath \
 	  -ldflags "-X github.com/centrifugal/centrifugo/v6/internal/build.Version=$(CENTRIFUGO_VERSION:v%=%)" \
 	  github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION)
-	@$(CENTRIFUGO) version
+	@$@ version
+$(CENTRIFUGO): $(CENTRIFUGO_BUILT)
+	$(link-tool)
 
 centrifugo: $(CENTRIFUGO)
 
@@ -147,7 +201,7 @@ lint: $(NODE_DEPS)
 	npx eslint --max-warnings 0 .
 	npx prettier --check --log-level warn $(PRETTIER_FILES)
 
-test: $(NODE_DEPS) tools $(MJS_JAR) kube-tools chromium prometheus build typecheck lint
+test: $(NODE_DEPS) tools kube-tools chromium prometheus build typecheck lint
 	@mkdir -p test-artifacts
 	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
 	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'

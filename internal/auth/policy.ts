@@ -53,6 +53,9 @@ function covers(groups: Groups, group: string): boolean {
   return groups.any || groups.names.has(group);
 }
 
+/** Most subscription decisions a policy remembers. */
+const DECISION_CACHE_SIZE = 256;
+
 /** Most rules one token may carry (after expanding topic lists): bounds the per-check work. */
 export const MAX_RULES = 256;
 
@@ -82,6 +85,12 @@ export class Policy {
   readonly #deny: readonly Rule[];
   /** Some rule names groups: groups are then granted explicitly. */
   readonly #groupsScoped: boolean;
+  /**
+   * Subscription decisions already made, by group and filter: a client repeating a
+   * SUBSCRIBE/UNSUBSCRIBE pair, or a re-AUTH re-checking its subscriptions, costs a
+   * lookup. Bounded: emptied when it reaches {@link DECISION_CACHE_SIZE}.
+   */
+  readonly #decided = new Map<string, boolean>();
 
   private constructor(allow: Rule[], deny: Rule[]) {
     this.#allow = allow;
@@ -165,6 +174,17 @@ export class Policy {
    * member of that consumer group? Every topic the filter can match must be allowed.
    */
   canSubscribe(filter: TopicPattern, group?: string): boolean {
+    const key = `${group ?? ''}\u0000${filter.source}`;
+    let decision = this.#decided.get(key);
+    if (decision === undefined) {
+      decision = this.#decide(filter, group);
+      if (this.#decided.size >= DECISION_CACHE_SIZE) this.#decided.clear();
+      this.#decided.set(key, decision);
+    }
+    return decision;
+  }
+
+  #decide(filter: TopicPattern, group: string | undefined): boolean {
     const denied = this.#deny.some(
       (r) =>
         r.actions.has('subscribe') &&

@@ -142,8 +142,12 @@ export async function createJoseVerifier(options: JoseVerifierOptions): Promise<
       const subject = payload.sub as unknown;
       if (typeof subject !== 'string' || subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH)
         throw new AuthError('CLAIMS_INVALID', `sub must be a non-empty string of at most ${MAX_SUBJECT_LENGTH} characters`);
+      // jose checks exp against the clock, not its range: an exp past what a Date can hold
+      // (1e13 s, 1e400 = Infinity) would make an Invalid Date and a NaN expiry timer.
+      const expiresAt = new Date((payload.exp as number) * 1000);
+      if (!Number.isFinite(expiresAt.getTime())) throw new AuthError('CLAIMS_INVALID', 'exp is outside the range of representable dates');
       const policy = Policy.fromClaims(payload);
-      return Object.freeze({ subject, expiresAt: new Date((payload.exp as number) * 1000), policy });
+      return Object.freeze({ subject, expiresAt, policy });
     },
   };
 }

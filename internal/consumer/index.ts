@@ -102,20 +102,27 @@ export class MongoDedupeStore {
     const { client, transactions } = this.#o;
     if (client && transactions) {
       const session = client.startSession();
+      let recording = false;
       try {
         let outcome: ProcessOutcome = 'processed';
         await session.withTransaction(async () => {
-          outcome = 'processed';
-          try {
-            await this.#c.insertOne({ _id, group, eventId, status: 'done', leaseUntil: new Date(), at: new Date() }, { session });
-          } catch (err) {
-            if (!isDuplicateKeyError(err)) throw err;
-            outcome = 'duplicate';
-            return;
-          }
+          // Read first: a record committed earlier means a duplicate, with no write error.
+          // A write error aborts the transaction on the server, so none is ever caught in
+          // here (the commit would fail with NoSuchTransaction, labelled transient, and the
+          // driver would retry the callback until its time limit).
+          outcome = (await this.#c.findOne({ _id }, { session, projection: { _id: 1 } })) ? 'duplicate' : 'processed';
+          if (outcome === 'duplicate') return;
+          recording = true;
+          await this.#c.insertOne({ _id, group, eventId, status: 'done', leaseUntil: new Date(), at: new Date() }, { session });
+          recording = false;
           await fn({ session });
         });
         return outcome;
+      } catch (err) {
+        // Another worker's record committed between our read and our insert: the transaction
+        // is aborted (nothing of ours committed) and the event was processed by that worker.
+        if (recording && isDuplicateKeyError(err)) return 'duplicate';
+        throw err;
       } finally {
         await session.endSession();
       }

@@ -84,6 +84,11 @@ async function withDeadline<T>(promise: Promise<T>, ms: number, database?: Datab
 /** Most bytes gathered for one write before the socket is flushed within a tick. */
 const MAX_CORKED_BYTES = 64 * 1024;
 
+/** Frames that change a connection's authentication or subscriptions: run one at a time. */
+const CONTROL_OPS: ReadonlySet<ClientFrame['op']> = new Set(['AUTH', 'SUBSCRIBE', 'UNSUBSCRIBE']);
+/** Control frames one connection may have waiting (each may wait on the database). */
+const MAX_QUEUED_CONTROL = 64;
+
 /** Consecutive malformed frames tolerated before the connection is closed. */
 const MAX_BAD_FRAMES = 10;
 /** How long a slow consumer gets to read up to the close frame before its socket is destroyed. */
@@ -123,6 +128,13 @@ export class Connection {
   #expiryTimer: NodeJS.Timeout | undefined;
   #badFrames = 0;
   #authPending: Promise<void> | undefined;
+  /**
+   * AUTH, SUBSCRIBE and UNSUBSCRIBE run one at a time, in arrival order: a check and
+   * the subscription-table update it guards never have another control frame between
+   * them, whatever the awaits in between (a group join waits on the database).
+   */
+  #control: Promise<void> = Promise.resolve();
+  #controlQueued = 0;
   /** Answered the last heartbeat ping. */
   alive = true;
 
@@ -270,8 +282,20 @@ export class Connection {
     }
     this.#badFrames = 0;
     this.#d.metrics.framesIn.inc({ op: parsed.op });
-    // Requests pipelined behind an AUTH wait for it, so AUTH + SUBSCRIBE in one go works.
-    const run = this.#authPending ? this.#authPending.then(() => this.#handle(parsed)) : this.#handle(parsed);
+    let run: Promise<void>;
+    if (CONTROL_OPS.has(parsed.op)) {
+      if (this.#controlQueued >= MAX_QUEUED_CONTROL) {
+        this.#err(parsed.id, 'RATE_LIMITED', `more than ${MAX_QUEUED_CONTROL} AUTH/SUBSCRIBE/UNSUBSCRIBE waiting; wait for their answers`);
+        return;
+      }
+      this.#controlQueued++;
+      run = this.#control.then(() => this.#handle(parsed)).finally(() => this.#controlQueued--);
+      // The next control frame waits for this one to settle; its failure is answered by `run` below.
+      this.#control = run.catch(() => undefined);
+    } else {
+      // Requests pipelined behind an AUTH wait for it, so AUTH + PUBLISH in one go works.
+      run = this.#authPending ? this.#authPending.then(() => this.#handle(parsed)) : this.#handle(parsed);
+    }
     if (parsed.op === 'AUTH') {
       // Requests queued behind the AUTH only wait for it; its failure is answered by `run` itself.
       const pending = run.catch(() => undefined);
@@ -286,6 +310,8 @@ export class Connection {
       // Only a failure that can pass is reported as one to retry.
       if (retryable(err)) this.#err(parsed.id, 'UNAVAILABLE', 'the request could not be completed; retry');
       else this.#err(parsed.id, 'INTERNAL', 'the request failed; retrying it unchanged will not help');
+      // An AUTH that failed half-way must not leave a session behind.
+      if (parsed.op === 'AUTH') this.close(CloseCode.AUTH_FAILED, 'authentication failed');
     });
   }
 
@@ -351,6 +377,8 @@ export class Connection {
     this.#state = 'open';
     clearTimeout(this.#authTimer);
     this.#armExpiry(principal.expiresAt.getTime());
+    // An expiry already past closed the connection: nothing more to answer.
+    if ((this.#state as State) === 'closed') return;
     // A refreshed token may grant less: drop what is no longer allowed.
     for (const s of [...this.#subs.values()]) {
       if (principal.policy.canSubscribe(s.pattern, s.group?.name)) continue;
@@ -485,9 +513,12 @@ export class Connection {
     let replaying = from !== 'now';
     let held: Array<[LogEvent, string]> = [];
     const sent = new Map<number, number>();
+    // Once unsubscribed or revoked nothing more is sent, a replay under way included.
+    const state = { closed: false };
     const live: LiveSubscription = {
       pattern,
       offer: (event, json) => {
+        if (state.closed) return;
         if (replaying) {
           if (held.length >= this.#d.config.maxReplay) this.close(CloseCode.SLOW_CONSUMER, 'too many events arrived during replay');
           else held.push([event, json]);
@@ -499,13 +530,15 @@ export class Connection {
     hub.add(live);
     const start = (): void => {
       if (!replaying) return;
-      void this.#replay(id, pattern, from, sent)
+      void this.#replay(id, pattern, from, sent, state)
         .catch((err: unknown) => {
+          if (state.closed) return;
           this.#log.warn('replay failed', { sub: id, err: describeError(err) });
           this.#err(null, 'UNAVAILABLE', 'replay failed; resubscribe to retry', { sub: id });
         })
         .finally(() => {
-          for (const [event, json] of held) if (event.seq > (sent.get(event.partition) ?? 0)) this.#sendEvent(id, event, json, 1);
+          if (!state.closed)
+            for (const [event, json] of held) if (event.seq > (sent.get(event.partition) ?? 0)) this.#sendEvent(id, event, json, 1);
           held = [];
           replaying = false;
         });
@@ -516,6 +549,8 @@ export class Connection {
       group: undefined,
       start,
       close: () => {
+        state.closed = true;
+        held = [];
         hub.remove(live);
         return Promise.resolve();
       },
@@ -523,7 +558,13 @@ export class Connection {
   }
 
   /** Sends committed events after `from`, up to the tail's position at the start, in order per partition. */
-  async #replay(id: string, pattern: TopicPattern, from: StartFrom, sent: Map<number, number>): Promise<void> {
+  async #replay(
+    id: string,
+    pattern: TopicPattern,
+    from: StartFrom,
+    sent: Map<number, number>,
+    sub: { readonly closed: boolean },
+  ): Promise<void> {
     const { eventLog, tail, config } = this.#d;
     const starts = new Map<number, number>();
     for (let p = 0; p < config.partitions; p++) {
@@ -534,11 +575,11 @@ export class Connection {
     for (const [partition, after] of starts) {
       const until = tail.position(partition);
       let cursor = after;
-      while (cursor < until && budget > 0 && this.#state !== 'closed') {
+      while (cursor < until && budget > 0 && !sub.closed) {
         const events = await eventLog.read({ partition, afterSeq: cursor, limit: Math.min(500, budget) });
         if (events.length === 0) break;
         for (const e of events) {
-          if (e.seq > until) break;
+          if (e.seq > until || sub.closed) break;
           cursor = e.seq;
           if (e.gap || !pattern.matches(e.topic)) continue;
           budget--;
@@ -548,6 +589,6 @@ export class Connection {
       }
       sent.set(partition, Math.max(cursor, until));
     }
-    if (budget <= 0) this.#err(null, 'REPLAY_TRUNCATED', `replay stopped after ${config.maxReplay} events`, { sub: id });
+    if (budget <= 0 && !sub.closed) this.#err(null, 'REPLAY_TRUNCATED', `replay stopped after ${config.maxReplay} events`, { sub: id });
   }
 }

@@ -336,7 +336,12 @@ class GroupPartition {
       }
     }
     d.timer = setTimeout(() => this.#retry(d, undefined, 'ack timeout'), this.#g.deps.settings.ackTimeoutMs);
-    if (!slot.member.send(d.event, d.deliveries)) this.#retry(d, 0, 'member gone', false);
+    if (slot.member.send(d.event, d.deliveries)) return;
+    // The member can no longer receive (its connection closed): it leaves the group now, so
+    // this delivery (not counted: it never went out) and any others it held go to other
+    // members instead of back to it in a loop.
+    this.#retry(d, 0, 'member gone', false);
+    this.#g.remove(slot);
   }
 
   ack(d: Delivery): boolean {

@@ -18,9 +18,8 @@ function copy<T>(value: T): T {
   if (value instanceof Date) return new Date(value.getTime()) as T;
   if (Array.isArray(value)) return value.map((v: unknown) => copy(v)) as T;
   if (typeof value === 'object' && value !== null) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = copy(v);
-    return out as T;
+    // fromEntries defines own properties: a payload key named __proto__ stays a key.
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, copy(v)])) as T;
   }
   return value;
 }

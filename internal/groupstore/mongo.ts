@@ -185,11 +185,15 @@ export class MongoGroupStore implements GroupStore {
 
   async recordDeliveries(group: string, partition: number, eventId: string, seq: number, deliveries: number): Promise<void> {
     checkCursor(partition, seq, deliveries);
-    await this.#deliveries.updateOne(
-      { _id: `${group}/${eventId}` },
-      { $set: { group, partition, seq }, $max: { deliveries } },
-      { upsert: true },
-    );
+    const filter = { _id: `${group}/${eventId}` };
+    const update = { $set: { group, partition, seq }, $max: { deliveries } };
+    try {
+      await this.#deliveries.updateOne(filter, update, { upsert: true });
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+      // Two upserts of one count raced and the other inserted first: apply ours to its document.
+      await this.#deliveries.updateOne(filter, update);
+    }
   }
 
   async loadDeliveries(group: string, partition: number, afterSeq: number): Promise<DeliveryState> {

@@ -34,8 +34,11 @@ export interface ServerCapabilities {
   readonly changeStreams: boolean;
   /** Change streams on a whole database (mongo-java-server accepts them but never delivers an event). */
   readonly databaseChangeStreams: boolean;
-  /** `mongodb`, `ferretdb`, or `mongo-java-server` (an in-memory server for tests). */
-  readonly flavor: 'mongodb' | 'ferretdb' | 'mongo-java-server';
+  /**
+   * `mongodb`; or a server that speaks its wire protocol: `secantusdb` (WiredTiger, a
+   * single-node replica set for tests), `ferretdb`, `mongo-java-server` (in memory, for tests).
+   */
+  readonly flavor: 'mongodb' | 'secantusdb' | 'ferretdb' | 'mongo-java-server';
   readonly version: string;
 }
 
@@ -120,6 +123,7 @@ function unknownHost(err: unknown): string | undefined {
 export async function detectCapabilities(client: MongoClient, db: Db): Promise<ServerCapabilities> {
   const info = await db.admin().command({ buildInfo: 1 });
   let flavor: ServerCapabilities['flavor'] = 'ferretdbVersion' in info || 'ferretdb' in info ? 'ferretdb' : 'mongodb';
+  if ('secantusVersion' in info) flavor = 'secantusdb';
   // mongo-java-server's buildInfo is only version/versionArray/maxBsonObjectSize, where mongod
   // always sends gitVersion; its serverStatus names the process "java". Asked only without
   // gitVersion: serverStatus needs a privilege an application user on MongoDB may lack (a

@@ -1,5 +1,5 @@
 import type { ClientSession, Collection, Db } from 'mongodb';
-import { MongoBulkWriteError, MongoError } from 'mongodb';
+import { MongoBulkWriteError, MongoError, MongoErrorLabel } from 'mongodb';
 import { MongoEventLog, type EventLog } from '../eventlog/index.js';
 import { isDuplicateKeyError } from '../mongo/index.js';
 import { OutboxError } from './errors.js';
@@ -127,7 +127,12 @@ export class Outbox {
         );
       }
     } catch (err) {
-      await this.#takeBack(written, options.session, err);
+      // In the application's transaction a failed write has aborted it on the server:
+      // nothing of this call can commit, and a label asking for a retry of the whole
+      // transaction must reach the driver's withTransaction as it is.
+      if (options.session?.inTransaction()) {
+        if (err instanceof MongoError && err.hasErrorLabel(MongoErrorLabel.TransientTransactionError)) throw err;
+      } else await this.#takeBack(written, options.session, err);
       if (isDuplicateKeyError(err)) {
         const failed = written[written.length - 1] ?? [];
         const at = err instanceof MongoBulkWriteError ? firstWriteErrorIndex(err) : 0;
@@ -196,8 +201,6 @@ export class Outbox {
         await this.#collection(partition).deleteMany({ $or: group.map((e) => ({ _id: e.doc._id, ts: e.doc.ts })) }, { session });
       }
     } catch (err) {
-      // Inside a transaction the server has aborted it after the failed write: nothing commits.
-      if (session?.inTransaction()) return;
       throw new OutboxError(
         'WRITE_FAILED',
         'the batch failed and what it had written could not be taken back; those messages will be published',

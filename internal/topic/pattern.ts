@@ -73,14 +73,19 @@ export class TopicPattern {
     return `${out}$`;
   }
 
-  /** True when every topic this pattern matches, `other` matches too (`other` ⊇ `this`). */
+  /**
+   * True when every topic this pattern matches, `other` matches too (`other` ⊇
+   * `this`). Polynomial in this pattern (only `other` is determinised); a check
+   * past {@link MAX_INCLUSION_STATES} answers false.
+   */
   within(other: TopicPattern): boolean {
-    return !someWord(this.#segs, other.#segs, (mine, theirs) => mine && !theirs);
+    if (this.#segs.join('.') === other.#segs.join('.')) return true;
+    return escapes(this.#segs, other.#segs) === false;
   }
 
-  /** True when some topic matches both patterns. */
+  /** True when some topic matches both patterns. At most (|a|+1)(|b|+1) states: polynomial in both. */
   overlaps(other: TopicPattern): boolean {
-    return someWord(this.#segs, other.#segs, (a, b) => a && b);
+    return meet(this.#segs, other.#segs);
   }
 }
 
@@ -126,6 +131,14 @@ function matchSegs(p: readonly Seg[], t: readonly string[]): boolean {
 /** A segment that equals no literal: stands for "any other segment". */
 const OTHER = '\u0000';
 
+/**
+ * Most (state, state-set) pairs one inclusion check explores. Only the covering
+ * pattern is determinised, and grants come from the token issuer, so real checks
+ * visit a handful; a grant built to blow up its subset construction is cut off
+ * here and the check answers "not covered" (a refusal, never a grant).
+ */
+export const MAX_INCLUSION_STATES = 4_096;
+
 /** NFA states of a pattern as a bit set; state `segs.length` accepts. `**` may match nothing. */
 function closure(segs: readonly Seg[], set: number): number {
   let out = set;
@@ -144,30 +157,76 @@ function step(segs: readonly Seg[], set: number, sym: string): number {
   return closure(segs, out);
 }
 
+/** The one state a pattern's NFA moves to from state `i` on `sym` (-1: none); `**` loops on itself. */
+function move(segs: readonly Seg[], i: number, sym: string): number {
+  const s = segs[i];
+  if (s === undefined) return -1;
+  if (s === ANY) return i;
+  return s === ONE || s === sym ? i + 1 : -1;
+}
+
+/** Literals of both patterns plus one "other" segment: every segment behaves like one of these. */
+function alphabetOf(a: readonly Seg[], b: readonly Seg[]): string[] {
+  return [...new Set([...a, ...b].filter((s) => s !== ONE && s !== ANY)), OTHER];
+}
+
 /**
- * Explores every non-empty topic both patterns can read, as pairs of NFA state
- * sets, and reports whether `test(aAccepts, bAccepts)` holds for one of them.
- * Literals of either pattern plus one "other" segment are the whole alphabet
- * that matters, and there are at most 2^17 x 2^17 (in practice a handful of)
- * state pairs, so this decides inclusion and overlap exactly.
+ * True when some non-empty topic matches `a` and not `b`: a search over pairs
+ * (one state of `a`'s NFA, the set of states `b`'s NFA can be in). `a`, the
+ * client's filter, is never determinised, so its shape cannot make the search
+ * exponential; the pairs are at most (|a|+1) x the subsets of `b` reachable,
+ * bounded by {@link MAX_INCLUSION_STATES} (past it: `undefined`, undecided).
  */
-function someWord(a: readonly Seg[], b: readonly Seg[], test: (aAccepts: boolean, bAccepts: boolean) => boolean): boolean {
-  const alphabet = [...new Set([...a, ...b].filter((s) => s !== ONE && s !== ANY)), OTHER];
-  const start: [number, number] = [closure(a, 1), closure(b, 1)];
-  const seen = new Set<string>([start.join()]);
-  const queue = [start];
-  while (queue.length > 0) {
-    const [sa, sb] = queue.pop() as [number, number];
+function escapes(a: readonly Seg[], b: readonly Seg[]): boolean | undefined {
+  const alphabet = alphabetOf(a, b);
+  const accept = 1 << b.length;
+  // A pair is (state of a) * 2^18 + (state set of b); states before any segment are kept apart (topics are non-empty).
+  const seen = new Set<number>();
+  const stack: Array<[number, number, boolean]> = [];
+  const visit = (i: number, set: number, read: boolean): boolean => {
+    const key = (read ? 1 : 0) + 2 * (i * 2 ** 18 + set);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    if (read && i === a.length && (set & accept) === 0) return true;
+    stack.push([i, set, read]);
+    return false;
+  };
+  if (visit(0, closure(b, 1), false)) return true;
+  while (stack.length > 0) {
+    if (seen.size > MAX_INCLUSION_STATES) return undefined;
+    const [i, set, read] = stack.pop() as [number, number, boolean];
+    // `**` may match nothing: move past it without reading.
+    if (a[i] === ANY && visit(i + 1, set, read)) return true;
     for (const sym of alphabet) {
-      const na = step(a, sa, sym);
-      const nb = step(b, sb, sym);
-      if (na === 0) continue; // `a` can never accept again, and both questions need it to
-      if (test((na & (1 << a.length)) !== 0, (nb & (1 << b.length)) !== 0)) return true;
-      const key = `${na},${nb}`;
-      if (!seen.has(key)) {
-        seen.add(key);
-        queue.push([na, nb]);
-      }
+      const next = move(a, i, sym);
+      if (next >= 0 && visit(next, step(b, set, sym), true)) return true;
+    }
+  }
+  return false;
+}
+
+/** True when some non-empty topic matches both: a search over pairs of single NFA states, at most (|a|+1) x (|b|+1) x 2. */
+function meet(a: readonly Seg[], b: readonly Seg[]): boolean {
+  const alphabet = alphabetOf(a, b);
+  const seen = new Set<number>();
+  const stack: Array<[number, number, boolean]> = [];
+  const visit = (i: number, j: number, read: boolean): boolean => {
+    const key = (read ? 1 : 0) + 2 * (i * 64 + j);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    if (read && i === a.length && j === b.length) return true;
+    stack.push([i, j, read]);
+    return false;
+  };
+  if (visit(0, 0, false)) return true;
+  while (stack.length > 0) {
+    const [i, j, read] = stack.pop() as [number, number, boolean];
+    if (a[i] === ANY && visit(i + 1, j, read)) return true;
+    if (b[j] === ANY && visit(i, j + 1, read)) return true;
+    for (const sym of alphabet) {
+      const ni = move(a, i, sym);
+      const nj = move(b, j, sym);
+      if (ni >= 0 && nj >= 0 && visit(ni, nj, true)) return true;
     }
   }
   return false;

@@ -1,10 +1,12 @@
 /**
  * `make dev`: runs the hub on an embedded default. Uses MONGO_URL if set,
- * else MongoDB in Docker when an engine answers, else a local FerretDB whose
- * data lives in .data/ferretdb. Starts two drainers and prints where to look.
- * Ctrl-C stops everything in order: children run in their own process groups
- * so the terminal's SIGINT reaches only this launcher, which then sends each
- * one SIGTERM (a second Ctrl-C exits at once).
+ * else MongoDB in Docker when an engine answers, else a local SecantusDB (a
+ * single-node replica set: transactions and change streams) whose data lives
+ * in .data/secantusdb and whose log stays in .data/secantusdb/server.log.
+ * Starts two drainers and prints where to look. Ctrl-C stops everything in
+ * order: children run in their own process groups so the terminal's SIGINT
+ * reaches only this launcher, which then sends each one SIGTERM (a second
+ * Ctrl-C exits at once).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -14,20 +16,17 @@ import { SignJWT } from 'jose';
 import { MongoClient } from 'mongodb';
 import { createOutbox, migrateOutbox } from '../../internal/outbox/index.js';
 import { binaryPath } from './process.js';
-import { freePort, startFerretDB, startTestServer, type TestServer } from './server.js';
+import { dockerReachable, freePort, startSecantus, startTestServer, type TestServer } from './server.js';
 
 const DB = process.env['MONGO_DB'] ?? 'outbox_hub_dev';
 const DRAINERS = Number(process.env['DEV_DRAINERS'] ?? 2);
 const JWT_SECRET = process.env['JWT_SECRET'] ?? randomBytes(32).toString('hex');
 
 async function startServer(): Promise<TestServer> {
-  if (process.env['MONGO_URL'] || process.env['DOCKER_HOST']) return startTestServer();
-  const server = await startTestServer().catch(() => undefined);
-  if (server && server.backend !== 'ferretdb') return server;
-  await server?.stop();
-  const dir = resolve('.data/ferretdb');
+  if (process.env['MONGO_URL'] || process.env['DOCKER_HOST'] || (await dockerReachable())) return startTestServer();
+  const dir = resolve('.data/secantusdb');
   mkdirSync(dir, { recursive: true });
-  return startFerretDB({ dataDir: dir, detached: true });
+  return startSecantus({ dataDir: dir, detached: true });
 }
 
 const server = await startServer();

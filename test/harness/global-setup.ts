@@ -7,8 +7,9 @@ import {
   CAPABILITIES_ENV,
   SERVERS_ENV,
   mongoJavaServerMissing,
-  startMongoJavaServer,
+  startEmbedded,
   startTestServer,
+  type EmbeddedBackend,
   type TestServer,
   type TestServerEntry,
 } from './server.js';
@@ -20,6 +21,14 @@ export interface StartedServer {
   pid?: number;
   dir?: string;
 }
+
+/**
+ * The servers of the matrix beside the primary one, each adding cases the others cannot
+ * show: FerretDB 1.24 (no transactions or change streams, ordered inserts in chunks of 100,
+ * read-then-write findAndModify, no index use) and mongo-java-server (in memory; change
+ * streams whose update events lack updateDescription).
+ */
+const MATRIX: readonly EmbeddedBackend[] = ['ferretdb', 'mongo-java-server'];
 
 async function probe(server: TestServer): Promise<ServerCapabilities> {
   const client = new MongoClient(server.url);
@@ -34,35 +43,44 @@ function describeServer(role: string, server: TestServer, caps: ServerCapabiliti
   return `[test harness] ${role}: ${server.backend} (${caps.flavor} ${caps.version}) at ${server.url}; transactions: ${caps.transactions}, change streams: ${caps.changeStreams} (database-wide: ${caps.databaseChangeStreams})\n`;
 }
 
+/** Why a matrix server cannot start here, or undefined when it can. */
+function missing(backend: EmbeddedBackend): string | undefined {
+  return backend === 'mongo-java-server' ? mongoJavaServerMissing() : undefined;
+}
+
 /**
- * Starts the run's primary server (MONGO_URL / useTestDb) and, beside it, mongo-java-server for
- * the suites that run on every wire server; records both for the workers and the teardown.
+ * Starts the run's primary server (MONGO_URL / useTestDb: SecantusDB unless told otherwise)
+ * and the rest of the matrix beside it for the suites that run on every wire server; records
+ * them for the workers and the teardown. The primary must start; so must every matrix server
+ * whose tool is present (a missing jar or JVM is reported, and its suites skip loudly).
  */
 export default async function globalSetup(): Promise<void> {
-  const missing = mongoJavaServerMissing();
-  const [first, other] = await Promise.allSettled([startTestServer(), missing ? undefined : startMongoJavaServer()]);
-  if (first.status === 'rejected' || other.status === 'rejected') {
-    // Do not leave the one that did start running behind a failed setup.
-    if (first.status === 'fulfilled') await first.value.stop();
-    if (other.status === 'fulfilled') await other.value?.stop();
-    throw first.status === 'rejected' ? first.reason : (other as PromiseRejectedResult).reason;
+  const gaps = MATRIX.map(missing);
+  const results = await Promise.allSettled([
+    startTestServer(),
+    ...MATRIX.map((b, i) => (gaps[i] ? Promise.resolve(undefined) : startEmbedded(b))),
+  ]);
+  const started = results.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) {
+    // Do not leave the ones that did start running behind a failed setup.
+    await Promise.all(started.map((s) => s.stop()));
+    throw failed.reason;
   }
-  const [primary, second] = [first.value, other.value];
+  const [primary, ...others] = results.map((r) => (r as PromiseFulfilledResult<TestServer | undefined>).value);
   try {
-    await record(primary, second, missing);
+    await record(primary as TestServer, others, gaps);
   } catch (err) {
     // A failed setup gets no teardown: stop what we started ourselves.
-    await Promise.all([primary.stop(), second?.stop()]);
+    await Promise.all(started.map((s) => s.stop()));
     throw err;
   }
 }
 
-async function record(primary: TestServer, second: TestServer | undefined, missing: string | undefined): Promise<void> {
-  const started: StartedServer[] = [];
-  const remember = (s: TestServer): void =>
-    void started.push({ backend: s.backend, ...(s.pid ? { pid: s.pid } : {}), ...(s.dir ? { dir: s.dir } : {}) });
-  remember(primary);
-  if (second) remember(second);
+async function record(primary: TestServer, others: Array<TestServer | undefined>, gaps: Array<string | undefined>): Promise<void> {
+  const started: StartedServer[] = [primary, ...others].flatMap((s) =>
+    s ? [{ backend: s.backend, ...(s.pid ? { pid: s.pid } : {}), ...(s.dir ? { dir: s.dir } : {}) }] : [],
+  );
   const stateFile = join(tmpdir(), `outbox-hub-test-server-${process.pid}.json`);
   writeFileSync(stateFile, JSON.stringify({ servers: started }));
   process.env['OUTBOX_HUB_TEST_STATE'] = stateFile;
@@ -74,14 +92,19 @@ async function record(primary: TestServer, second: TestServer | undefined, missi
   process.env['OUTBOX_HUB_TEST_BACKEND'] = primary.backend;
 
   const entries: TestServerEntry[] = [{ name: caps.flavor, primary: true, backend: primary.backend, url: primary.url, capabilities: caps }];
-  if (second) {
-    const secondCaps = await probe(second);
-    process.stderr.write(describeServer('second', second, secondCaps));
-    const name = secondCaps.flavor === caps.flavor ? `${secondCaps.flavor}#2` : secondCaps.flavor;
-    entries.push({ name, primary: false, backend: second.backend, url: second.url, capabilities: secondCaps });
-  } else {
-    process.stderr.write(`[test harness] SECOND SERVER MISSING: ${missing}; suites for every server skip it\n`);
-    entries.push({ name: 'mongo-java-server', primary: false, missing: missing ?? 'not started' });
+  const names = new Set([caps.flavor]);
+  for (const [i, server] of others.entries()) {
+    const backend = MATRIX[i] as EmbeddedBackend;
+    if (!server) {
+      process.stderr.write(`[test harness] MATRIX SERVER MISSING: ${backend}: ${gaps[i]}; suites for every server skip it\n`);
+      entries.push({ name: backend, primary: false, missing: gaps[i] ?? 'not started' });
+      continue;
+    }
+    const c = await probe(server);
+    process.stderr.write(describeServer('matrix', server, c));
+    const name = names.has(c.flavor) ? `${c.flavor}#${i + 2}` : c.flavor;
+    names.add(name);
+    entries.push({ name, primary: false, backend: server.backend, url: server.url, capabilities: c });
   }
   process.env[SERVERS_ENV] = JSON.stringify(entries);
   // The Kubernetes API server starts only if a test file asks for it (kube-server.ts).

@@ -19,16 +19,17 @@ export default async function globalTeardown(): Promise<void> {
   const stateFile = process.env['OUTBOX_HUB_TEST_STATE'];
   if (!stateFile) return;
   const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { servers: StartedServer[] };
-  const ours = state.servers.filter((s) => (s.backend === 'ferretdb' || s.backend === 'mongo-java-server') && s.pid);
+  const ours = state.servers.filter((s) => ['secantusdb', 'ferretdb', 'mongo-java-server'].includes(s.backend) && s.pid);
   for (const s of ours) {
     try {
+      process.kill(s.pid!, 'SIGCONT');
       process.kill(s.pid!, 'SIGTERM');
     } catch {
       // already gone
     }
   }
-  // Wait for both at once; SIGKILL whatever has not exited after 5 s.
-  const deadline = Date.now() + 5000;
+  // Wait for all at once; SIGKILL whatever has not exited after 10 s (SecantusDB checkpoints on the way out).
+  const deadline = Date.now() + 10_000;
   while (ours.some((s) => alive(s.pid!)) && Date.now() < deadline) await sleep(100);
   for (const s of ours) if (alive(s.pid!)) process.kill(s.pid!, 'SIGKILL');
   for (const s of ours) if (s.dir) rmSync(s.dir, { recursive: true, force: true });
