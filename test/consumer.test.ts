@@ -76,6 +76,30 @@ itWith('transactions')("commits the handler's writes and the record together", a
   expect(await t.db.collection('ledger').countDocuments()).toBe(1);
 });
 
+itWith('transactions')('runs the handler once when two workers take the same event at the same time, and answers at once', async () => {
+  const caps = await detectCapabilities(t.client, t.db);
+  const s = await store({ client: t.client, transactions: caps.transactions });
+  let runs = 0;
+  const started = Date.now();
+  const outcomes = await Promise.all(
+    Array.from({ length: 4 }, () =>
+      s.processOnce('race', 'e1', async ({ session }) => {
+        runs++;
+        await t.db.collection('race_ledger').insertOne({ e: 'e1' }, { session });
+        await sleep(100);
+      }),
+    ),
+  );
+  // Each transaction that lost the race was aborted: its handler may have started, but
+  // nothing it wrote committed.
+  expect(outcomes.filter((o) => o === 'processed')).toHaveLength(1);
+  expect(outcomes.filter((o) => o === 'duplicate')).toHaveLength(3);
+  expect(runs).toBeGreaterThanOrEqual(1);
+  expect(await t.db.collection('race_ledger').countDocuments()).toBe(1);
+  // No retry loop inside withTransaction (the driver's limit is 120 s).
+  expect(Date.now() - started).toBeLessThan(20_000);
+});
+
 it('dedupes group redeliveries coming through the SDK', async () => {
   const h = await startHub(t.url, `${t.name}_sdk`, { REDELIVERY_BASE: '50ms' });
   const s = await store();

@@ -177,6 +177,23 @@ describe('GroupPartition on the in-memory group store', () => {
     );
   });
 
+  it('drops a member whose connection can no longer receive: its deliveries go to the others, never back to it in a loop', async () => {
+    const { log, manager, store } = setup({ partitions: 1 });
+    let attempts = 0;
+    const dead: TestMember = { ...member('dead', 100), send: () => (attempts++, false) };
+    await join(manager, dead);
+    const live = member('live', 100, [], (r) => void r.by.membership.ack(r.event.id));
+    await join(manager, live);
+    log.publish(Array.from({ length: 20 }, (_, i) => ({ partition: 0, key: `k${i}`, topic: 'jobs.run', payload: i })));
+    await until(() => live.got.length === 20, 'every event at the live member');
+    await sleep(200);
+    // One failed send at most: the member left the group on it. Nothing was counted as a delivery.
+    expect(attempts).toBeLessThanOrEqual(1);
+    expect(live.got.every((r) => r.delivery === 1)).toBe(true);
+    expect(live.got).toHaveLength(20);
+    await eventually(async () => (await store.loadCursor('g', 0)) === 20, 5_000, 'the cursor to reach the head');
+  });
+
   it('caps deliveries per member and feeds partitions that waited for capacity', async () => {
     const { log, manager } = setup({ partitions: 2 });
     const m = await join(manager, member('solo', 1));

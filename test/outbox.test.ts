@@ -181,4 +181,55 @@ describe('Outbox.add', () => {
     }
     expect((await stored('outbox_tx')).filter((d) => d.key === 'committed')).toHaveLength(1);
   });
+
+  itWith('transactions')('refuses a duplicate id inside the transaction at once, and the whole transaction rolls back', async () => {
+    const outbox = createOutbox(t.db, { collection: 'outbox_tx_dup' });
+    await outbox.add({ id: 'order-7', topic: 'orders.created', key: 'order-7', payload: { first: true } });
+    const session = t.client.startSession();
+    const started = Date.now();
+    try {
+      const err = await session
+        .withTransaction(async () => {
+          await t.db.collection('orders').insertOne({ _id: 'dup-in-tx' as never }, { session });
+          // Same id, other key: another partition, so only the id check can refuse it.
+          await outbox.add({ id: 'order-7', topic: 'orders.created', key: 'other-key', payload: { first: false } }, { session });
+        })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OutboxError);
+      expect(err).toMatchObject({ code: 'DUPLICATE_ID' });
+    } finally {
+      await session.endSession();
+    }
+    // Answered at once: no retry loop inside the driver's withTransaction (its limit is 120 s).
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(await t.db.collection('orders').countDocuments({ _id: 'dup-in-tx' as never })).toBe(0);
+    const pending = await stored('outbox_tx_dup');
+    expect(pending.map((d) => [d._id, d.key, d.payload])).toEqual([['order-7', 'order-7', { first: true }]]);
+  });
+
+  itWith('transactions')('commits a batch across partitions with the business document, or nothing of it', async () => {
+    const outbox = createOutbox(t.db, { collection: 'outbox_tx_batch' });
+    const batch = Array.from({ length: 40 }, (_, i) => ({ topic: 'orders.line', key: `line-${i}`, payload: { i } }));
+    const session = t.client.startSession();
+    try {
+      await session.withTransaction(async () => {
+        await t.db.collection('orders').insertOne({ _id: 'batch-ok' as never }, { session });
+        await outbox.addMany(batch, { session });
+      });
+      const failed = await session
+        .withTransaction(async () => {
+          await t.db.collection('orders').insertOne({ _id: 'batch-failed' as never }, { session });
+          await outbox.addMany(batch, { session });
+          throw new Error('the application changed its mind');
+        })
+        .catch((e: unknown) => e);
+      expect(failed).toMatchObject({ message: 'the application changed its mind' });
+    } finally {
+      await session.endSession();
+    }
+    const pending = await stored('outbox_tx_batch');
+    expect(pending).toHaveLength(40);
+    expect(new Set(pending.map((d) => partitionOf(d.key ?? d._id, 16))).size).toBeGreaterThan(1);
+    expect(await t.db.collection('orders').countDocuments({ _id: { $in: ['batch-ok', 'batch-failed'] } as never })).toBe(1);
+  });
 });

@@ -181,7 +181,15 @@ export class PartitionWorker {
     for (const m of batch) {
       const problem = topicProblem(m.topic);
       if (problem === undefined)
-        events.push({ id: m.id, topic: m.topic, key: m.key, payload: m.payload, headers: m.headers, createdAt: m.createdAt });
+        events.push({
+          id: m.id,
+          topic: m.topic,
+          key: m.key,
+          payload: m.payload,
+          headers: m.headers,
+          createdAt: m.createdAt,
+          ...(m.digest === undefined ? {} : { digest: m.digest }),
+        });
       else invalid.push({ message: m, problem });
     }
     if (invalid.length > 0) {

@@ -29,6 +29,7 @@ interface EventDocument {
   headers: Record<string, string>;
   createdAt: Date;
   publishedAt: Date;
+  digest?: string;
   gap?: true;
 }
 
@@ -128,6 +129,7 @@ function toEvent(d: EventDocument): LogEvent {
     headers: d.headers ?? {},
     createdAt: d.createdAt,
     publishedAt: d.publishedAt,
+    ...(d.digest === undefined ? {} : { digest: d.digest }),
     ...(d.gap ? { gap: true as const } : {}),
   };
 }
@@ -313,6 +315,7 @@ export class MongoEventLog implements EventLog {
         headers: e.headers,
         createdAt: e.createdAt,
         publishedAt,
+        ...(e.digest === undefined ? {} : { digest: e.digest }),
       }));
       let failure: unknown;
       try {

@@ -8,6 +8,12 @@ export interface EventInput {
   payload: unknown;
   headers: Record<string, string>;
   createdAt: Date;
+  /**
+   * Fingerprint of the message as its writer added it (topic, key, payload, headers,
+   * publisher), kept for messages added with their own id: a later add of that id is
+   * the same message exactly when the digests are equal.
+   */
+  digest?: string;
 }
 
 /** An event in the log. */

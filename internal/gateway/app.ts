@@ -7,7 +7,7 @@ import { openLeaseStore } from '../lease/index.js';
 import { repeat, type Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
 import type { MongoClient } from '../mongo/index.js';
-import { MongoOutboxStore, createOutbox } from '../outbox/index.js';
+import { createOutbox } from '../outbox/index.js';
 import { startTelemetryServer, type Registry, type TelemetryServer } from '../telemetry/index.js';
 import type { GatewayConfig } from './config.js';
 import { GroupManager } from './groups.js';
@@ -144,7 +144,6 @@ export class GatewayApp implements Service {
       config: cfg,
       verifier,
       outbox: createOutbox(db, { partitions: cfg.partitions, maxPayloadBytes: cfg.maxPayloadBytes }),
-      outboxStore: new MongoOutboxStore(db, { partitions: cfg.partitions }),
       eventLog,
       tail: this.#tail,
       hub: this.#hub,

@@ -5,7 +5,7 @@ import { describeError, isHubError } from '../errors/index.js';
 import type { EventLog, LogEvent } from '../eventlog/index.js';
 import type { Logger } from '../log/index.js';
 import { isDocumentRejectedError, isTransientError } from '../mongo/index.js';
-import type { Outbox, OutboxStore } from '../outbox/index.js';
+import type { Outbox } from '../outbox/index.js';
 import { TopicPattern, topicProblem } from '../topic/index.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayError } from './errors.js';
@@ -21,7 +21,6 @@ export interface ConnectionDeps {
   config: GatewayConfig;
   verifier: TokenVerifier;
   outbox: Outbox;
-  outboxStore: OutboxStore;
   eventLog: EventLog;
   tail: LogTail;
   hub: LiveHub;
@@ -419,28 +418,24 @@ export class Connection {
     if (this.#d.database?.up() === false) return this.#err(f.id, 'UNAVAILABLE', 'the database is unreachable; retry');
     try {
       const receipt = await this.#bounded(
-        this.#d.outbox.add({
-          topic: f.topic,
-          payload: f.payload,
-          ...(f.key === undefined ? {} : { key: f.key }),
-          ...(f.headers === undefined ? {} : { headers: f.headers }),
-          ...(f.eventId === undefined ? {} : { id: f.eventId }),
-        }),
+        this.#d.outbox.add(
+          {
+            topic: f.topic,
+            payload: f.payload,
+            ...(f.key === undefined ? {} : { key: f.key }),
+            ...(f.headers === undefined ? {} : { headers: f.headers }),
+            ...(f.eventId === undefined ? {} : { id: f.eventId }),
+          },
+          // A retried publish (same eventId, same message, same subject) is answered as a
+          // duplicate; the same eventId for anything else is refused by the outbox.
+          { idempotent: true, publisher: this.#principal.subject },
+        ),
       );
-      this.#d.tail.nudge();
-      this.#ok(f.id, { eventId: receipt.id, partition: receipt.partition });
+      if (!receipt.duplicate) this.#d.tail.nudge();
+      this.#ok(f.id, { eventId: receipt.id, partition: receipt.partition, ...(receipt.duplicate ? { duplicate: true } : {}) });
     } catch (err) {
       if (!isHubError(err)) throw err;
-      if (err.code === 'DUPLICATE_ID' && f.eventId !== undefined) {
-        // A retried publish: the same event is already durable (published, or still pending).
-        const { eventLog, outboxStore } = this.#d;
-        const eventId = f.eventId;
-        const existing = await this.#bounded((async () => (await eventLog.get(eventId)) ?? (await outboxStore.get(eventId)))());
-        if (existing && existing.topic === f.topic && existing.key === (f.key ?? null)) {
-          return this.#ok(f.id, { eventId: f.eventId, partition: existing.partition, duplicate: true });
-        }
-        return this.#err(f.id, 'DUPLICATE_ID', 'eventId already used for a different message');
-      }
+      if (err.code === 'DUPLICATE_ID') return this.#err(f.id, 'DUPLICATE_ID', 'eventId already used for a different message');
       const map: Record<string, ErrorCode> = {
         INVALID_TOPIC: 'INVALID_TOPIC',
         PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',

@@ -23,6 +23,29 @@ export interface PendingDocument {
   /** Failed publish attempts so far (absent = 0). */
   attempts?: number;
   lastError?: string;
+  /**
+   * Set on messages added with their own id: their fingerprint (see {@link IdClaimDocument}),
+   * which the event keeps. Such a message holds a claim on its id until it is published.
+   */
+  digest?: string;
+}
+
+/**
+ * A message id taken by a message not yet published, in one collection for the whole
+ * outbox: its unique `_id` is what keeps an id from being pending in two partitions at
+ * once (partition collections are unique each on their own). Written with the message
+ * (before it, in the same transaction when there is one) for caller-chosen ids only:
+ * generated ids never collide. Removed by the drainer once the message is in the log,
+ * whose unique `_id` takes over.
+ */
+export interface IdClaimDocument {
+  _id: string;
+  partition: number;
+  /** SHA-256 (hex) of the message as added: topic, key, payload, headers and publisher. */
+  digest: string;
+  /** Nonce of the add call that wrote it: a failed call takes back its own claims only. */
+  w: string;
+  at: Date;
 }
 
 /** A message that could not be published, kept apart until an operator requeues it. */
@@ -48,6 +71,8 @@ export interface OutboxLayout {
   readonly partitions: number;
   partition(p: number): string;
   readonly dead: string;
+  /** Claims on caller-chosen ids of messages not yet published ({@link IdClaimDocument}). */
+  readonly ids: string;
   /** The pre-0.2 single collection, drained first where it still exists. */
   readonly legacy: string;
 }
@@ -62,6 +87,7 @@ export function outboxLayout(base = DEFAULT_OUTBOX_COLLECTION, partitions = DEFA
     partitions,
     partition: (p: number) => `${base}_p${p}`,
     dead: `${base}_dead`,
+    ids: `${base}_ids`,
     legacy: base,
   });
 }
@@ -97,6 +123,6 @@ export async function migrateOutbox(db: Db, options: MigrateOutboxOptions | stri
     name: layout.partition(p),
     indexes: PARTITION_INDEXES,
   }));
-  specs.push({ name: layout.dead, indexes: DEAD_INDEXES });
+  specs.push({ name: layout.dead, indexes: DEAD_INDEXES }, { name: layout.ids, indexes: [] });
   await ensureCollections(db, specs);
 }

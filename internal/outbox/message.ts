@@ -26,6 +26,17 @@ export const MAX_HEADERS_CHARS = 16 * 1024;
 export const MAX_PAYLOAD_DEPTH = 32;
 
 const ID_PATTERN = /^[A-Za-z0-9_.:-]+$/;
+/**
+ * A lone UTF-16 surrogate (in `u` mode a pair is one code point, so only unpaired halves
+ * match). BSON and JSON carry strings as UTF-8, where a lone surrogate becomes U+FFFD: the
+ * string would not come back as it was sent.
+ */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/** True when `s` is well-formed Unicode (no lone surrogates), so it survives UTF-8 unchanged. */
+export function wellFormed(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
 
 /** What an application hands to {@link Outbox.add}. */
 export interface OutboxMessageInput<P = unknown> {
@@ -82,13 +93,15 @@ function fail(index: number, code: ConstructorParameters<typeof OutboxError>[0],
  * with `$`, keys containing `.` or NUL, symbol keys, undefined, functions,
  * symbols, BigInt, NaN and ±Infinity, sparse arrays, any other object (Map,
  * Set, RegExp, Buffer, class instances, other BSON types), and nesting deeper
- * than {@link MAX_PAYLOAD_DEPTH}. `budget.nodes` bounds the walk (a shared
+ * than {@link MAX_PAYLOAD_DEPTH}, and strings or keys that are not well-formed
+ * Unicode (a lone surrogate). `budget.nodes` bounds the walk (a shared
  * sub-object counts every time it appears, as it would be stored).
  */
 function payloadProblem(value: unknown, path: string, depth: number, budget: { nodes: number }): string | undefined {
   if (--budget.nodes < 0) return 'too many values';
   switch (typeof value) {
     case 'string':
+      return wellFormed(value) ? undefined : `${path} is not well-formed Unicode (a lone surrogate would come back as U+FFFD)`;
     case 'boolean':
       return undefined;
     case 'number':
@@ -127,6 +140,7 @@ function payloadProblem(value: unknown, path: string, depth: number, budget: { n
     if (k.startsWith('$')) return `key ${JSON.stringify(at)} starts with $`;
     if (k.includes('.')) return `key ${JSON.stringify(at)} contains a dot`;
     if (k.includes('\0')) return `key ${JSON.stringify(at)} contains NUL`;
+    if (!wellFormed(k)) return `key ${JSON.stringify(at)} is not well-formed Unicode`;
     const problem = payloadProblem(v, at, depth + 1, budget);
     if (problem !== undefined) return problem;
   }
@@ -156,8 +170,8 @@ export function validateMessage(input: unknown, index: number, maxPayloadBytes: 
   } else id = m.id;
 
   const key = m.key ?? null;
-  if (key !== null && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH)) {
-    fail(index, 'INVALID_KEY', `key must be a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
+  if (key !== null && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH || !wellFormed(key))) {
+    fail(index, 'INVALID_KEY', `key must be a non-empty, well-formed Unicode string of at most ${MAX_KEY_LENGTH} characters`);
   }
 
   const headers: Record<string, string> = {};
@@ -173,6 +187,7 @@ export function validateMessage(input: unknown, index: number, maxPayloadBytes: 
       if (typeof v !== 'string' || k.length === 0 || k.startsWith('$') || k.includes('.') || k.includes('\0') || k === '__proto__') {
         fail(index, 'INVALID_HEADERS', `header ${JSON.stringify(k)} must have a plain name and a string value`);
       }
+      if (!wellFormed(k) || !wellFormed(v)) fail(index, 'INVALID_HEADERS', `header ${JSON.stringify(k)} is not well-formed Unicode`);
       chars += k.length + v.length;
       headers[k] = v;
     }

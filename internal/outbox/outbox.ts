@@ -1,10 +1,18 @@
+import { createHash, randomBytes } from 'node:crypto';
 import type { ClientSession, Collection, Db } from 'mongodb';
-import { MongoBulkWriteError, MongoError, MongoErrorLabel } from 'mongodb';
+import { BSON, MongoBulkWriteError, MongoError, MongoErrorLabel } from 'mongodb';
 import { MongoEventLog, type EventLog } from '../eventlog/index.js';
 import { isDuplicateKeyError } from '../mongo/index.js';
 import { OutboxError } from './errors.js';
-import { outboxLayout, type OutboxLayout, type PendingDocument } from './layout.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_PARTITIONS, partitionOf, validateMessage, type OutboxMessageInput } from './message.js';
+import { outboxLayout, type DeadDocument, type IdClaimDocument, type OutboxLayout, type PendingDocument } from './layout.js';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_PARTITIONS,
+  partitionOf,
+  validateMessage,
+  type OutboxMessageInput,
+  type ValidMessage,
+} from './message.js';
 
 /** Most messages one {@link Outbox.addMany} call takes. */
 export const MAX_BATCH = 10_000;
@@ -26,6 +34,23 @@ export interface AddOptions {
   /** The application's session; pass the one its transaction runs in to commit atomically with its own writes. */
   session?: ClientSession;
   signal?: AbortSignal;
+  /**
+   * On whose behalf the message is added (the gateway passes the token's subject). Part of
+   * what makes two adds of one id the same message: another publisher's message with the
+   * same id, topic, key and payload is a different message.
+   */
+  publisher?: string;
+}
+
+/** Options for {@link Outbox.add} beyond those of a batch. */
+export interface AddOneOptions extends AddOptions {
+  /**
+   * For a message with its own id: when that id was already added for the same message
+   * (same topic, key, payload, headers and publisher; pending, dead or published), answer
+   * with its receipt marked `duplicate` instead of `DUPLICATE_ID` (a retried publish). The
+   * same id used for a different message is refused with `DUPLICATE_ID` either way.
+   */
+  idempotent?: boolean;
 }
 
 /** What {@link Outbox.add} returns for each accepted message. */
@@ -35,11 +60,14 @@ export interface OutboxReceipt {
   key: string | null;
   partition: number;
   createdAt: Date;
+  /** True when an idempotent add found the same message already added (nothing was written). */
+  duplicate?: true;
 }
 
 interface Entry {
   index: number;
   partition: number;
+  /** The caller chose the id: it is claimed across the outbox and fingerprinted. */
   explicit: boolean;
   doc: PendingDocument;
 }
@@ -50,9 +78,11 @@ interface Entry {
  *
  * Writes go to the collection of each message's partition, so a batch touches
  * one collection per partition it spans. A batch is validated and checked for
- * duplicate ids (within itself, against pending and against published
- * messages) before anything is written; a write that fails half-way is taken
- * back (in the caller's transaction when there is one).
+ * duplicate ids (within itself and against published messages) before anything
+ * is written. Caller-chosen ids are claimed in one collection for the whole
+ * outbox before the messages are written, so one id is never pending in two
+ * partitions. A write that fails half-way is taken back (in the caller's
+ * transaction it aborts the transaction instead).
  *
  * @example
  * await session.withTransaction(async () => {
@@ -66,6 +96,7 @@ export class Outbox {
   readonly #db: Db;
   readonly #layout: OutboxLayout;
   readonly #log: EventLog;
+  readonly #ids: Collection<IdClaimDocument>;
   readonly #collections = new Map<number, Collection<PendingDocument>>();
   #lastTs = 0;
 
@@ -77,19 +108,29 @@ export class Outbox {
       throw new OutboxError('INVALID_OPTIONS', 'maxPayloadBytes must be a whole number from 1 to 15 MiB');
     }
     this.#db = db;
+    this.#ids = db.collection<IdClaimDocument>(this.#layout.ids);
     this.#log = new MongoEventLog(db, options.eventsCollection === undefined ? {} : { events: options.eventsCollection });
   }
 
-  /** Adds one message. See {@link Outbox.addMany}. */
-  async add<P>(message: OutboxMessageInput<P>, options: AddOptions = {}): Promise<OutboxReceipt> {
-    const [receipt] = await this.addMany([message], options);
-    return receipt as OutboxReceipt;
+  /** Adds one message. See {@link Outbox.addMany}; with `idempotent`, a retry of the same message is answered, not refused. */
+  async add<P>(message: OutboxMessageInput<P>, options: AddOneOptions = {}): Promise<OutboxReceipt> {
+    try {
+      const [receipt] = await this.addMany([message], options);
+      return receipt as OutboxReceipt;
+    } catch (err) {
+      if (!options.idempotent || options.session || !(err instanceof OutboxError) || err.code !== 'DUPLICATE_ID') throw err;
+      const id = (message as { id?: unknown }).id;
+      if (typeof id !== 'string') throw err;
+      const found = await this.#sameMessage(this.#entry(message, 0, Date.now(), options.publisher), err);
+      return found;
+    }
   }
 
   /**
    * Validates every message and checks every id first, then writes. Nothing is
    * written when any message is invalid (`err.index` names it) or reuses an id
-   * (`DUPLICATE_ID`: twice in the batch, still pending, or already published).
+   * (`DUPLICATE_ID`: twice in the batch, pending in any partition, dead, or
+   * already published).
    */
   async addMany<P>(messages: ReadonlyArray<OutboxMessageInput<P>>, options: AddOptions = {}): Promise<OutboxReceipt[]> {
     if (!Array.isArray(messages) || messages.length === 0) {
@@ -99,26 +140,24 @@ export class Outbox {
       throw new OutboxError('BATCH_TOO_LARGE', `at most ${MAX_BATCH} messages per call, got ${messages.length}`);
     throwIfAborted(options.signal);
     const now = Date.now();
-    const createdAt = new Date(now);
-    const entries: Entry[] = messages.map((input, index) => {
-      const m = validateMessage(input, index, this.maxPayloadBytes, now);
-      const doc: PendingDocument = {
-        _id: m.id,
-        ts: this.#nextTs(now),
-        topic: m.topic,
-        key: m.key,
-        payload: m.payload,
-        headers: m.headers,
-        createdAt,
-      };
-      return { index, partition: partitionOf(m.key ?? m.id, this.partitions), explicit: (input as { id?: unknown }).id !== undefined, doc };
-    });
-    await this.#checkIds(entries, options.session);
+    const entries: Entry[] = messages.map((input, index) => this.#entry(input, index, now, options.publisher));
+    await this.#checkIds(entries);
     throwIfAborted(options.signal);
     const groups = new Map<number, Entry[]>();
     for (const e of entries) groups.set(e.partition, [...(groups.get(e.partition) ?? []), e]);
+    const claims = entries.filter((e) => e.explicit);
     const written: Entry[][] = [];
+    // Tells this call's claims from another writer's when taking them back.
+    const writer = randomBytes(6).toString('base64url');
+    let claimed = false;
     try {
+      if (claims.length > 0) {
+        await this.#ids.insertMany(
+          claims.map((e) => ({ _id: e.doc._id, partition: e.partition, digest: e.doc.digest as string, w: writer, at: e.doc.createdAt })),
+          { session: options.session, ordered: true },
+        );
+        claimed = true;
+      }
       for (const [partition, group] of groups) {
         written.push(group);
         await this.#collection(partition).insertMany(
@@ -132,21 +171,83 @@ export class Outbox {
       // transaction must reach the driver's withTransaction as it is.
       if (options.session?.inTransaction()) {
         if (err instanceof MongoError && err.hasErrorLabel(MongoErrorLabel.TransientTransactionError)) throw err;
-      } else await this.#takeBack(written, options.session, err);
+      } else await this.#takeBack(written, claims, writer, err);
       if (isDuplicateKeyError(err)) {
-        const failed = written[written.length - 1] ?? [];
+        const failed = claimed ? (written[written.length - 1] ?? []) : claims;
         const at = err instanceof MongoBulkWriteError ? firstWriteErrorIndex(err) : 0;
-        throw new OutboxError('DUPLICATE_ID', 'a message with this id is already pending', { cause: err, index: failed[at ?? 0]?.index });
+        const index = failed[at ?? 0]?.index;
+        throw new OutboxError('DUPLICATE_ID', `a message with id ${entries[index ?? 0]?.doc._id} is already pending`, { cause: err, index });
       }
       if (err instanceof MongoError) throw new OutboxError('WRITE_FAILED', `outbox write failed: ${err.message}`, { cause: err });
       throw err;
     }
-    await this.#checkPublishedMeanwhile(entries, written, options.session);
-    return entries.map((e) => ({ id: e.doc._id, topic: e.doc.topic, key: e.doc.key, partition: e.partition, createdAt }));
+    await this.#checkPublishedMeanwhile(written, claims, writer, options.session);
+    return entries.map((e) => ({ id: e.doc._id, topic: e.doc.topic, key: e.doc.key, partition: e.partition, createdAt: e.doc.createdAt }));
   }
 
-  /** Duplicate ids within the batch, among pending messages and in the event log: refused before any write. */
-  async #checkIds(entries: readonly Entry[], session: ClientSession | undefined): Promise<void> {
+  /** Validates one input and builds its document (a fingerprint for a caller-chosen id). */
+  #entry(input: unknown, index: number, now: number, publisher: string | undefined): Entry {
+    const m = validateMessage(input, index, this.maxPayloadBytes, now);
+    const explicit = (input as { id?: unknown }).id !== undefined;
+    const doc: PendingDocument = {
+      _id: m.id,
+      ts: this.#nextTs(now),
+      topic: m.topic,
+      key: m.key,
+      payload: m.payload,
+      headers: m.headers,
+      createdAt: new Date(now),
+      ...(explicit ? { digest: messageDigest(m, publisher) } : {}),
+    };
+    return { index, partition: partitionOf(m.key ?? m.id, this.partitions), explicit, doc };
+  }
+
+  /**
+   * Answers an idempotent add whose id is taken: the receipt of the message holding it
+   * when it is the same message, else `DUPLICATE_ID`. A claim whose message was never
+   * written (its writer died between the two writes) is completed here.
+   */
+  async #sameMessage(entry: Entry, refusal: OutboxError): Promise<OutboxReceipt> {
+    const { doc } = entry;
+    const different = (): OutboxError =>
+      new OutboxError('DUPLICATE_ID', `id ${doc._id} is already used for a different message`, { cause: refusal, index: 0 });
+    const receipt = (partition: number, createdAt: Date): OutboxReceipt => ({
+      id: doc._id,
+      topic: doc.topic,
+      key: doc.key,
+      partition,
+      createdAt,
+      duplicate: true,
+    });
+    const claim = await this.#ids.findOne({ _id: doc._id });
+    if (claim) {
+      if (claim.digest !== doc.digest) throw different();
+      const pending = await this.#collection(claim.partition).findOne({ _id: doc._id }, { projection: { createdAt: 1 } });
+      if (pending) return receipt(claim.partition, pending.createdAt);
+      const logged = await this.#log.get(doc._id);
+      if (logged) return receipt(logged.partition, logged.createdAt);
+      const dead = await this.#db.collection<DeadDocument>(this.#layout.dead).findOne({ _id: doc._id }, { projection: { createdAt: 1 } });
+      if (dead) return receipt(claim.partition, dead.createdAt);
+      try {
+        await this.#collection(claim.partition).insertOne(doc);
+      } catch (err) {
+        // The same message, written meanwhile by the writer we thought had died: it is there.
+        if (!isDuplicateKeyError(err)) throw err;
+      }
+      return receipt(claim.partition, doc.createdAt);
+    }
+    const logged = await this.#log.get(doc._id);
+    if (logged) {
+      if (logged.digest !== doc.digest) throw different();
+      return receipt(logged.partition, logged.createdAt);
+    }
+    // Neither claimed nor published: the holder took its claim back (its write failed). Ours may go now.
+    const [again] = await this.addMany([{ id: doc._id, topic: doc.topic, key: doc.key, payload: doc.payload, headers: doc.headers }]);
+    return again as OutboxReceipt;
+  }
+
+  /** Duplicate ids within the batch and in the event log: refused before any write (pending ones by the claims). */
+  async #checkIds(entries: readonly Entry[]): Promise<void> {
     const first = new Map<string, number>();
     for (const e of entries) {
       const seen = first.get(e.doc._id);
@@ -159,47 +260,42 @@ export class Outbox {
     const published = await this.#log.present(explicit.map((e) => e.doc._id));
     const hit = explicit.find((e) => published.has(e.doc._id));
     if (hit) throw new OutboxError('DUPLICATE_ID', `a message with id ${hit.doc._id} was already published`, { index: hit.index });
-    // A single message's insert is refused atomically by the unique _id; a batch spans several writes.
-    if (entries.length === 1) return;
-    const byPartition = new Map<number, Entry[]>();
-    for (const e of explicit) byPartition.set(e.partition, [...(byPartition.get(e.partition) ?? []), e]);
-    for (const [partition, group] of byPartition) {
-      const ids = group.map((e) => e.doc._id);
-      const found = await this.#collection(partition)
-        .find({ _id: ids.length === 1 ? (ids[0] as string) : { $in: ids } }, { session, projection: { _id: 1 } })
-        .toArray();
-      const pending = new Set(found.map((d) => d._id));
-      const dup = group.find((e) => pending.has(e.doc._id));
-      if (dup) throw new OutboxError('DUPLICATE_ID', `a message with id ${dup.doc._id} is already pending`, { index: dup.index });
-    }
   }
 
   /**
    * Closes the race with a concurrent add of the same id that was published
-   * between our check and our write: the log then holds the other message, and
+   * between our check and our claim: the log then holds the other message, and
    * ours is taken back. (Our own message, drained already, is not a duplicate.)
    */
-  async #checkPublishedMeanwhile(entries: readonly Entry[], written: Entry[][], session: ClientSession | undefined): Promise<void> {
-    const explicit = entries.filter((e) => e.explicit);
-    if (explicit.length === 0) return;
-    const present = await this.#log.present(explicit.map((e) => e.doc._id));
-    for (const e of explicit) {
+  async #checkPublishedMeanwhile(
+    written: Entry[][],
+    claims: readonly Entry[],
+    writer: string,
+    session: ClientSession | undefined,
+  ): Promise<void> {
+    if (claims.length === 0) return;
+    const present = await this.#log.present(claims.map((e) => e.doc._id));
+    for (const e of claims) {
       if (!present.has(e.doc._id)) continue;
       const logged = await this.#log.get(e.doc._id);
-      if (logged && logged.createdAt.getTime() === e.doc.createdAt.getTime() && logged.topic === e.doc.topic && logged.key === e.doc.key)
-        continue;
-      await this.#takeBack(written, session, undefined);
+      if (logged && logged.createdAt.getTime() === e.doc.createdAt.getTime() && logged.digest === e.doc.digest) continue;
+      // In a transaction the caller's abort takes everything back.
+      if (!session?.inTransaction()) await this.#takeBack(written, claims, writer, undefined);
       throw new OutboxError('DUPLICATE_ID', `a message with id ${e.doc._id} was published meanwhile`, { index: e.index });
     }
   }
 
-  /** Deletes what this call wrote (matched by id and its own order key, so another writer's message is never touched). */
-  async #takeBack(written: readonly Entry[][], session: ClientSession | undefined, cause: unknown): Promise<void> {
+  /**
+   * Deletes what this call wrote outside a transaction (matched by id and its own order
+   * key or writer nonce, so another writer's message or claim is never touched).
+   */
+  async #takeBack(written: readonly Entry[][], claims: readonly Entry[], writer: string, cause: unknown): Promise<void> {
     try {
       for (const group of written) {
         const partition = group[0]?.partition ?? 0;
-        await this.#collection(partition).deleteMany({ $or: group.map((e) => ({ _id: e.doc._id, ts: e.doc.ts })) }, { session });
+        await this.#collection(partition).deleteMany({ $or: group.map((e) => ({ _id: e.doc._id, ts: e.doc.ts })) });
       }
+      if (claims.length > 0) await this.#ids.deleteMany({ _id: { $in: claims.map((e) => e.doc._id) }, w: writer });
     } catch (err) {
       throw new OutboxError(
         'WRITE_FAILED',
@@ -222,6 +318,16 @@ export class Outbox {
     this.#lastTs = Math.max(this.#lastTs + 1, nowMs * 1000);
     return this.#lastTs;
   }
+}
+
+/**
+ * The fingerprint two adds of one id are compared by: SHA-256 of the BSON of the message's
+ * topic, key, payload, headers and publisher (BSON keeps key order and types, so equal
+ * input gives equal bytes).
+ */
+function messageDigest(m: ValidMessage, publisher: string | undefined): string {
+  const bytes = BSON.serialize({ t: m.topic, k: m.key, p: m.payload, h: m.headers, u: publisher ?? null });
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 function firstWriteErrorIndex(err: MongoBulkWriteError): number {

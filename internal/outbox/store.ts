@@ -4,6 +4,7 @@ import {
   outboxLayout,
   partitionOfCollection,
   type DeadDocument,
+  type IdClaimDocument,
   type LegacyDocument,
   type OutboxLayout,
   type PendingDocument,
@@ -22,6 +23,8 @@ export interface PendingMessage {
   attempts: number;
   /** The writer's order key within the partition. */
   ts: number;
+  /** Fingerprint of a message added with its own id (it holds a claim on the id until removed). */
+  digest?: string;
 }
 
 /** Where an unpublished message is. Published messages are in the event log. */
@@ -53,7 +56,10 @@ export interface PartitionBacklog {
 export interface OutboxStore {
   /** The oldest `limit` pending messages of `partition`, in order. */
   pending(partition: number, limit: number): Promise<PendingMessage[]>;
-  /** Removes published (or duplicate) messages from their partition: one delete. Returns how many went. */
+  /**
+   * Removes published (or duplicate) messages from their partition: one delete, and one
+   * more for the id claims of those added with their own ids. Returns how many went.
+   */
   remove(partition: number, messages: readonly PendingMessage[]): Promise<number>;
   /** Counts a failed attempt; `dead` moves the message out of its partition with its last error. */
   recordFailure(message: PendingMessage, error: string, dead: boolean): Promise<void>;
@@ -81,6 +87,7 @@ function toPending(d: PendingDocument, partition: number): PendingMessage {
     createdAt: d.createdAt,
     attempts: d.attempts ?? 0,
     ts: d.ts,
+    ...(d.digest === undefined ? {} : { digest: d.digest }),
   };
 }
 
@@ -124,6 +131,7 @@ export class MongoOutboxStore implements OutboxStore {
   readonly #layout: OutboxLayout;
   readonly #partitions: Array<Collection<PendingDocument>>;
   readonly #dead: Collection<DeadDocument>;
+  readonly #ids: Collection<IdClaimDocument>;
   readonly #legacy: Collection<LegacyDocument>;
   readonly #changeStreams: 'database' | 'collections' | false;
   /** Resolves to whether the legacy collection exists (checked once). */
@@ -138,6 +146,7 @@ export class MongoOutboxStore implements OutboxStore {
     this.#layout = outboxLayout(options.collection, options.partitions ?? DEFAULT_PARTITIONS);
     this.#partitions = Array.from({ length: this.#layout.partitions }, (_, p) => db.collection<PendingDocument>(this.#layout.partition(p)));
     this.#dead = db.collection<DeadDocument>(this.#layout.dead);
+    this.#ids = db.collection<IdClaimDocument>(this.#layout.ids);
     this.#legacy = db.collection<LegacyDocument>(this.#layout.legacy);
     this.#changeStreams = options.changeStreams ?? false;
   }
@@ -167,6 +176,10 @@ export class MongoOutboxStore implements OutboxStore {
     let n = 0;
     if (current.length > 0) n += (await this.#coll(partition).deleteMany({ _id: { $in: current } })).deletedCount;
     if (legacy.length > 0) n += (await this.#legacy.deleteMany({ _id: { $in: legacy }, status: 'pending' })).deletedCount;
+    // The log's unique _id holds these ids now. A crash before this delete leaves claims
+    // behind; they keep refusing the id to other messages, as the log does.
+    const claimed = messages.filter((m) => m.digest !== undefined).map((m) => m.id);
+    if (claimed.length > 0) await this.#ids.deleteMany({ _id: { $in: claimed }, partition });
     return n;
   }
 
@@ -200,6 +213,7 @@ export class MongoOutboxStore implements OutboxStore {
         payload: d.payload,
         headers: d.headers,
         createdAt: d.createdAt,
+        ...(d.digest === undefined ? {} : { digest: d.digest }),
       };
       try {
         await this.#coll(d.partition).insertOne(doc);
@@ -282,6 +296,7 @@ export class MongoOutboxStore implements OutboxStore {
       payload: doc.payload,
       headers: doc.headers ?? {},
       createdAt: doc.createdAt,
+      ...(doc.digest === undefined ? {} : { digest: doc.digest }),
       partition,
       attempts,
       lastError,

@@ -92,7 +92,7 @@ async function record(primary: TestServer, others: Array<TestServer | undefined>
   process.env['OUTBOX_HUB_TEST_BACKEND'] = primary.backend;
 
   const entries: TestServerEntry[] = [{ name: caps.flavor, primary: true, backend: primary.backend, url: primary.url, capabilities: caps }];
-  const names = new Set([caps.flavor]);
+  const names = new Set<string>([caps.flavor]);
   for (const [i, server] of others.entries()) {
     const backend = MATRIX[i] as EmbeddedBackend;
     if (!server) {
