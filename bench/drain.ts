@@ -10,13 +10,13 @@
  *
  * Progress is read from the drainers' own `/metrics` (outbox_published_total),
  * never by counting documents (a full scan on FerretDB).
- * Uses MONGO_URL if set, else a local FerretDB like the tests.
+ * Uses BENCH_SERVER (secantusdb, ferretdb, mongo-java-server) or MONGO_URL if set, else SecantusDB like the tests.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient, type Db } from 'mongodb';
 import { createOutbox, migrateOutbox } from '../internal/outbox/index.js';
 import { startBinary, type BinaryProcess } from '../test/harness/process.js';
-import { freePort, startTestServer } from '../test/harness/server.js';
+import { freePort, startBenchServer } from '../test/harness/server.js';
 
 const BACKLOGS = (process.env['BENCH_BACKLOGS'] ?? '1000,10000,30000').split(',').map(Number);
 const DRAINERS = (process.env['BENCH_DRAINERS'] ?? '1,2,4').split(',').map(Number);
@@ -175,7 +175,7 @@ async function latency(client: MongoClient, url: string): Promise<{ p50: number;
   }
 }
 
-const server = await startTestServer();
+const server = await startBenchServer();
 const client = await new MongoClient(server.url).connect();
 try {
   const rawDb = client.db(`bench_raw_${Date.now()}`);

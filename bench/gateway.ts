@@ -3,7 +3,7 @@
  *
  * The same client code drives both servers through a small protocol adapter:
  * - Outbox Hub: protocol v1 (`outbox-hub.v1`) on the gateway, with a drainer and the
- *   embedded FerretDB behind it. A PUBLISH goes the durable path: outbox, drainer,
+ *   embedded database (SecantusDB; BENCH_SERVER picks another) behind it. A PUBLISH goes the durable path: outbox, drainer,
  *   event log, gateway tail, fan-out.
  * - Centrifugo (CENTRIFUGO, built by `make centrifugo`): JSON protocol on
  *   `/connection/websocket`, memory engine, a namespace with history and recovery;
@@ -35,7 +35,7 @@ import WebSocket from 'ws';
 import { PROTOCOL } from '../internal/gateway/index.js';
 import { TEST_SECRET, rootToken, testToken } from '../test/harness/hub.js';
 import { startBinary, type BinaryProcess } from '../test/harness/process.js';
-import { freePort, startTestServer, type TestServer } from '../test/harness/server.js';
+import { freePort, startBenchServer, type TestServer } from '../test/harness/server.js';
 
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 10_000);
 const SUBSCRIBERS = Math.min(CONNECTIONS, Number(process.env['BENCH_SUBSCRIBERS'] ?? 1_000));
@@ -237,7 +237,7 @@ async function profiler(port: number): Promise<Profiler> {
   };
 }
 
-/** Outbox Hub: gateway + drainer on the embedded FerretDB (or MONGO_URL). */
+/** Outbox Hub: gateway + drainer on the embedded server (BENCH_SERVER, or SecantusDB, or MONGO_URL). */
 async function startOutboxHub(db: TestServer): Promise<Target> {
   const name = `bench_gateway_${Date.now()}`;
   const [port, gatewayMetrics, drainerMetrics] = [await freePort(), await freePort(), await freePort()];
@@ -295,7 +295,7 @@ async function startOutboxHub(db: TestServer): Promise<Target> {
     procs: [
       { name: 'gateway', pid: procs[1]?.child.pid as number },
       { name: 'drainer', pid: procs[0]?.child.pid as number },
-      ...(db.pid === undefined ? [] : [{ name: 'FerretDB', pid: db.pid }]),
+      ...(db.pid === undefined ? [] : [{ name: db.backend, pid: db.pid }]),
     ],
     open,
     async subscribe(ws, i) {
@@ -617,7 +617,7 @@ process.stdout.write(
     `servers, their databases and this single client process all share this machine's cores\n`,
 );
 if (SERVERS.includes('gateway')) {
-  const db = await startTestServer();
+  const db = await startBenchServer();
   try {
     results.push(await run(await startOutboxHub(db)));
   } finally {

@@ -6,7 +6,7 @@
  * and very far behind; some dead letters), a pending backlog, dead messages and
  * drainer leases; starts the ops binary on it and times BENCH_REQUESTS requests
  * to every read endpoint, one after the other, plus ops' own sample (from its
- * `ops_sample_seconds` metric). Uses MONGO_URL if set, else a local FerretDB
+ * `ops_sample_seconds` metric). Uses BENCH_SERVER or MONGO_URL if set, else a local SecantusDB
  * like the tests.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,7 +16,7 @@ import { MongoGroupStore, migrateGroups } from '../internal/groupstore/index.js'
 import { MongoLeaseStore, migrateLeases } from '../internal/lease/index.js';
 import { createOutbox, migrateOutbox } from '../internal/outbox/index.js';
 import { startBinary } from '../test/harness/process.js';
-import { freePort, startTestServer } from '../test/harness/server.js';
+import { freePort, startBenchServer } from '../test/harness/server.js';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 100_000);
 const GROUPS = Number(process.env['BENCH_GROUPS'] ?? 20);
@@ -90,7 +90,7 @@ async function seed(url: string, dbName: string): Promise<{ heads: number[]; out
 }
 
 async function main(): Promise<void> {
-  const server = process.env['MONGO_URL'] ? undefined : await startTestServer();
+  const server = process.env['MONGO_URL'] ? undefined : await startBenchServer();
   const url = process.env['MONGO_URL'] ?? (server as { url: string }).url;
   const dbName = 'bench_ops';
   try {

@@ -176,7 +176,10 @@ export class Outbox {
         const failed = claimed ? (written[written.length - 1] ?? []) : claims;
         const at = err instanceof MongoBulkWriteError ? firstWriteErrorIndex(err) : 0;
         const index = failed[at ?? 0]?.index;
-        throw new OutboxError('DUPLICATE_ID', `a message with id ${entries[index ?? 0]?.doc._id} is already pending`, { cause: err, index });
+        throw new OutboxError('DUPLICATE_ID', `a message with id ${entries[index ?? 0]?.doc._id} is already pending`, {
+          cause: err,
+          index,
+        });
       }
       if (err instanceof MongoError) throw new OutboxError('WRITE_FAILED', `outbox write failed: ${err.message}`, { cause: err });
       throw err;

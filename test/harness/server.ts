@@ -246,6 +246,19 @@ export function startEmbedded(
   }
 }
 
+/**
+ * The server a benchmark runs on: `BENCH_SERVER` (`secantusdb`, `ferretdb`,
+ * `mongo-java-server`) when set, else the documented order of {@link startTestServer}.
+ */
+export function startBenchServer(): Promise<TestServer> {
+  const wanted = process.env['BENCH_SERVER'];
+  if (wanted === undefined || wanted === '') return startTestServer();
+  const known: readonly EmbeddedBackend[] = ['secantusdb', 'ferretdb', 'mongo-java-server'];
+  const backend = known.find((k) => k === wanted);
+  if (!backend) throw new Error(`BENCH_SERVER must be one of ${known.join(', ')}, got ${JSON.stringify(wanted)}`);
+  return startEmbedded(backend);
+}
+
 /** Chooses and starts a server in the documented order: MONGO_URL, Docker, SecantusDB. */
 export async function startTestServer(): Promise<TestServer> {
   const envUrl = process.env['MONGO_URL'];
