@@ -44,11 +44,13 @@ JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools kube-tools chromium prometheus build typecheck lint test dev bench bench-drain bench-gateway bench-groups bench-ops centrifugo clean
+.PHONY: help deps tools kube-tools chromium prometheus build typecheck lint test test-unit dev bench bench-drain bench-gateway bench-groups bench-ops centrifugo clean
 
 help:
 	@echo "make dev    - run the hub on MONGO_URL or an embedded SecantusDB"
 	@echo "make test   - type-check and run the whole suite against real MongoDB-wire servers (and a real kube-apiserver)"
+	@echo "make test-unit - the tests that need no server, process or build (seconds; no database started)"
+	@echo "make lint   - ESLint and Prettier on the sources"
 	@echo "make bench  - drain, gateway (beside Centrifugo) and group-dispatch benchmarks (numbers in README)"
 
 $(NODE_DEPS): package.json package-lock.json
@@ -196,7 +198,7 @@ typecheck: $(NODE_DEPS)
 	npx tsc -p tsconfig.json --noEmit
 
 # ESLint (typescript-eslint, type-checked) and Prettier: a lint error fails make test.
-PRETTIER_FILES := 'internal/**/*.ts' 'cmd/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts' eslint.config.js jest.config.js
+PRETTIER_FILES := 'internal/**/*.ts' 'cmd/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts' eslint.config.js jest.config.js jest.unit.config.js
 lint: $(NODE_DEPS)
 	npx eslint --max-warnings 0 .
 	npx prettier --check --log-level warn $(PRETTIER_FILES)
@@ -205,6 +207,10 @@ test: $(NODE_DEPS) tools kube-tools chromium prometheus build typecheck lint
 	@mkdir -p test-artifacts
 	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
 	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
+
+# The fast loop: test/**/*.unit.test.ts (no database, process or dist/; make test runs them too).
+test-unit: $(NODE_DEPS)
+	$(JEST) -c jest.unit.config.js
 
 dev: $(NODE_DEPS) tools build
 	node dist/test/harness/dev.js

@@ -1,7 +1,7 @@
 /**
  * Consumer-group dispatch micro-benchmark (`make bench-groups`). Not part of the tests.
  *
- * Drives the gateway's GroupManager in memory (in-memory group store, log and
+ * Drives the consumer-group engine's GroupManager in memory (in-memory group store, log and
  * leases; no database, no sockets) and reports the cost per event of
  * dispatch + ack for growing numbers of members and partitions. Total
  * in-flight capacity is held at about CAPACITY, split across the members, and
@@ -23,7 +23,8 @@
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { LogEvent } from '../internal/eventlog/index.js';
-import { createGatewayMetrics, type GroupManager, type GroupMember } from '../internal/gateway/index.js';
+import { createGatewayMetrics } from '../internal/gateway/index.js';
+import type { GroupManager, GroupMember } from '../internal/groups/index.js';
 import { MemoryGroupStore } from '../internal/groupstore/index.js';
 import { MemoryLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';
@@ -43,7 +44,7 @@ const RUNS = Number(process.env['BENCH_GROUP_RUNS'] ?? 3);
 type ManagerClass = typeof GroupManager;
 const modulePath = process.env['BENCH_GROUPS_MODULE'];
 const { GroupManager: Manager } = (
-  modulePath ? await import(pathToFileURL(modulePath).href) : await import('../internal/gateway/index.js')
+  modulePath ? await import(pathToFileURL(modulePath).href) : await import('../internal/groups/index.js')
 ) as { GroupManager: ManagerClass };
 
 /** Events per run: enough for 100 per partition. */

@@ -73,7 +73,7 @@ describeKube('drainer and gateway with LEASE_BACKEND=kubernetes on a real kube-a
     METRICS_HOST: '127.0.0.1',
     METRICS_PORT: '0',
   });
-  const start = (name: 'drainer' | 'gateway', env: Record<string, string>): BinaryProcess => {
+  const start = (name: 'drainer' | 'gateway' | 'ops', env: Record<string, string>): BinaryProcess => {
     const p = startBinary(name, env);
     running.add(p);
     return p;
@@ -216,5 +216,80 @@ describeKube('drainer and gateway with LEASE_BACKEND=kubernetes on a real kube-a
     // Released, not left to expire: the group's Leases have no holder and the presence Lease is gone.
     expect([...(await leases('group:Billing_V2.eu')).values()].map((l) => l.spec?.holderIdentity)).toEqual(['', '', '', '']);
     expect(await presence()).toEqual([]);
+  }, 120_000);
+
+  it('ops with LEASE_BACKEND=kubernetes lists the Leases, refuses deleting a served group, and counts its gateways', async () => {
+    const dbName = `${t.name}_ops`;
+    const env = { MONGO_DB: dbName, OUTBOX_PARTITIONS: '4', POLL_MAX: '30ms' };
+    start('drainer', { ...kubeEnv('drainer-o'), ...env, LEASE_TTL: '3s', LEASE_RENEW_INTERVAL: '300ms' });
+    const port = await freePort();
+    const gw = start('gateway', {
+      ...kubeEnv('gateway-o'),
+      ...env,
+      GATEWAY_HOST: '127.0.0.1',
+      GATEWAY_PORT: String(port),
+      JWT_SECRET: 'outbox-hub-test-secret-at-least-32-bytes-long',
+      TAIL_POLL_MAX: '30ms',
+      GROUP_LEASE_TTL: '3s',
+      GROUP_LEASE_RENEW_INTERVAL: '300ms',
+      ACK_TIMEOUT: '10m',
+    });
+    const opsPort = await freePort();
+    const admin = 'ops-admin-token-0123456789';
+    start('ops', {
+      ...kubeEnv('ops-o'),
+      ...env,
+      OPS_HOST: '127.0.0.1',
+      OPS_PORT: String(opsPort),
+      OPS_ADMIN_TOKEN: admin,
+      OPS_SAMPLE_INTERVAL: '500ms',
+    });
+    await gw.waitForLog((l) => l.msg === 'gateway listening', 30_000);
+    // A member that never acks: the group has lag while a gateway serves it.
+    const c = await TestClient.authed(port, await rootToken());
+    clients.push(c);
+    expect((await c.request({ op: 'SUBSCRIBE', sub: 's', topic: 'served.*', group: 'served', maxInFlight: 1 })).op).toBe('OK');
+    for (let i = 0; i < 5; i++) expect((await c.request({ op: 'PUBLISH', topic: 'served.x', key: `k${i}`, payload: i })).op).toBe('OK');
+    const ops = `http://127.0.0.1:${opsPort}`;
+    const json = async (path: string): Promise<Record<string, unknown>> =>
+      (await (await fetch(`${ops}${path}`)).json()) as Record<string, unknown>;
+
+    // The partition Leases and the gateways as the API server holds them.
+    await eventually(
+      async () => {
+        const l = (await json('/api/leases').catch(() => ({}))) as {
+          partitions?: Array<{ holder: string | null }>;
+          gateways?: Array<{ member: string }>;
+        };
+        return l.partitions?.every((p) => p.holder === 'drainer-o') === true && l.gateways?.some((g) => g.member === 'gateway-o') === true;
+      },
+      30_000,
+      "ops to list the drainer's Leases and the gateway",
+    );
+    // The group is served: deleting it is refused, and the metrics say one gateway serves it while it lags.
+    const del = await fetch(`${ops}/api/groups/served`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+    expect(del.status).toBe(409);
+    expect(await del.json()).toMatchObject({ error: 'GROUP_ACTIVE' });
+    await eventually(
+      async () => {
+        const m = await (await fetch(`${ops}/metrics`)).text();
+        return (
+          /ops_group_gateways\{group="served",binary="ops"\} 1\b/.test(m) &&
+          /ops_group_lag_events\{group="served",binary="ops"\} [1-9]/.test(m)
+        );
+      },
+      30_000,
+      'ops_group_gateways 1 and lag for the served group (OutboxConsumerGroupAbandoned stays quiet: it needs 0 gateways)',
+    );
+    // Once nobody serves it, ops sees that too, and the group can go.
+    c.ws.close();
+    await eventually(
+      async () => {
+        const r = await fetch(`${ops}/api/groups/served`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+        return r.status === 200;
+      },
+      30_000,
+      'the group to be deletable once its last member left',
+    );
   }, 120_000);
 });

@@ -11,25 +11,22 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import { envReader } from '../config/index.js';
-import { Health, startDbProbe } from '../health/index.js';
-import { openHubDb } from '../hubdb/index.js';
+import type { Health } from '../health/index.js';
+import { HubProcess, readHubSettings, type HubSettings } from '../runtime/index.js';
 import { closerFor, type Service } from '../lifecycle/index.js';
 import { LOG_LEVELS, type Logger, type LogLevel } from '../log/index.js';
-import { healthAnswer } from '../telemetry/index.js';
-import { isTransientError, mongoSettings, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
-import { createOutbox, isOutboxError, type Outbox } from '../outbox/index.js';
+import { createRegistry, healthAnswer } from '../telemetry/index.js';
+import { isTransientError, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
+import { isOutboxError, type Outbox } from '../outbox/index.js';
 import { demoPage } from './page.js';
 
 /** Demo configuration. */
-export interface DemoConfig {
-  readonly mongoUrl: string;
-  readonly mongoDb: string;
+export interface DemoConfig extends HubSettings {
   readonly host: string;
   readonly port: number;
   readonly gatewayUrl: string;
   readonly jwtSecret: string;
   readonly sdkBundle: string;
-  readonly partitions: number;
   readonly logLevel: LogLevel;
 }
 
@@ -37,13 +34,12 @@ export interface DemoConfig {
 export function loadDemoConfig(env: Readonly<Record<string, string | undefined>>): DemoConfig {
   const r = envReader(env);
   const cfg: DemoConfig = {
-    ...mongoSettings(r),
+    ...readHubSettings(r, env),
     host: r.string('DEMO_HOST', { default: '127.0.0.1' }),
     port: r.int('DEMO_PORT', { default: 8090, min: 0, max: 65_535 }),
     gatewayUrl: r.string('GATEWAY_PUBLIC_URL', { pattern: /^wss?:\/\// }),
     jwtSecret: r.string('JWT_SECRET'),
     sdkBundle: r.string('SDK_BUNDLE', { default: 'dist/sdk/outbox-hub-sdk.min.js' }),
-    partitions: r.int('OUTBOX_PARTITIONS', { default: 16, min: 1, max: 4096 }),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
   };
   r.done();
@@ -57,20 +53,19 @@ const MAX_BODY = 16 * 1024;
 export class DemoApp implements Service {
   readonly #cfg: DemoConfig;
   readonly #log: Logger;
-  #closeServer: (() => Promise<void>) | undefined;
+  readonly #process: HubProcess;
   #server: Server | undefined;
   #client: MongoClient | undefined;
   #outbox: Outbox | undefined;
   #caps: ServerCapabilities | undefined;
   #bundle: Buffer | undefined;
   readonly #health: Health;
-  readonly #abort = new AbortController();
-  #stopProbe: (() => Promise<void>) | undefined;
 
   constructor(cfg: DemoConfig, deps: { log: Logger }) {
     this.#cfg = cfg;
     this.#log = deps.log;
-    this.#health = new Health({ log: deps.log });
+    this.#process = new HubProcess({ log: deps.log, registry: createRegistry('demo') });
+    this.#health = this.#process.health;
   }
 
   get port(): number {
@@ -79,8 +74,8 @@ export class DemoApp implements Service {
 
   async start(): Promise<void> {
     this.#bundle = await readFile(this.#cfg.sdkBundle);
+    const p = this.#process;
     // Listen first: /healthz and /readyz answer while the database is still unreachable.
-    const starting = this.#health.condition('start-up', { ok: false, reason: 'connecting to the database' });
     const server = createServer(
       (req, res) =>
         void this.#route(req, res).catch((err: unknown) => {
@@ -88,38 +83,27 @@ export class DemoApp implements Service {
           if (!res.headersSent) res.writeHead(isTransientError(err) ? 503 : 500).end('request failed\n');
         }),
     );
-    this.#closeServer = closerFor(server);
+    p.onStop('HTTP server', closerFor(server));
     await new Promise<void>((resolve) => server.listen(this.#cfg.port, this.#cfg.host, () => resolve()));
     this.#server = server;
-    this.#health.start();
+    p.watchHealth();
     this.#log.info('demo listening', { url: `http://${this.#cfg.host}:${this.port}/` });
-    const { client, db, caps } = await openHubDb({
-      url: this.#cfg.mongoUrl,
-      dbName: this.#cfg.mongoDb,
-      appName: 'outbox-hub-demo',
-      log: this.#log,
-      partitions: this.#cfg.partitions,
-      signal: this.#abort.signal,
-    });
-    this.#client = client;
+    const ports = await p.openPorts(this.#cfg, { appName: 'outbox-hub-demo' });
+    const caps = ports.caps;
+    this.#client = ports.client;
     this.#caps = caps;
-    this.#stopProbe = startDbProbe({ db, health: this.#health, log: this.#log });
-    this.#outbox = createOutbox(db, { partitions: this.#cfg.partitions });
+    this.#outbox = ports.outbox();
     if (!caps.transactions) {
       this.#log.warn(
         'this server has no multi-document transactions: orders and outbox messages are written one after the other, not atomically',
         { flavor: caps.flavor },
       );
     }
-    starting.dispose();
+    p.started();
   }
 
-  async stop(): Promise<void> {
-    this.#abort.abort();
-    await this.#stopProbe?.();
-    this.#health.stop();
-    await this.#closeServer?.();
-    await this.#client?.close();
+  stop(): Promise<void> {
+    return this.#process.stop();
   }
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,15 +1,10 @@
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { envReader } from '../config/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/index.js';
-import { mongoSettings } from '../mongo/index.js';
-import { leaseSettings, type LeaseBackend } from '../lease/index.js';
+import { DEFAULT_PARTITIONS } from '../outbox/index.js';
+import { readHubSettings, readLeaseTiming, readMemberId, type HubSettings } from '../runtime/index.js';
 
 /** Validated drainer configuration. Frozen; built once by {@link loadDrainerConfig}. */
-export interface DrainerConfig {
-  readonly mongoUrl: string;
-  readonly mongoDb: string;
-  readonly partitions: number;
+export interface DrainerConfig extends HubSettings {
   readonly batchSize: number;
   readonly leaseTtlMs: number;
   readonly leaseRenewMs: number;
@@ -22,21 +17,16 @@ export interface DrainerConfig {
   readonly progressTimeoutMs: number;
   /** A loop wedged this long makes the process exit (0: never). */
   readonly wedgeExitMs: number;
-  /** Values scrubbed from every log line. */
-  readonly secrets: readonly string[];
   readonly metricsHost: string;
   readonly metricsPort: number;
   readonly logLevel: LogLevel;
   readonly member: string;
   readonly stopTimeoutMs: number;
-  readonly leaseBackend: LeaseBackend;
-  readonly leaseNamespace: string;
-  readonly leasePrefix: string;
 }
 
 /** Default values, named so docs and tests can refer to them. */
 export const DRAINER_DEFAULTS = Object.freeze({
-  partitions: 16,
+  partitions: DEFAULT_PARTITIONS,
   batchSize: 1_000,
   leaseTtlMs: 10_000,
   pollMinMs: 10,
@@ -59,13 +49,10 @@ export const DRAINER_DEFAULTS = Object.freeze({
  */
 export function loadDrainerConfig(env: Readonly<Record<string, string | undefined>>): DrainerConfig {
   const r = envReader(env);
-  const leaseTtlMs = r.duration('LEASE_TTL', { default: DRAINER_DEFAULTS.leaseTtlMs, min: 1_000, max: 300_000 });
   const cfg: DrainerConfig = {
-    ...mongoSettings(r),
-    partitions: r.int('OUTBOX_PARTITIONS', { default: DRAINER_DEFAULTS.partitions, min: 1, max: 4096 }),
+    ...readHubSettings(r, env),
     batchSize: r.int('DRAINER_BATCH_SIZE', { default: DRAINER_DEFAULTS.batchSize, min: 1, max: 5_000 }),
-    leaseTtlMs,
-    leaseRenewMs: r.duration('LEASE_RENEW_INTERVAL', { default: Math.floor(leaseTtlMs / 3), min: 50, max: Math.floor(leaseTtlMs / 2) }),
+    ...readLeaseTiming(r, { ttl: 'LEASE_TTL', renew: 'LEASE_RENEW_INTERVAL' }, DRAINER_DEFAULTS.leaseTtlMs),
     pollMinMs: r.duration('POLL_MIN', { default: DRAINER_DEFAULTS.pollMinMs, min: 1, max: 10_000 }),
     pollMaxMs: r.duration('POLL_MAX', { default: DRAINER_DEFAULTS.pollMaxMs, min: 1, max: 60_000 }),
     maxAttempts: r.int('DRAINER_MAX_ATTEMPTS', { default: DRAINER_DEFAULTS.maxAttempts, min: 1, max: 1_000 }),
@@ -76,12 +63,8 @@ export function loadDrainerConfig(env: Readonly<Record<string, string | undefine
     metricsHost: r.string('METRICS_HOST', { default: '0.0.0.0' }),
     metricsPort: r.int('METRICS_PORT', { default: DRAINER_DEFAULTS.metricsPort, min: 0, max: 65_535 }),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
-    member: r.string('MEMBER_ID', {
-      default: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
-      pattern: /^[A-Za-z0-9_.:-]{1,120}$/,
-    }),
+    member: readMemberId(r),
     stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: DRAINER_DEFAULTS.stopTimeoutMs, min: 100 }),
-    ...leaseSettings(r, env),
   };
   r.done();
   return Object.freeze(cfg);

@@ -1,5 +1,5 @@
 import { describeError } from '../errors/index.js';
-import type { EventLog } from '../eventlog/index.js';
+import type { EventAppender, EventReader } from '../eventlog/index.js';
 import { PartitionCoordinator, type LeaseStore } from '../lease/index.js';
 import type { Condition, Health, Watchdog } from '../health/index.js';
 import { repeat } from '../lifecycle/index.js';
@@ -15,7 +15,7 @@ export const DRAINER_LEASE_GROUP = 'drainer';
 /** Ports and settings a {@link Drainer} runs on. */
 export interface DrainerDeps {
   outbox: OutboxStore;
-  eventLog: EventLog;
+  eventLog: EventAppender & Pick<EventReader, 'get'>;
   leases: LeaseStore;
   log: Logger;
   metrics: DrainerMetrics;
@@ -150,9 +150,10 @@ export class Drainer {
     this.#dogs.get(partition)?.dispose();
     const dog = this.#d.health?.watchdog(`partition ${partition} worker`, LOOP_SILENCE_MS);
     if (dog) this.#dogs.set(partition, dog);
+    // The drainer's own logger, not a child binding `partition`: every worker line names its
+    // partition itself, and a bound copy would only repeat it.
     const worker = new PartitionWorker(partition, epoch, {
       ...this.#d,
-      log: this.#d.log.child({ partition }),
       onRound: () => dog?.beat(),
       onProgress: (p) => this.#progress.set(p, Date.now()),
       onDbError: () => this.#d.health?.dbError('drain'),

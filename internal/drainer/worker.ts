@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError, isHubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { isTransientError } from '../mongo/index.js';
-import type { EventInput, EventLog, LogEvent } from '../eventlog/index.js';
+import type { EventAppender, EventInput, EventReader, LogEvent } from '../eventlog/index.js';
 import type { OutboxStore, PendingMessage } from '../outbox/index.js';
 import { topicProblem } from '../topic/index.js';
 import type { DrainerConfig } from './config.js';
@@ -11,7 +11,8 @@ import type { DrainerMetrics } from './metrics.js';
 /** What a worker needs from its drainer. */
 export interface WorkerDeps {
   outbox: OutboxStore;
-  eventLog: EventLog;
+  /** Appends under the lease epoch; looks up an id it was told is already logged. */
+  eventLog: EventAppender & Pick<EventReader, 'get'>;
   log: Logger;
   metrics: DrainerMetrics;
   config: Pick<DrainerConfig, 'batchSize' | 'pollMinMs' | 'pollMaxMs' | 'maxAttempts' | 'retryBaseMs' | 'leaseTtlMs'>;

@@ -1,18 +1,29 @@
 /**
  * Base error for every Outbox Hub package.
  *
- * Invariant: callers decide by `code`, never by `message`. Each package narrows
- * `C` to its own string union and keeps the original failure in `cause`.
+ * Invariants: callers decide by `code` (and `retryable`), never by `message`.
+ * Each package narrows `C` to its own string union and keeps the original
+ * failure in `cause`. Whether a failure may pass when retried unchanged is
+ * decided once, where it happened (the storage adapter), and carried here:
+ * nobody above walks `cause` chains to guess it.
  */
 export class HubError<C extends string = string> extends Error {
   /** Stable, machine-readable reason. */
   readonly code: C;
+  /** True when the same request may succeed if retried unchanged (an outage, a timeout). */
+  readonly retryable: boolean;
 
-  constructor(code: C, message: string, options?: { cause?: unknown }) {
+  constructor(code: C, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options);
     this.code = code;
+    this.retryable = options?.retryable ?? false;
     this.name = new.target.name;
   }
+}
+
+/** True when `err` is an Outbox Hub error marked retryable where it happened. */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof HubError && err.retryable;
 }
 
 /** True when `err` is any Outbox Hub error (optionally with one of `codes`). */

@@ -22,8 +22,11 @@ export { APPEND_CHUNK, MongoEventLog, EVENT_INDEXES, migrateEventLog, DEFAULT_EV
 export { MemoryEventLog, MemoryEventStorage } from './memory.js';
 export type {
   AppendResult,
+  EventAppender,
   EventInput,
   EventLog,
+  EventLogRepair,
+  EventReader,
   LogEvent,
   MatchCount,
   MatchQuery,

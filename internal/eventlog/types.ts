@@ -93,8 +93,11 @@ export interface StallReport {
   updatedAt: Date;
 }
 
-/** The event log port. See the package index for invariants. */
-export interface EventLog {
+/**
+ * The writer's role: the holder of a partition's lease appends under its epoch,
+ * fenced by it (the drainer).
+ */
+export interface EventAppender {
   /**
    * Raises the fence of `partition` to `epoch` and returns the head sequence.
    * Throws `FENCED` when a newer epoch already claimed it. A claim also
@@ -110,6 +113,10 @@ export interface EventLog {
   append(partition: number, epoch: number, events: readonly EventInput[]): Promise<AppendResult>;
   /** Throws `FENCED` when an epoch newer than `epoch` has claimed `partition`. */
   checkFence(partition: number, epoch: number): Promise<void>;
+}
+
+/** The readers' role: range reads, heads, lookups and wake-ups (tails, groups, ops, the outbox's id checks). */
+export interface EventReader {
   read(range: ReadRange): Promise<LogEvent[]>;
   /**
    * Events of several partitions after the given sequences, ordered by
@@ -130,6 +137,19 @@ export interface EventLog {
   get(id: string): Promise<LogEvent | null>;
   /** Which of `ids` are in the log (index lookups only). */
   present(ids: readonly string[]): Promise<Set<string>>;
+  /**
+   * Calls `onAppend` when events may have been appended to a partition (a change
+   * stream where the server has them). Returns the stop function; the caller
+   * decides from the server's capabilities whether to use it.
+   */
+  watchAppends?(onAppend: (partition: number) => void, onError: (err: unknown) => void): () => Promise<void>;
+}
+
+/**
+ * Holes: readers report a partition stalled behind a missing sequence; an
+ * operator fills the gap so readers can go on (ops).
+ */
+export interface EventLogRepair {
   /** The missing sequence numbers right after `afterSeq`, if the next event present is not `afterSeq + 1`. */
   findGap(partition: number, afterSeq: number): Promise<SequenceGap | null>;
   /**
@@ -143,10 +163,7 @@ export interface EventLog {
   reportStall(partition: number, reporter: string, stall: { seq: number; since: Date } | null): Promise<void>;
   /** Current stall reports, oldest first. */
   stalls(): Promise<StallReport[]>;
-  /**
-   * Calls `onAppend` when events may have been appended to a partition (a change
-   * stream where the server has them). Returns the stop function; the caller
-   * decides from the server's capabilities whether to use it.
-   */
-  watchAppends?(onAppend: (partition: number) => void, onError: (err: unknown) => void): () => Promise<void>;
 }
+
+/** The event log port: every role. Consumers depend on the role they use. See the package index for invariants. */
+export interface EventLog extends EventAppender, EventReader, EventLogRepair {}

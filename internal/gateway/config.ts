@@ -1,16 +1,10 @@
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { SUPPORTED_ALGORITHMS, type Algorithm, type KeySource } from '../auth/index.js';
 import { envReader, type EnvReader } from '../config/index.js';
-import { mongoSettings } from '../mongo/index.js';
-import { leaseSettings, type LeaseBackend } from '../lease/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/index.js';
+import { readHubSettings, readLeaseTiming, readMemberId, type HubSettings } from '../runtime/index.js';
 
 /** Validated gateway configuration; frozen, built once by {@link loadGatewayConfig}. */
-export interface GatewayConfig {
-  readonly mongoUrl: string;
-  readonly mongoDb: string;
-  readonly partitions: number;
+export interface GatewayConfig extends HubSettings {
   readonly host: string;
   readonly port: number;
   readonly metricsHost: string;
@@ -47,14 +41,9 @@ export interface GatewayConfig {
   readonly publishTimeoutMs: number;
   /** A loop wedged this long makes the process exit (0: never). */
   readonly wedgeExitMs: number;
-  /** Values scrubbed from every log line. */
-  readonly secrets: readonly string[];
   /** A log partition waiting this long for a missing sequence is reported as stalled. */
   readonly logStallAfterMs: number;
   readonly stopTimeoutMs: number;
-  readonly leaseBackend: LeaseBackend;
-  readonly leaseNamespace: string;
-  readonly leasePrefix: string;
 }
 
 /** Named defaults. */
@@ -118,23 +107,18 @@ export function loadGatewayConfig(env: Readonly<Record<string, string | undefine
   const unknown = algorithms.filter((a) => !(SUPPORTED_ALGORITHMS as readonly string[]).includes(a));
   if (unknown.length > 0 || algorithms.length === 0)
     r.fail('JWT_ALGORITHMS', `must list algorithms from ${SUPPORTED_ALGORITHMS.join(', ')}, got ${JSON.stringify(algText)}`);
-  const leaseTtlMs = r.duration('GROUP_LEASE_TTL', { default: GATEWAY_DEFAULTS.leaseTtlMs, min: 1_000, max: 300_000 });
   const keys = keySource(r);
   const origins = r.string('ALLOWED_ORIGINS', { required: false });
-  const mongo = mongoSettings(r);
+  const hub = readHubSettings(r, env);
   const cfg: GatewayConfig = {
-    ...mongo,
-    secrets: [...mongo.secrets, ...(keys.kind === 'secret' ? [keys.secret] : [])],
-    partitions: r.int('OUTBOX_PARTITIONS', { default: 16, min: 1, max: 4096 }),
+    ...hub,
+    secrets: [...hub.secrets, ...(keys.kind === 'secret' ? [keys.secret] : [])],
     host: r.string('GATEWAY_HOST', { default: '0.0.0.0' }),
     port: r.int('GATEWAY_PORT', { default: GATEWAY_DEFAULTS.port, min: 0, max: 65_535 }),
     metricsHost: r.string('METRICS_HOST', { default: '0.0.0.0' }),
     metricsPort: r.int('METRICS_PORT', { default: GATEWAY_DEFAULTS.metricsPort, min: 0, max: 65_535 }),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
-    instance: r.string('MEMBER_ID', {
-      default: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
-      pattern: /^[A-Za-z0-9_.:-]{1,120}$/,
-    }),
+    instance: readMemberId(r),
     jwt: Object.freeze({
       algorithms: algorithms as Algorithm[],
       keys,
@@ -163,8 +147,7 @@ export function loadGatewayConfig(env: Readonly<Record<string, string | undefine
     maxDeliveries: r.int('MAX_DELIVERIES', { default: GATEWAY_DEFAULTS.maxDeliveries, min: 1, max: 1_000 }),
     redeliveryBaseMs: r.duration('REDELIVERY_BASE', { default: GATEWAY_DEFAULTS.redeliveryBaseMs, min: 1, max: 600_000 }),
     maxReplay: r.int('MAX_REPLAY', { default: GATEWAY_DEFAULTS.maxReplay, min: 1, max: 1_000_000 }),
-    leaseTtlMs,
-    leaseRenewMs: r.duration('GROUP_LEASE_RENEW_INTERVAL', { default: Math.floor(leaseTtlMs / 3), min: 50, max: leaseTtlMs - 1 }),
+    ...readLeaseTiming(r, { ttl: 'GROUP_LEASE_TTL', renew: 'GROUP_LEASE_RENEW_INTERVAL' }, GATEWAY_DEFAULTS.leaseTtlMs),
     pollMinMs: r.duration('TAIL_POLL_MIN', { default: GATEWAY_DEFAULTS.pollMinMs, min: 1, max: 10_000 }),
     pollMaxMs: r.duration('TAIL_POLL_MAX', { default: GATEWAY_DEFAULTS.pollMaxMs, min: 1, max: 60_000 }),
     cursorFlushMs: r.duration('CURSOR_FLUSH_INTERVAL', { default: GATEWAY_DEFAULTS.cursorFlushMs, min: 10, max: 60_000 }),
@@ -172,7 +155,6 @@ export function loadGatewayConfig(env: Readonly<Record<string, string | undefine
     wedgeExitMs: r.duration('WEDGE_EXIT_AFTER', { default: GATEWAY_DEFAULTS.wedgeExitMs, min: 0 }),
     logStallAfterMs: r.duration('LOG_STALL_AFTER', { default: GATEWAY_DEFAULTS.logStallAfterMs, min: 100, max: 3_600_000 }),
     stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: GATEWAY_DEFAULTS.stopTimeoutMs, min: 100 }),
-    ...leaseSettings(r, env),
   };
   r.done();
   return Object.freeze(cfg);

@@ -1,18 +1,18 @@
 import type { Socket } from 'node:net';
 import type { WebSocket, RawData } from 'ws';
 import { AuthError, type Principal, type TokenVerifier } from '../auth/index.js';
-import { describeError, isHubError } from '../errors/index.js';
-import type { EventLog, LogEvent } from '../eventlog/index.js';
+import { describeError, isRetryable } from '../errors/index.js';
+import type { EventReader, LogEvent } from '../eventlog/index.js';
 import type { Logger } from '../log/index.js';
-import { isDocumentRejectedError, isTransientError } from '../mongo/index.js';
-import type { Outbox } from '../outbox/index.js';
 import { TopicPattern, topicProblem } from '../topic/index.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayError } from './errors.js';
-import type { GroupManager, GroupMember, GroupMembership } from './groups.js';
-import { LiveHub, toWire, type LiveSubscription } from './hub.js';
+import type { PublishUseCase } from './publish.js';
+import { GroupError, type GroupManager } from '../groups/index.js';
+import type { LiveHub } from './hub.js';
+import { groupSubscription, liveSubscription, type Subscription, type SubscriptionContext } from './subscriptions.js';
 import type { GatewayMetrics } from './metrics.js';
-import { CloseCode, parseClientFrame, type ClientFrame, type ErrorCode, type StartFrom } from '../protocol/index.js';
+import { CloseCode, parseClientFrame, type ClientFrame, type ErrorCode } from '../protocol/index.js';
 import type { LogTail } from './tail.js';
 import { TokenBucket } from './tokens.js';
 
@@ -20,65 +20,18 @@ import { TokenBucket } from './tokens.js';
 export interface ConnectionDeps {
   config: GatewayConfig;
   verifier: TokenVerifier;
-  outbox: Outbox;
-  eventLog: EventLog;
+  /** Replays read ranges of the log. */
+  eventLog: Pick<EventReader, 'read'>;
   tail: LogTail;
   hub: LiveHub;
   groups: GroupManager;
   metrics: GatewayMetrics;
   log: Logger;
-  /** The database as the probe sees it: requests needing it are refused at once while it is down. */
-  database?: DatabaseState;
-}
-
-/** Whether the database answers its probe, and the moment it stops. */
-export interface DatabaseState {
-  up(): boolean;
-  /** Calls `listener` when the database is found down; returns its removal. */
-  onDown(listener: () => void): () => void;
+  /** The PUBLISH use case (outbox write, deadline, database state). */
+  publisher: PublishUseCase;
 }
 
 type State = 'authenticating' | 'open' | 'closed';
-
-/** True when `err`, or an error it wraps, is a storage failure that may pass if retried. */
-function retryable(err: unknown): boolean {
-  let e: unknown = err;
-  for (let i = 0; i < 5 && e !== undefined; i++) {
-    if (isTransientError(e)) return true;
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  return false;
-}
-
-/** The publish took longer than the deadline: it may still land (a retry with its id is safe). */
-class DeadlineError extends GatewayError {
-  constructor(why: string) {
-    super('UNAVAILABLE', `${why}; it may still land: retry with the same eventId`);
-  }
-}
-
-/**
- * `promise`, or a {@link DeadlineError} after `ms` or as soon as the database is
- * found down (a request sent just before an outage is answered when the probe
- * notices, not after the whole deadline). Neither the timer nor the listener
- * outlives the race.
- */
-async function withDeadline<T>(promise: Promise<T>, ms: number, database?: DatabaseState): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  let unlisten: (() => void) | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new DeadlineError(`the database did not confirm within ${ms} ms`)), ms);
-        unlisten = database?.onDown(() => reject(new DeadlineError('the database became unreachable')));
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    unlisten?.();
-  }
-}
 
 /** Most bytes gathered for one write before the socket is flushed within a tick. */
 const MAX_CORKED_BYTES = 64 * 1024;
@@ -94,16 +47,6 @@ const MAX_BAD_FRAMES = 10;
 const SLOW_CONSUMER_GRACE_MS = 5_000;
 /** setTimeout's upper bound. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-interface Subscription {
-  readonly id: string;
-  readonly pattern: TopicPattern;
-  /** The group of a group subscription, and the membership settlements go through. */
-  readonly group: { readonly name: string; readonly membership: GroupMembership } | undefined;
-  /** Starts deliveries; called once the SUBSCRIBE's OK has been sent, so no EVENT precedes it. */
-  start(): void;
-  close(): Promise<void>;
-}
 
 /**
  * One WebSocket client. States: authenticating (must AUTH before the deadline)
@@ -127,6 +70,7 @@ export class Connection {
   #expiryTimer: NodeJS.Timeout | undefined;
   #badFrames = 0;
   #authPending: Promise<void> | undefined;
+  readonly #subscriptionContext: SubscriptionContext;
   /**
    * AUTH, SUBSCRIBE and UNSUBSCRIBE run one at a time, in arrival order: a check and
    * the subscription-table update it guards never have another control frame between
@@ -150,6 +94,18 @@ export class Connection {
     this.#log = deps.log.child({ conn: id });
     this.#publishBucket = new TokenBucket(deps.config.publishRate, deps.config.publishBurst);
     this.#frameBucket = new TokenBucket(deps.config.frameRate, deps.config.frameRate);
+    this.#subscriptionContext = {
+      connectionId: id,
+      config: deps.config,
+      eventLog: deps.eventLog,
+      tail: deps.tail,
+      hub: deps.hub,
+      groups: deps.groups,
+      log: this.#log,
+      sendEvent: (sub, event, json, delivery) => this.#sendEvent(sub, event, json, delivery),
+      notice: (sub, code, message) => this.#err(null, code, message, { sub }),
+      close: (code, reason) => this.close(code, reason),
+    };
   }
 
   get state(): State {
@@ -304,10 +260,10 @@ export class Connection {
       });
     }
     run.catch((err: unknown) => {
-      if (err instanceof GatewayError) return this.#err(parsed.id, err.code, err.message);
+      if (err instanceof GatewayError || err instanceof GroupError) return this.#err(parsed.id, err.code, err.message);
       this.#log.error('request failed', { op: parsed.op, err });
-      // Only a failure that can pass is reported as one to retry.
-      if (retryable(err)) this.#err(parsed.id, 'UNAVAILABLE', 'the request could not be completed; retry');
+      // Only a failure marked retryable where it happened is reported as one to retry.
+      if (isRetryable(err)) this.#err(parsed.id, 'UNAVAILABLE', 'the request could not be completed; retry');
       else this.#err(parsed.id, 'INTERNAL', 'the request failed; retrying it unchanged will not help');
       // An AUTH that failed half-way must not leave a session behind.
       if (parsed.op === 'AUTH') this.close(CloseCode.AUTH_FAILED, 'authentication failed');
@@ -414,48 +370,10 @@ export class Connection {
       return this.#err(f.id, 'FORBIDDEN', `not allowed to publish to ${f.topic}`);
     }
     if (!this.#publishBucket.take()) return this.#err(f.id, 'RATE_LIMITED', 'publish rate limit exceeded; slow down');
-    // Known down: say so at once instead of making the client wait for a timeout.
-    if (this.#d.database?.up() === false) return this.#err(f.id, 'UNAVAILABLE', 'the database is unreachable; retry');
-    try {
-      const receipt = await this.#bounded(
-        this.#d.outbox.add(
-          {
-            topic: f.topic,
-            payload: f.payload,
-            ...(f.key === undefined ? {} : { key: f.key }),
-            ...(f.headers === undefined ? {} : { headers: f.headers }),
-            ...(f.eventId === undefined ? {} : { id: f.eventId }),
-          },
-          // A retried publish (same eventId, same message, same subject) is answered as a
-          // duplicate; the same eventId for anything else is refused by the outbox.
-          { idempotent: true, publisher: this.#principal.subject },
-        ),
-      );
-      if (!receipt.duplicate) this.#d.tail.nudge();
-      this.#ok(f.id, { eventId: receipt.id, partition: receipt.partition, ...(receipt.duplicate ? { duplicate: true } : {}) });
-    } catch (err) {
-      if (!isHubError(err)) throw err;
-      if (err.code === 'DUPLICATE_ID') return this.#err(f.id, 'DUPLICATE_ID', 'eventId already used for a different message');
-      const map: Record<string, ErrorCode> = {
-        INVALID_TOPIC: 'INVALID_TOPIC',
-        PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
-        INVALID_PAYLOAD: 'INVALID_PAYLOAD',
-        INVALID_KEY: 'INVALID_PAYLOAD',
-        INVALID_HEADERS: 'INVALID_PAYLOAD',
-        INVALID_ID: 'INVALID_PAYLOAD',
-      };
-      const code = map[err.code];
-      if (code) return this.#err(f.id, code, err.message);
-      // Validation should leave nothing for the server to refuse; if it still does, say so rather than "retry".
-      if (err.code === 'WRITE_FAILED' && isDocumentRejectedError(err.cause))
-        return this.#err(f.id, 'INVALID_PAYLOAD', 'the database refused to store this event');
-      throw err;
-    }
-  }
-
-  /** A database request a client is waiting on: UNAVAILABLE after PUBLISH_TIMEOUT or once the database is known down. */
-  #bounded<T>(request: Promise<T>): Promise<T> {
-    return withDeadline(request, this.#d.config.publishTimeoutMs, this.#d.database);
+    const result = await this.#d.publisher.publish(f, this.#principal.subject);
+    if (!result.ok) return this.#err(f.id, result.code, result.message);
+    if (!result.duplicate) this.#d.tail.nudge();
+    this.#ok(f.id, { eventId: result.eventId, partition: result.partition, ...(result.duplicate ? { duplicate: true } : {}) });
   }
 
   async #subscribe(f: Extract<ClientFrame, { op: 'SUBSCRIBE' }>): Promise<void> {
@@ -476,8 +394,8 @@ export class Connection {
     }
     const sub =
       f.group === undefined
-        ? this.#liveSubscription(f.sub, pattern, f.from ?? 'now')
-        : await this.#groupSubscription(f.sub, pattern, f.group, f.maxInFlight, f.from ?? 'now');
+        ? liveSubscription(this.#subscriptionContext, f.sub, pattern, f.from ?? 'now')
+        : await groupSubscription(this.#subscriptionContext, f.sub, pattern, f.group, f.maxInFlight, f.from ?? 'now');
     if (this.#state === 'closed') {
       await sub.close();
       return;
@@ -485,105 +403,5 @@ export class Connection {
     this.#subs.set(f.sub, sub);
     this.#ok(f.id, { sub: f.sub });
     sub.start();
-  }
-
-  async #groupSubscription(
-    id: string,
-    pattern: TopicPattern,
-    group: string,
-    maxInFlight: number | undefined,
-    from: StartFrom,
-  ): Promise<Subscription> {
-    const member: GroupMember = {
-      id: `${this.id}/${id}`,
-      maxInFlight: Math.min(maxInFlight ?? this.#d.config.maxInFlight, this.#d.config.maxInFlight),
-      send: (event, delivery) => this.#sendEvent(id, event, JSON.stringify(toWire(event)), delivery),
-    };
-    const membership = await this.#d.groups.join(group, pattern, member, from);
-    return { id, pattern, group: { name: group, membership }, start: () => membership.activate(), close: () => membership.leave() };
-  }
-
-  #liveSubscription(id: string, pattern: TopicPattern, from: StartFrom): Subscription {
-    const hub = this.#d.hub;
-    let replaying = from !== 'now';
-    let held: Array<[LogEvent, string]> = [];
-    const sent = new Map<number, number>();
-    // Once unsubscribed or revoked nothing more is sent, a replay under way included.
-    const state = { closed: false };
-    const live: LiveSubscription = {
-      pattern,
-      offer: (event, json) => {
-        if (state.closed) return;
-        if (replaying) {
-          if (held.length >= this.#d.config.maxReplay) this.close(CloseCode.SLOW_CONSUMER, 'too many events arrived during replay');
-          else held.push([event, json]);
-          return;
-        }
-        this.#sendEvent(id, event, json, 1);
-      },
-    };
-    hub.add(live);
-    const start = (): void => {
-      if (!replaying) return;
-      void this.#replay(id, pattern, from, sent, state)
-        .catch((err: unknown) => {
-          if (state.closed) return;
-          this.#log.warn('replay failed', { sub: id, err: describeError(err) });
-          this.#err(null, 'UNAVAILABLE', 'replay failed; resubscribe to retry', { sub: id });
-        })
-        .finally(() => {
-          if (!state.closed)
-            for (const [event, json] of held) if (event.seq > (sent.get(event.partition) ?? 0)) this.#sendEvent(id, event, json, 1);
-          held = [];
-          replaying = false;
-        });
-    };
-    return {
-      id,
-      pattern,
-      group: undefined,
-      start,
-      close: () => {
-        state.closed = true;
-        held = [];
-        hub.remove(live);
-        return Promise.resolve();
-      },
-    };
-  }
-
-  /** Sends committed events after `from`, up to the tail's position at the start, in order per partition. */
-  async #replay(
-    id: string,
-    pattern: TopicPattern,
-    from: StartFrom,
-    sent: Map<number, number>,
-    sub: { readonly closed: boolean },
-  ): Promise<void> {
-    const { eventLog, tail, config } = this.#d;
-    const starts = new Map<number, number>();
-    for (let p = 0; p < config.partitions; p++) {
-      if (from === 'earliest') starts.set(p, 0);
-      else if (typeof from === 'object' && from[String(p)] !== undefined) starts.set(p, from[String(p)] as number);
-    }
-    let budget = config.maxReplay;
-    for (const [partition, after] of starts) {
-      const until = tail.position(partition);
-      let cursor = after;
-      while (cursor < until && budget > 0 && !sub.closed) {
-        const events = await eventLog.read({ partition, afterSeq: cursor, limit: Math.min(500, budget) });
-        if (events.length === 0) break;
-        for (const e of events) {
-          if (e.seq > until || sub.closed) break;
-          cursor = e.seq;
-          if (e.gap || !pattern.matches(e.topic)) continue;
-          budget--;
-          this.#sendEvent(id, e, JSON.stringify(toWire(e)), 1);
-        }
-        if (events.length < 500) break;
-      }
-      sent.set(partition, Math.max(cursor, until));
-    }
-    if (budget <= 0 && !sub.closed) this.#err(null, 'REPLAY_TRUNCATED', `replay stopped after ${config.maxReplay} events`, { sub: id });
   }
 }

@@ -8,12 +8,10 @@
  *   subscription.
  * - PUBLISH goes through the outbox and is acknowledged once durable.
  * - One log tail per process; fan-out is in memory through a topic trie.
- * - Consumer groups: at-least-once, per-key order, partitions shared between
- *   gateways by leases; cursors fenced by the lease epoch. A delivery is settled
- *   only through the membership (connection and subscription) it went to; a
- *   SUBSCRIBE's OK precedes its first EVENT; a new group starts at `from`; an
- *   event that may have been delivered before arrives with `delivery > 1`, on
- *   whichever gateway delivers it.
+ * - Consumer groups (the engine is internal/groups): a group member is one
+ *   subscription of one connection; a SUBSCRIBE's OK precedes its first EVENT;
+ *   a new group starts at `from`; ACK/NACK reach only the membership the
+ *   delivery went to.
  * - PUBLISH payloads are validated before any write; ERR UNAVAILABLE (retry) is
  *   sent only for failures that may pass.
  * - Every timer and socket a connection or server creates is released on close.
@@ -32,15 +30,6 @@ export {
   type StartFrom,
   type WireEvent,
 } from '../protocol/index.js';
-export {
-  GroupManager,
-  type GroupDeps,
-  type GroupLogReader,
-  type GroupMember,
-  type GroupMembership,
-  type GroupSettings,
-  type GroupTail,
-} from './groups.js';
 export { TokenBucket } from './tokens.js';
 export { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 export { toWire as toWireEvent } from './hub.js';

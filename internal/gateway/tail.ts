@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../errors/index.js';
-import type { EventLog, LogEvent } from '../eventlog/index.js';
+import type { EventLogRepair, EventReader, LogEvent } from '../eventlog/index.js';
 import type { Logger } from '../log/index.js';
 
 /** Receives every new event of the log, in order per partition. */
@@ -16,7 +16,8 @@ export interface TailStallMetrics {
 
 /** Options for {@link LogTail}. */
 export interface LogTailOptions {
-  eventLog: EventLog;
+  /** Reads and watches the log; reports (and clears) its stalls behind a missing sequence. */
+  eventLog: EventReader & Pick<EventLogRepair, 'findGap' | 'reportStall'>;
   partitions: number;
   pollMinMs: number;
   pollMaxMs: number;

@@ -1,6 +1,6 @@
-import type { Collection, Db, UpdateFilter } from 'mongodb';
+import { MongoError, type Collection, type Db, type UpdateFilter } from 'mongodb';
 import type { LogEvent } from '../eventlog/index.js';
-import { ensureIndexes, isDuplicateKeyError } from '../mongo/index.js';
+import { ensureIndexes, isDuplicateKeyError, isTransientError } from '../mongo/index.js';
 import {
   GroupStoreError,
   MAX_REASON_LENGTH,
@@ -106,6 +106,19 @@ export class MongoGroupStore implements GroupStore {
 
   async register(group: string, filter: string, start: ReadonlyMap<number, number> = new Map()): Promise<GroupRecord> {
     checkStart(start);
+    try {
+      return await this.#register(group, filter, start);
+    } catch (err) {
+      // A client waits on this one (a group SUBSCRIBE): tell it whether a retry may help.
+      if (!(err instanceof MongoError)) throw err;
+      throw new GroupStoreError('STORAGE_FAILED', `registering group ${group} failed: ${err.message}`, {
+        cause: err,
+        retryable: isTransientError(err),
+      });
+    }
+  }
+
+  async #register(group: string, filter: string, start: ReadonlyMap<number, number>): Promise<GroupRecord> {
     const doc: GroupDoc = {
       _id: group,
       filter,

@@ -1,8 +1,11 @@
 import { HubError } from '../errors/index.js';
 import type { LogEvent } from '../eventlog/index.js';
 
-/** Why a group store refused a call. */
-export type GroupStoreErrorCode = 'INVALID_ARGUMENT' | 'INCONSISTENT';
+/**
+ * Why a group store refused or failed a call. `STORAGE_FAILED`: the database
+ * failed (marked `retryable` when retrying may succeed).
+ */
+export type GroupStoreErrorCode = 'INVALID_ARGUMENT' | 'INCONSISTENT' | 'STORAGE_FAILED';
 
 /** Raised by {@link GroupStore} adapters: arguments no store could accept, or state that broke an invariant. */
 export class GroupStoreError extends HubError<GroupStoreErrorCode> {}

@@ -6,6 +6,12 @@
  * Invariants:
  * - Loggers hold no module state; a child shares its root's output, secret
  *   list and repeat limiter.
+ * - Every key appears once per line: a child's fields replace its parent's
+ *   same-named ones, a line's fields replace bound ones, and a field named like
+ *   a key pino writes itself (`level`, `time`, `msg`) is written as
+ *   `levelField`, `timeField`, `msgField`. Bound fields are therefore kept here
+ *   and merged per line, not given to pino's child(), which appends a child's
+ *   bindings to its parent's and so would write a re-bound key twice.
  * - Every line is scrubbed before it is written: URL credentials
  *   (`scheme://user:password@`) and the configured secret values become `***`,
  *   whatever field or error message carries them.
@@ -19,7 +25,10 @@ import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 /** Log severities, lowest first. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
-/** Extra key/values for one line. `err` (an Error) is serialised with its type, code, stack and cause. */
+/**
+ * Extra key/values for one line. `err` (an Error) is serialised with its type, code, stack and cause.
+ * A key already bound by the logger takes the line's value; an `undefined` value leaves the bound one.
+ */
 export type LogFields = Readonly<Record<string, unknown>>;
 
 /** The logging port used by every component. */
@@ -28,7 +37,7 @@ export interface Logger {
   info(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
-  /** A logger that adds `fields` to every line. */
+  /** A logger that adds `fields` to every line; a field already bound takes its new value. */
   child(fields: LogFields): Logger;
 }
 
@@ -87,12 +96,16 @@ export function scrub(text: string, secrets: readonly string[] = []): string {
   return out;
 }
 
+/** Writes one line with a logger's bound fields, past the repeat limiter. */
+type Emit = (level: 'warn' | 'error', msg: string, fields: LogFields) => void;
+
 interface Repeat {
   level: 'warn' | 'error';
   msg: string;
   since: number;
   suppressed: number;
-  logger: PinoLogger;
+  /** The first occurrence's logger, so the summary carries its fields. */
+  emit: Emit;
 }
 
 /** Collapses repeated identical warnings and errors; shared by a root logger and its children. */
@@ -106,7 +119,7 @@ class RepeatLimiter {
   }
 
   /** True when the line should be written now. */
-  admit(logger: PinoLogger, level: 'warn' | 'error', msg: string, fields: LogFields | undefined): boolean {
+  admit(emit: Emit, level: 'warn' | 'error', msg: string, fields: LogFields | undefined): boolean {
     if (this.#windowMs <= 0) return true;
     const key = `${level}\u0000${msg}\u0000${errorKey(fields?.['err'])}`;
     const now = Date.now();
@@ -118,7 +131,7 @@ class RepeatLimiter {
     }
     if (r) this.#summarise(r, now);
     this.#repeats.delete(key);
-    this.#repeats.set(key, { level, msg, since: now, suppressed: 0, logger });
+    this.#repeats.set(key, { level, msg, since: now, suppressed: 0, emit });
     if (this.#repeats.size > MAX_TRACKED) {
       const [oldestKey, oldest] = this.#repeats.entries().next().value as [string, Repeat];
       this.#summarise(oldest, now);
@@ -130,7 +143,7 @@ class RepeatLimiter {
   #summarise(r: Repeat, now: number): void {
     if (r.suppressed === 0) return;
     const seconds = Math.max(1, Math.round((now - r.since) / 1000));
-    r.logger[r.level]({ repeated: r.suppressed, windowMs: now - r.since }, `${r.msg} (${r.suppressed} more in the last ${seconds} s)`);
+    r.emit(r.level, `${r.msg} (${r.suppressed} more in the last ${seconds} s)`, { repeated: r.suppressed, windowMs: now - r.since });
     r.suppressed = 0;
   }
 
@@ -164,16 +177,48 @@ function errorKey(err: unknown): string {
 
 const PINO_LEVELS: Readonly<Record<LogLevel, string>> = { debug: 'debug', info: 'info', warn: 'warn', error: 'error' };
 
+/** Keys pino writes on every line itself: a field of the same name would repeat them. */
+const LINE_KEYS = ['level', 'time', 'msg'] as const;
+
+/** A logger's bound fields, without a prototype so that any key (`__proto__` too) is plain data. */
+type Bound = Readonly<Record<string, unknown>>;
+
+/** `base` with `fields` laid over it: a key in both keeps its place and takes the new value, unless that is undefined. */
+function overlay(base: Bound, fields: LogFields | undefined): Bound {
+  const out: Record<string, unknown> = Object.assign(Object.create(null) as Record<string, unknown>, base);
+  if (fields) {
+    for (const key of Object.keys(fields)) {
+      const value = fields[key];
+      if (value !== undefined) out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** One line's fields: the bound ones overlaid with the line's, each key once, none named like pino's own. */
+function lineFields(bound: Bound, fields: LogFields | undefined): Record<string, unknown> {
+  const out = overlay(bound, fields) as Record<string, unknown>;
+  for (const key of LINE_KEYS) {
+    if (!Object.hasOwn(out, key)) continue;
+    let alias = `${key}Field`;
+    while (Object.hasOwn(out, alias)) alias += '_';
+    out[alias] = out[key];
+    delete out[key];
+  }
+  return out;
+}
+
 /** Creates a root logger. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const secrets = [...(options.secrets ?? [])];
   const destination: DestinationStream = options.write
     ? { write: (line: string) => options.write?.(line) }
     : pino.destination({ fd: 1, sync: true });
-  const root = pino(
+  const p = pino(
     {
       level: PINO_LEVELS[options.level ?? 'info'],
-      base: { pid: process.pid, hostname: hostname() },
+      // pid and hostname are bound fields like any other (see lineFields), so pino's base is empty.
+      base: null,
       messageKey: 'msg',
       timestamp: pino.stdTimeFunctions.epochTime,
       serializers: { err: (e: unknown) => serializeError(e) },
@@ -182,21 +227,23 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     destination,
   );
   const limiter = new RepeatLimiter(options.repeatWindowMs ?? REPEAT_WINDOW_MS);
-  return wrap(options.fields ? root.child(options.fields) : root, limiter);
+  return wrap(p, overlay({ pid: process.pid, hostname: hostname() }, options.fields), limiter);
 }
 
-function wrap(p: PinoLogger, limiter: RepeatLimiter): Logger {
+function wrap(p: PinoLogger, bound: Bound, limiter: RepeatLimiter): Logger {
+  const emit = (level: LogLevel, msg: string, fields: LogFields | undefined): void => p[level](lineFields(bound, fields), msg);
   const write = (level: LogLevel, msg: string, fields?: LogFields): void => {
-    if ((level === 'warn' || level === 'error') && !limiter.admit(p, level, msg, fields)) return;
-    if (fields) p[level](fields as Record<string, unknown>, msg);
-    else p[level](msg);
+    // Checked first so that a disabled level costs no merge and no limiter entry.
+    if (!p.isLevelEnabled(level)) return;
+    if ((level === 'warn' || level === 'error') && !limiter.admit(emit, level, msg, fields)) return;
+    emit(level, msg, fields);
   };
   return {
     debug: (m, f) => write('debug', m, f),
     info: (m, f) => write('info', m, f),
     warn: (m, f) => write('warn', m, f),
     error: (m, f) => write('error', m, f),
-    child: (fields) => wrap(p.child(fields), limiter),
+    child: (fields) => wrap(p, overlay(bound, fields), limiter),
   };
 }
 

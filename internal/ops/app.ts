@@ -3,14 +3,12 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { isHubError } from '../errors/index.js';
-import { Health, startDbProbe, type Condition } from '../health/index.js';
+import type { Condition, Health } from '../health/index.js';
 import type { LogEvent } from '../eventlog/index.js';
 import { toWireEvent } from '../gateway/index.js';
-import { migrateGroups } from '../groupstore/index.js';
-import { openHubDb } from '../hubdb/index.js';
 import { closerFor, repeat, type Service } from '../lifecycle/index.js';
 import type { Logger } from '../log/index.js';
-import type { MongoClient } from '../mongo/index.js';
+import { HubProcess } from '../runtime/index.js';
 import { Counter, healthAnswer, type Registry } from '../telemetry/index.js';
 import type { OpsConfig } from './config.js';
 import { dashboardPage, dashboardScript, dashboardStyles } from './page.js';
@@ -61,13 +59,9 @@ export class OpsApp implements Service {
   readonly #cfg: OpsConfig;
   readonly #log: Logger;
   readonly #registry: Registry;
-  #closeServer: (() => Promise<void>) | undefined;
-  readonly #timers = new AbortController();
+  readonly #process: HubProcess;
   #server: Server | undefined;
-  #client: MongoClient | undefined;
-  #sampler: Promise<void> | undefined;
   #queries: OpsQueries | undefined;
-  #stopProbe: (() => Promise<void>) | undefined;
   readonly #health: Health;
   readonly #metrics: OpsMetrics;
   /** Readiness: the last API request that touched the database succeeded. */
@@ -77,7 +71,8 @@ export class OpsApp implements Service {
     this.#cfg = cfg;
     this.#log = deps.log;
     this.#registry = deps.registry;
-    this.#health = new Health({ log: deps.log, registry: deps.registry, ...(deps.onWedged ? { onWedged: deps.onWedged } : {}) });
+    this.#process = new HubProcess({ ...deps, wedgeExitMs: cfg.wedgeExitMs });
+    this.#health = this.#process.health;
     this.#answering = this.#health.condition('queries', { ok: true });
     this.#metrics = new OpsMetrics(deps.registry);
   }
@@ -93,39 +88,30 @@ export class OpsApp implements Service {
 
   async start(): Promise<void> {
     const cfg = this.#cfg;
+    const p = this.#process;
     // Listen first: /healthz and /readyz answer while the database is still unreachable.
-    const starting = this.#health.condition('start-up', { ok: false, reason: 'connecting to the database' });
     const app = this.#routes(() => {
       if (!this.#queries) throw new OpsError('UNAVAILABLE', 503, 'connecting to the database; retry');
       return this.#queries;
     });
     const server = app.listen(cfg.port, cfg.host);
-    this.#closeServer = closerFor(server);
+    const closeServer = closerFor(server);
+    p.onStop('HTTP server', closeServer);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', () => resolve());
       server.once('error', reject);
     });
     this.#server = server;
-    this.#health.start();
+    p.watchHealth();
     this.#log.info('ops listening', { url: `http://${cfg.host}:${this.port}/` });
-    const { client, db } = await openHubDb({
-      url: cfg.mongoUrl,
-      dbName: cfg.mongoDb,
-      appName: 'outbox-hub-ops',
-      log: this.#log,
-      partitions: cfg.partitions,
-      signal: this.#timers.signal,
-    });
-    this.#client = client;
-    await migrateGroups(db);
-    this.#stopProbe = startDbProbe({ db, health: this.#health, log: this.#log });
-    const q = new OpsQueries(db, cfg.partitions);
+    const ports = await p.openPorts(cfg, { appName: 'outbox-hub-ops' });
+    const q = new OpsQueries(ports, cfg.partitions);
     const sample = async (): Promise<void> => this.#metrics.record(await q.sample());
     await sample().catch((err: unknown) => this.#log.warn('sample failed', { err }));
     const samplerDog = this.#health.watchdog('sampler', 120_000);
-    this.#sampler = repeat(
+    const sampler = repeat(
       cfg.sampleIntervalMs,
-      this.#timers.signal,
+      p.signal,
       () => {
         samplerDog.beat();
         return sample();
@@ -137,18 +123,13 @@ export class OpsApp implements Service {
       // On a server that scans for range reads (FerretDB) a sample can take seconds: it never takes over the database.
       { spacing: SAMPLE_SPACING },
     );
+    p.onStop('sampler', () => sampler);
     this.#queries = q;
-    starting.dispose();
+    p.started();
   }
 
-  async stop(): Promise<void> {
-    this.#health.condition('stopping', { ok: false, reason: 'stopping' });
-    this.#timers.abort();
-    await this.#sampler;
-    await this.#stopProbe?.();
-    this.#health.stop();
-    await this.#closeServer?.();
-    await this.#client?.close();
+  stop(): Promise<void> {
+    return this.#process.stop();
   }
 
   #routes(q: () => OpsQueries): express.Express {

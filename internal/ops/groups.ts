@@ -1,4 +1,4 @@
-import type { EventLog, MatchCount, SeqRange } from '../eventlog/index.js';
+import type { EventReader, MatchCount, SeqRange } from '../eventlog/index.js';
 import { groupLeaseGroup, type GroupStore } from '../groupstore/index.js';
 import type { LeaseStore } from '../lease/index.js';
 import { TopicPattern } from '../topic/index.js';
@@ -42,7 +42,7 @@ export interface GroupView {
 /** The ports group lag is computed from. */
 export interface GroupLagPorts {
   groups: GroupStore;
-  log: EventLog;
+  log: Pick<EventReader, 'countMatching'>;
   leases: LeaseStore;
 }
 

@@ -1,10 +1,9 @@
-import type { Db } from 'mongodb';
 import { DRAINER_LEASE_GROUP } from '../drainer/index.js';
-import { MongoEventLog, type LogEvent, type SequenceGap, type StallReport } from '../eventlog/index.js';
+import type { EventLogRepair, EventReader, LogEvent, SequenceGap, StallReport } from '../eventlog/index.js';
 import { GATEWAY_PRESENCE_GROUP } from '../gateway/index.js';
-import { MongoGroupStore, groupLeaseGroup, type DeadLetter, type GroupStore } from '../groupstore/index.js';
-import { MongoLeaseStore, type Member } from '../lease/index.js';
-import { MongoOutboxStore, type StoredMessage } from '../outbox/index.js';
+import { groupLeaseGroup, type DeadLetter, type GroupStore } from '../groupstore/index.js';
+import type { LeaseStore, Member } from '../lease/index.js';
+import type { OutboxStore, StoredMessage } from '../outbox/index.js';
 import { GroupLag, type GroupView } from './groups.js';
 
 /** Most groups listed. */
@@ -34,6 +33,14 @@ export interface Snapshot {
 /** Replicas that stopped without leaving are reported for this long. */
 export const LAPSED_WINDOW_MS = 60 * 60_000;
 
+/** The ports ops reads and administers through (built by the composition root from the configured backends). */
+export interface OpsPorts {
+  readonly outboxStore: OutboxStore;
+  readonly eventLog: EventReader & EventLogRepair;
+  readonly leases: LeaseStore;
+  readonly groupStore: GroupStore;
+}
+
 /**
  * The read models behind the ops API. Every query is keyed by partition (and
  * sequence), `_id` or a small registry, so index-backed on MongoDB (FerretDB
@@ -45,20 +52,20 @@ export const LAPSED_WINDOW_MS = 60 * 60_000;
  */
 export class OpsQueries {
   readonly #partitions: number;
-  readonly #outbox: MongoOutboxStore;
-  readonly #log: MongoEventLog;
-  readonly #leases: MongoLeaseStore;
+  readonly #outbox: OutboxStore;
+  readonly #log: EventReader & EventLogRepair;
+  readonly #leases: LeaseStore;
   readonly #groups: GroupStore;
   readonly #lag: GroupLag;
   readonly #samples: Array<{ at: number; heads: number[] }> = [];
   #snapshot: Snapshot | undefined;
 
-  constructor(db: Db, partitions: number) {
+  constructor(ports: OpsPorts, partitions: number) {
     this.#partitions = partitions;
-    this.#outbox = new MongoOutboxStore(db, { partitions });
-    this.#log = new MongoEventLog(db);
-    this.#leases = new MongoLeaseStore(db);
-    this.#groups = new MongoGroupStore(db);
+    this.#outbox = ports.outboxStore;
+    this.#log = ports.eventLog;
+    this.#leases = ports.leases;
+    this.#groups = ports.groupStore;
     this.#lag = new GroupLag({ groups: this.#groups, log: this.#log, leases: this.#leases });
   }
 

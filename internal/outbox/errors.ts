@@ -19,7 +19,7 @@ export class OutboxError extends HubError<OutboxErrorCode> {
   /** Position of the offending message when a batch was refused. */
   readonly index: number | undefined;
 
-  constructor(code: OutboxErrorCode, message: string, options?: { cause?: unknown; index?: number }) {
+  constructor(code: OutboxErrorCode, message: string, options?: { cause?: unknown; index?: number; retryable?: boolean }) {
     super(code, message, options);
     this.index = options?.index;
   }

@@ -4,8 +4,12 @@
  *
  * Invariants:
  * - Validation and duplicate-id checks happen before any write: an invalid
- *   batch, or one reusing an id (twice in the batch, pending, or published),
- *   writes nothing and `err.index` names the offending message. A payload that
+ *   batch, or one reusing an id (twice in the batch, pending in any partition,
+ *   dead, or published), writes nothing and `err.index` names the offending
+ *   message. Caller-chosen ids are claimed in one collection for the whole
+ *   outbox (`<name>_ids`, unique `_id`) in the same write sequence (the same
+ *   transaction when there is one) as the message; the drainer releases the
+ *   claim once the event is in the log, whose unique `_id` takes over. A payload that
  *   passes validation is storable and reaches consumers unchanged (keys, depth,
  *   size and types are checked; see validateMessage).
  * - A message's id is stable and becomes its event id.
@@ -45,7 +49,7 @@ export {
   type OutboxLayout,
   type PendingDocument,
 } from './layout.js';
-export { MAX_BATCH, Outbox, createOutbox, type AddOptions, type OutboxOptions, type OutboxReceipt } from './outbox.js';
+export { MAX_BATCH, Outbox, createOutbox, type AddOneOptions, type AddOptions, type OutboxOptions, type OutboxReceipt } from './outbox.js';
 export {
   MongoOutboxStore,
   type MongoOutboxStoreOptions,

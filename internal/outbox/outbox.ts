@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ClientSession, Collection, Db } from 'mongodb';
 import { BSON, MongoBulkWriteError, MongoError, MongoErrorLabel } from 'mongodb';
-import { MongoEventLog, type EventLog } from '../eventlog/index.js';
-import { isDuplicateKeyError } from '../mongo/index.js';
+import { MongoEventLog, type EventReader } from '../eventlog/index.js';
+import { isDocumentRejectedError, isDuplicateKeyError, isTransientError } from '../mongo/index.js';
 import { OutboxError } from './errors.js';
 import { outboxLayout, type DeadDocument, type IdClaimDocument, type OutboxLayout, type PendingDocument } from './layout.js';
 import {
@@ -95,7 +95,7 @@ export class Outbox {
   readonly maxPayloadBytes: number;
   readonly #db: Db;
   readonly #layout: OutboxLayout;
-  readonly #log: EventLog;
+  readonly #log: Pick<EventReader, 'get' | 'present'>;
   readonly #ids: Collection<IdClaimDocument>;
   readonly #collections = new Map<number, Collection<PendingDocument>>();
   #lastTs = 0;
@@ -121,8 +121,11 @@ export class Outbox {
       if (!options.idempotent || options.session || !(err instanceof OutboxError) || err.code !== 'DUPLICATE_ID') throw err;
       const id = (message as { id?: unknown }).id;
       if (typeof id !== 'string') throw err;
-      const found = await this.#sameMessage(this.#entry(message, 0, Date.now(), options.publisher), err);
-      return found;
+      try {
+        return await this.#sameMessage(this.#entry(message, 0, Date.now(), options.publisher), options.publisher, err);
+      } catch (lookup) {
+        throw storageFailure(lookup, undefined);
+      }
     }
   }
 
@@ -130,9 +133,20 @@ export class Outbox {
    * Validates every message and checks every id first, then writes. Nothing is
    * written when any message is invalid (`err.index` names it) or reuses an id
    * (`DUPLICATE_ID`: twice in the batch, pending in any partition, dead, or
-   * already published).
+   * already published). A storage failure is an `OutboxError` marked
+   * `retryable` when it may pass (`WRITE_FAILED`), or `INVALID_PAYLOAD` when the
+   * server refused the document; inside the caller's transaction a failure the
+   * driver labels transient is thrown as it is, so `withTransaction` retries.
    */
   async addMany<P>(messages: ReadonlyArray<OutboxMessageInput<P>>, options: AddOptions = {}): Promise<OutboxReceipt[]> {
+    try {
+      return await this.#addMany(messages, options);
+    } catch (err) {
+      throw storageFailure(err, options.session);
+    }
+  }
+
+  async #addMany<P>(messages: ReadonlyArray<OutboxMessageInput<P>>, options: AddOptions): Promise<OutboxReceipt[]> {
     if (!Array.isArray(messages) || messages.length === 0) {
       throw new OutboxError('INVALID_PAYLOAD', 'addMany needs a non-empty array of messages');
     }
@@ -169,9 +183,7 @@ export class Outbox {
       // In the application's transaction a failed write has aborted it on the server:
       // nothing of this call can commit, and a label asking for a retry of the whole
       // transaction must reach the driver's withTransaction as it is.
-      if (options.session?.inTransaction()) {
-        if (err instanceof MongoError && err.hasErrorLabel(MongoErrorLabel.TransientTransactionError)) throw err;
-      } else await this.#takeBack(written, claims, writer, err);
+      if (!options.session?.inTransaction()) await this.#takeBack(written, claims, writer, err);
       if (isDuplicateKeyError(err)) {
         const failed = claimed ? (written[written.length - 1] ?? []) : claims;
         const at = err instanceof MongoBulkWriteError ? firstWriteErrorIndex(err) : 0;
@@ -181,7 +193,6 @@ export class Outbox {
           index,
         });
       }
-      if (err instanceof MongoError) throw new OutboxError('WRITE_FAILED', `outbox write failed: ${err.message}`, { cause: err });
       throw err;
     }
     await this.#checkPublishedMeanwhile(written, claims, writer, options.session);
@@ -210,7 +221,7 @@ export class Outbox {
    * when it is the same message, else `DUPLICATE_ID`. A claim whose message was never
    * written (its writer died between the two writes) is completed here.
    */
-  async #sameMessage(entry: Entry, refusal: OutboxError): Promise<OutboxReceipt> {
+  async #sameMessage(entry: Entry, publisher: string | undefined, refusal: OutboxError): Promise<OutboxReceipt> {
     const { doc } = entry;
     const different = (): OutboxError =>
       new OutboxError('DUPLICATE_ID', `id ${doc._id} is already used for a different message`, { cause: refusal, index: 0 });
@@ -245,7 +256,9 @@ export class Outbox {
       return receipt(logged.partition, logged.createdAt);
     }
     // Neither claimed nor published: the holder took its claim back (its write failed). Ours may go now.
-    const [again] = await this.addMany([{ id: doc._id, topic: doc.topic, key: doc.key, payload: doc.payload, headers: doc.headers }]);
+    const [again] = await this.#addMany([{ id: doc._id, topic: doc.topic, key: doc.key, payload: doc.payload, headers: doc.headers }], {
+      ...(publisher === undefined ? {} : { publisher }),
+    });
     return again as OutboxReceipt;
   }
 
@@ -331,6 +344,18 @@ export class Outbox {
 function messageDigest(m: ValidMessage, publisher: string | undefined): string {
   const bytes = BSON.serialize({ t: m.topic, k: m.key, p: m.payload, h: m.headers, u: publisher ?? null });
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * What a failure of the outbox's storage is to its caller, decided once, here: typed, and
+ * marked retryable when retrying unchanged may succeed. In the caller's transaction a
+ * failure the driver labels transient stays as it is: `withTransaction` retries on the label.
+ */
+function storageFailure(err: unknown, session: ClientSession | undefined): unknown {
+  if (err instanceof OutboxError || !(err instanceof MongoError)) return err;
+  if (session?.inTransaction() && err.hasErrorLabel(MongoErrorLabel.TransientTransactionError)) return err;
+  if (isDocumentRejectedError(err)) return new OutboxError('INVALID_PAYLOAD', 'the database refused to store this message', { cause: err });
+  return new OutboxError('WRITE_FAILED', `outbox write failed: ${err.message}`, { cause: err, retryable: isTransientError(err) });
 }
 
 function firstWriteErrorIndex(err: MongoBulkWriteError): number {

@@ -5,7 +5,7 @@
  * lease store are the real in-memory adapters.
  */
 import type { LogEvent, ReadRange } from '../../internal/eventlog/index.js';
-import type { GroupLogReader, GroupTail } from '../../internal/gateway/index.js';
+import type { GroupLogReader, GroupTail } from '../../internal/groups/index.js';
 
 type Listener = (events: readonly LogEvent[]) => void;
 

@@ -8,7 +8,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AUTH_ERROR_CODES } from '../internal/auth/index.js';
 import { createDrainerMetrics } from '../internal/drainer/index.js';
-import { GroupManager, createGatewayMetrics, type GroupMember, type GroupMembership } from '../internal/gateway/index.js';
+import { createGatewayMetrics } from '../internal/gateway/index.js';
+import { GroupManager, type GroupMember, type GroupMembership } from '../internal/groups/index.js';
 import { MemoryGroupStore } from '../internal/groupstore/index.js';
 import { MemoryLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';

@@ -6,13 +6,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LogEvent } from '../internal/eventlog/index.js';
-import {
-  GroupManager,
-  createGatewayMetrics,
-  type GroupMember,
-  type GroupMembership,
-  type GroupSettings,
-} from '../internal/gateway/index.js';
+import { createGatewayMetrics } from '../internal/gateway/index.js';
+import { GroupManager, type GroupMember, type GroupMembership, type GroupSettings } from '../internal/groups/index.js';
 import { MemoryGroupStore } from '../internal/groupstore/index.js';
 import { MemoryLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';
