@@ -1,5 +1,6 @@
 # One image for every binary: choose it by command, e.g.
 #   docker run outbox-hub dist/cmd/drainer/main.js
+#   docker run outbox-hub dist/cmd/cli/main.js status --ops http://ops:8081   (or `outbox-hub` in a shell)
 # Build: docker build -t outbox-hub .
 FROM node:20.19-bookworm-slim AS build
 WORKDIR /src
@@ -14,14 +15,17 @@ COPY internal internal
 # drops them: the binaries need both, so they go back in as production dependencies of the image,
 # at the versions the repository pins.
 RUN npx tsc -p tsconfig.image.json \
+ && chmod +x dist/cmd/cli/main.js \
  && npm run build:sdk-browser \
  && npm prune --omit=dev \
  && npm install --omit=dev --save-prod --save-exact --no-audit --no-fund \
       $(node -p 'const p = require("./package.json"); ["mongodb", "@kubernetes/client-node"].map((n) => `${n}@${p.devDependencies[n]}`).join(" ")')
 
 FROM node:20.19-bookworm-slim
-# tini is PID 1: it forwards SIGTERM to node and reaps zombies.
-RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
+# tini is PID 1: it forwards SIGTERM to node and reaps zombies. The command line is on the PATH
+# for `kubectl exec <pod> -- outbox-hub status` (it reads OUTBOX_HUB_OPS_URL and friends).
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/* \
+ && ln -s /app/dist/cmd/cli/main.js /usr/local/bin/outbox-hub
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /src/package.json ./

@@ -39,12 +39,17 @@ MJS_JAR    := $(TOOLS)/lib/$(MJS_NAME)
 CENTRIFUGO_VERSION := v6.9.1
 CENTRIFUGO_BUILT := $(TOOLS_CACHE)/centrifugo-$(CENTRIFUGO_VERSION)/centrifugo
 CENTRIFUGO := $(TOOLS)/bin/centrifugo
+# Jaeger v2 (module tag v1.75.0 = Jaeger v2.12: the OpenTelemetry-Collector-based binary), the
+# tracing backend of test/tracing.process.test.ts: OTLP in, in-memory storage, its query API out.
+JAEGER_VERSION := v1.75.0
+JAEGER_BUILT := $(TOOLS_CACHE)/jaeger-$(JAEGER_VERSION)/jaeger
+JAEGER     := $(TOOLS)/bin/jaeger
 NODE_DEPS  := node_modules/.installed
 JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools kube-tools chromium prometheus build typecheck lint test test-unit dev bench bench-drain bench-gateway bench-groups bench-ops centrifugo clean
+.PHONY: help deps tools kube-tools chromium prometheus build typecheck lint test test-unit dev bench bench-drain bench-gateway bench-groups bench-ops bench-retention bench-tracing centrifugo tracing-tools clean
 
 help:
 	@echo "make dev    - run the hub on MONGO_URL or an embedded SecantusDB"
@@ -161,6 +166,26 @@ $(CENTRIFUGO): $(CENTRIFUGO_BUILT)
 
 centrifugo: $(CENTRIFUGO)
 
+# Jaeger from the Go module proxy. Its go.mod has a replace directive, so `go install pkg@v`
+# refuses it: it is built as a tool of a scratch module (`go get -tool`), then renamed into place.
+$(JAEGER_BUILT):
+	@mkdir -p $(dir $@) $(TOOLS_CACHE)/src
+	@src=$$(mktemp -d $(TOOLS_CACHE)/src/jaeger.XXXXXX) && trap 'rm -rf "$$src"' EXIT && \
+	  echo "building Jaeger $(JAEGER_VERSION) from the Go module proxy (several minutes on 2 cores, once per machine)" && \
+	  cd "$$src" && go mod init outbox-hub-tools/jaeger >/dev/null 2>&1 && \
+	  go get -tool github.com/jaegertracing/jaeger/cmd/jaeger@$(JAEGER_VERSION) && \
+	  CGO_ENABLED=0 nice -n 10 go build -trimpath \
+	    -ldflags "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=$(JAEGER_VERSION)" \
+	    -o $@.tmp github.com/jaegertracing/jaeger/cmd/jaeger && mv $@.tmp $@
+	@echo "jaeger $$($@ version 2>/dev/null)"
+$(JAEGER): $(JAEGER_BUILT)
+	$(link-tool)
+
+# Never fails: without Jaeger the tracing test is reported as skipped, naming what is missing.
+tracing-tools:
+	@$(MAKE) --no-print-directory $(JAEGER) || \
+	  echo "!!! could not build Jaeger $(JAEGER_VERSION): the tracing test will be SKIPPED" >&2
+
 # Browser tests drive Debian's chromium through playwright-core (a browser download cannot work here).
 CHROMIUM_PATH ?= /usr/bin/chromium
 chromium:
@@ -203,7 +228,7 @@ lint: $(NODE_DEPS)
 	npx eslint --max-warnings 0 .
 	npx prettier --check --log-level warn $(PRETTIER_FILES)
 
-test: $(NODE_DEPS) tools kube-tools chromium prometheus build typecheck lint
+test: $(NODE_DEPS) tools kube-tools tracing-tools chromium prometheus build typecheck lint
 	@mkdir -p test-artifacts
 	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
 	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
@@ -215,7 +240,7 @@ test-unit: $(NODE_DEPS)
 dev: $(NODE_DEPS) tools build
 	node dist/test/harness/dev.js
 
-bench: bench-drain bench-gateway bench-groups bench-ops
+bench: bench-drain bench-gateway bench-groups bench-ops bench-retention
 
 bench-drain: $(NODE_DEPS) tools build
 	node dist/bench/drain.js
@@ -226,6 +251,10 @@ bench-gateway: $(NODE_DEPS) tools $(CENTRIFUGO) build
 # 100,000 events and 20 groups on the test server (or MONGO_URL); times every ops read endpoint.
 bench-ops: $(NODE_DEPS) tools build
 	node dist/bench/ops.js
+
+# Trimming 1,000,000 events, and draining while trimming runs (BENCH_SERVER picks the server).
+bench-retention: $(NODE_DEPS) tools build
+	node dist/bench/retention.js
 
 # In memory: no database needed.
 bench-groups: $(NODE_DEPS) build

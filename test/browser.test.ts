@@ -34,8 +34,10 @@ afterAll(async () => browser?.close());
 it('shows live events and recovers after the gateway restarts', async () => {
   const db = `${t.name}_demo`;
   const port = await freePort();
-  const drainer = await startDrainer(t.url, db);
-  let gateway = await startGateway(t.url, db, { GATEWAY_PORT: String(port) });
+  // process.state compacted, as make dev runs it: the page's process table reads the snapshot.
+  const retention = { RETENTION: JSON.stringify({ topics: [{ match: 'process.state', compact: true }] }), RETENTION_INTERVAL: '500ms' };
+  const drainer = await startDrainer(t.url, db, retention);
+  let gateway = await startGateway(t.url, db, { GATEWAY_PORT: String(port), ...retention });
   const demo = new DemoApp(
     loadDemoConfig({
       MONGO_URL: t.url,
@@ -44,6 +46,8 @@ it('shows live events and recovers after the gateway restarts', async () => {
       GATEWAY_PUBLIC_URL: `ws://127.0.0.1:${port}/ws`,
       JWT_SECRET: TEST_SECRET,
       OUTBOX_PARTITIONS: '4',
+      DEMO_STATE_INTERVAL: '300ms',
+      ...retention,
     }),
     { log: createLogger({ level: 'error' }) },
   );
@@ -57,11 +61,11 @@ it('shows live events and recovers after the gateway restarts', async () => {
 
     await page.click('#order');
     await page.waitForFunction(() => document.querySelectorAll('#events li').length === 1, undefined, { timeout: 15_000 });
-    expect(await page.textContent('#events li')).toMatch(/^orders\.created #1 \{"orderId":".+","item":"coffee","qty":1\}$/);
+    expect(await page.textContent("#events li")).toMatch(/^orders\.created #\d+ \{"orderId":".+","item":"coffee","qty":1\}$/);
 
     await gateway.stop();
     await page.waitForSelector('#status[data-state="reconnecting"]', { timeout: 15_000 });
-    gateway = await startGateway(t.url, db, { GATEWAY_PORT: String(port) });
+    gateway = await startGateway(t.url, db, { GATEWAY_PORT: String(port), ...retention });
     await page.waitForSelector('#status[data-state="open"]', { timeout: 15_000 });
     await page.click('#order');
     await page.waitForFunction(() => document.querySelectorAll('#events li').length === 2, undefined, { timeout: 15_000 });
@@ -69,6 +73,28 @@ it('shows live events and recovers after the gateway restarts', async () => {
     mkdirSync('test-artifacts', { recursive: true });
     await page.screenshot({ path: 'test-artifacts/demo-page.png', fullPage: true });
     expect(pageErrors).toEqual([]);
+
+    // A page opened late shows every process of the compacted process.state topic at once
+    // (from the snapshot), then their changes live.
+    const late = await browser.newPage();
+    try {
+      await late.goto(`http://127.0.0.1:${demo.port}/`);
+      await late.waitForFunction(() => document.querySelectorAll('#processes tbody tr').length === 3, undefined, { timeout: 15_000 });
+      const beats = async (): Promise<number[]> =>
+        late.$$eval('#processes tbody tr', (rows) => rows.map((r) => Number(r.children[2]?.textContent)));
+      const before = await beats();
+      expect(before.every((b) => b > 1)).toBe(true);
+      await late.waitForFunction(
+        (b0) => Array.from(document.querySelectorAll('#processes tbody tr')).some((r, i) => Number(r.children[2]?.textContent) > (b0[i] ?? 0)),
+        before,
+        {
+          timeout: 15_000,
+        },
+      );
+      await late.screenshot({ path: 'test-artifacts/demo-page-processes.png', fullPage: true });
+    } finally {
+      await late.close();
+    }
 
     // The order API refuses bad input with a typed error.
     const bad = await fetch(`http://127.0.0.1:${demo.port}/orders`, { method: 'POST', body: '{"item": 3}' });

@@ -26,6 +26,7 @@ describeEachServer('MongoEventLog', (server) => {
       expect(byName.get('partition_seq')?.unique).toBe(true);
       expect(byName.has('topic_partition_seq')).toBe(true);
       expect(byName.has('topic_key_seq')).toBe(true);
+      expect(byName.get('partition_publishedAt_seq')?.key).toEqual({ partition: 1, publishedAt: 1, seq: 1 });
     });
   });
 });

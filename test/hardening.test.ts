@@ -371,6 +371,9 @@ describe('ops refuses odd input and sends security headers (8)', () => {
     ['GET', '/api/outbox/some-id'],
     ['POST', '/api/outbox/some-id/requeue'],
     ['POST', '/api/groups/g/dead-letters/e/replay'],
+    ['GET', '/api/positions?at=2026-01-01T00:00:00Z'],
+    ['POST', '/api/groups/g/reset'],
+    ['GET', '/api/groups/g/dead-letters'],
   ];
   const call = (method: string, path: string) => fetch(url + path, { method, headers: { authorization: `Bearer ${ADMIN}` } });
 

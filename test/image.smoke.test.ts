@@ -11,7 +11,7 @@
  *
  * Not covered: the base image, tini as PID 1, and the real `docker build`.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -175,7 +175,7 @@ describe('image contents (Dockerfile final stage, laid out without Docker)', () 
       shipped.filter((d) => ['jest', 'ts-jest', 'typescript', 'esbuild', '@testcontainers/k3s', 'playwright-core'].includes(d)),
     ).toEqual([]);
     expect(shipped).toEqual(expect.arrayContaining(['@kubernetes/client-node', 'mongodb', 'ws', 'jose', 'express', 'prom-client']));
-    for (const bin of ['drainer', 'gateway', 'ops', 'demo']) expect(existsSync(join(app, 'dist/cmd', bin, 'main.js'))).toBe(true);
+    for (const bin of ['drainer', 'gateway', 'ops', 'demo', 'cli']) expect(existsSync(join(app, 'dist/cmd', bin, 'main.js'))).toBe(true);
 
     // Read-only, as the chart runs it (readOnlyRootFilesystem) and as UID 10001 owns none of it.
     for (const f of walk(app)) chmodSync(f, statSync(f).isDirectory() ? 0o555 : 0o444);
@@ -278,6 +278,40 @@ describe('image contents (Dockerfile final stage, laid out without Docker)', () 
       });
     },
     60_000,
+  );
+
+  itAsRoot(
+    'the outbox-hub command line: executable and on the PATH, runs from the image as UID 10001',
+    () => {
+      expect(app).toBeDefined();
+      // The build stage makes it executable; the final stage links it onto the PATH, inside WORKDIR.
+      expect(step(build, 'RUN').some((r) => r.args.includes('chmod +x dist/cmd/cli/main.js'))).toBe(true);
+      expect(
+        step(final, 'RUN').some((r) => r.args.includes(`ln -s ${join(workdir(final), 'dist/cmd/cli/main.js')} /usr/local/bin/outbox-hub`)),
+      ).toBe(true);
+      expect(readFileSync(join(app, 'dist/cmd/cli/main.js'), 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
+      const imageEnv = Object.fromEntries(step(final, 'ENV').map((e) => e.args.split('=', 2) as [string, string]));
+      const cli = (args: string[], env: Record<string, string> = {}) =>
+        spawnSync(process.execPath, ['dist/cmd/cli/main.js', ...args], {
+          cwd: app,
+          uid: 10001,
+          gid: 10001,
+          env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/', ...imageEnv, ...env },
+          encoding: 'utf8',
+          timeout: 20_000,
+        });
+      const help = cli(['--help']);
+      expect([help.status, help.stderr]).toEqual([0, '']);
+      expect(help.stdout).toMatch(/outbox-hub status/);
+      // The binaries' configuration loaders load from the production packages (the driver included).
+      const check = cli(['config', 'check', 'ops', '--json'], { ...common(), OPS_ADMIN_TOKEN: 'image-admin-token-0123456789' });
+      expect([check.status, check.stderr]).toEqual([0, '']);
+      expect(JSON.parse(check.stdout)).toMatchObject({ binary: 'ops', valid: true, config: { adminToken: '***' } });
+      const bad = cli(['config', 'check', 'drainer'], { MONGO_URL: 'nope' });
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toMatch(/invalid configuration: MONGO_URL/);
+    },
+    30_000,
   );
 
   itAsRoot(

@@ -227,6 +227,23 @@ describe('package shape', () => {
     expect(Math.abs(pkgs.length - Number(claim?.[1]))).toBeLessThanOrEqual(5);
   });
 
+  it('installs the outbox-hub command even with the SDK alone: it runs without mongodb, and config check names what it needs', async () => {
+    const pkg = JSON.parse(readFileSync(join(appDir, 'node_modules/outbox-hub/package.json'), 'utf8')) as { bin?: Record<string, string> };
+    expect(pkg.bin).toEqual({ 'outbox-hub': './dist/cmd/cli/main.js' });
+    expect(packed.has('dist/cmd/cli/main.js')).toBe(true);
+    const dir = join(work, 'sdk-only');
+    // Run as the shell runs it: through npm's link and the file's own #! line.
+    const bin = join(dir, 'node_modules/.bin/outbox-hub');
+    const help = await run(bin, ['--help'], { cwd: dir });
+    expect([help.code, help.stderr]).toEqual([0, '']);
+    expect(help.stdout).toMatch(/outbox-hub status/);
+    const token = await run(bin, ['token', '--secret', TEST_SECRET, '--json'], { cwd: dir });
+    expect([token.code, token.stderr]).toEqual([0, '']);
+    const check = await run(bin, ['config', 'check', 'drainer'], { cwd: dir, env: { MONGO_URL: 'mongodb://h/db' } });
+    expect(check.code).toBe(1);
+    expect(check.stderr).toMatch(/config check needs what the drainer needs: .*mongodb.* \(npm install mongodb@7 beside outbox-hub\)/);
+  });
+
   it.each([
     ['node16', { module: 'node16', moduleResolution: 'node16' }],
     ['nodenext', { module: 'nodenext', moduleResolution: 'nodenext' }],
@@ -307,7 +324,11 @@ describe('examples against a hub started from the installed package', () => {
     mongo = await new MongoClient(testUrl()).connect();
     for (const db of EXAMPLE_DBS) await mongo.db(db).dropDatabase();
     // The README tells users to run the hub with MONGO_DB=shop, next to the application's data.
-    gatewayPort = await startHubProcesses('shop');
+    // process.state is compacted (the README's snapshot example reads it), promptly.
+    gatewayPort = await startHubProcesses('shop', {
+      RETENTION: JSON.stringify({ topics: [{ match: 'process.state', compact: true }] }),
+      RETENTION_INTERVAL: '500ms',
+    });
     env = { MONGO_URL: testUrl(), HUB_URL: `ws://127.0.0.1:${gatewayPort}/ws`, HUB_TOKEN: await rootToken(3600) };
     // Compiled once, as the user's build would; the type-check tests above cover the other resolutions.
     writeFileSync(
@@ -486,20 +507,62 @@ describe('examples against a hub started from the installed package', () => {
     }
   }, 60_000);
 
-  it('shows server frames that match the protocol', () => {
-    const b = blocks.find((x) => x.kind === 'frames');
+  it("runs the README's command-line session against the hub and an ops of the installed package", async () => {
+    const b = blocks.find((x) => x.kind === 'cli');
     expect(b).toBeDefined();
-    for (const line of b!.code.split('\n').filter((l) => l.trim() !== '')) {
-      const f = JSON.parse(line) as Record<string, unknown>;
-      if (f['op'] === 'OK') expect(typeof f['id']).toBe('string');
-      else if (f['op'] === 'ERR') expect([typeof f['code'], typeof f['message']]).toEqual(['string', 'string']);
-      else if (f['op'] === 'EVENT') {
-        expect(Object.keys(f['event'] as object).sort()).toEqual(
-          ['createdAt', 'headers', 'id', 'key', 'partition', 'payload', 'publishedAt', 'seq', 'topic'].sort(),
-        );
-      } else throw new Error(`${where(b!)}: unknown op in ${line}`);
-    }
-  });
+    const opsPort = await freePort();
+    const admin = 'readme-admin-token-0123456789';
+    const ops = startScript(
+      join(appDir, 'node_modules/outbox-hub/dist/cmd/ops/main.js'),
+      {
+        MONGO_URL: testUrl(),
+        MONGO_DB: 'shop',
+        METRICS_HOST: '127.0.0.1',
+        OPS_HOST: '127.0.0.1',
+        OPS_PORT: String(opsPort),
+        OPS_ADMIN_TOKEN: admin,
+        OPS_SAMPLE_INTERVAL: '500ms',
+      },
+      { cwd: appDir },
+    );
+    procs.push(ops);
+    await ops.waitForLog((l) => l.msg === 'ops listening');
+    await eventually(
+      async () => (await fetch(`http://127.0.0.1:${opsPort}/readyz`, { headers: { connection: 'close' } })).status === 200,
+      20_000,
+      'ops ready',
+    );
+    // The README names the port-forwarded defaults; here they are this test's processes.
+    const script = b!.code.replaceAll('localhost:8081', `127.0.0.1:${opsPort}`).replaceAll('localhost:8080', `127.0.0.1:${gatewayPort}`);
+    const { FORCE_COLOR: _force, ...rest } = process.env;
+    const r = await run('sh', ['-e', '-x', '-c', script], {
+      cwd: appDir,
+      env: { ...(rest as Record<string, string>), OPS_ADMIN_TOKEN: admin, JWT_SECRET: TEST_SECRET },
+      timeoutMs: 120_000,
+    });
+    expect([where(b!), r.code, r.code === 0 ? '' : `${r.stdout}\n${r.stderr}`]).toEqual([where(b!), 0, '']);
+    // What the session shows: a healthy hub, the event it published, the events of the last hour.
+    expect(r.stdout).toMatch(/^(✔ all healthy|✖ .+)$/m);
+    expect(r.stdout).toMatch(/^published orders\.created key o-1003 → event \S+$/m);
+    expect(r.stdout.split('\n').filter((l) => /^\d\d:\d\d:\d\d\.\d{3} orders\.\w+ /.test(l)).length).toBe(3);
+    expect(readFileSync(join(appDir, 'orders.ndjson'), 'utf8')).toMatch(/"key":"o-1003"/);
+  }, 180_000);
+
+  it.each(blocks.filter((x) => x.kind === 'frames').map((b) => [where(b), b]))(
+    'shows server frames that match the protocol (%s)',
+    (_where, b) => {
+      for (const line of b.code.split('\n').filter((l) => l.trim() !== '')) {
+        const f = JSON.parse(line) as Record<string, unknown>;
+        if (f['op'] === 'OK') expect(typeof f['id']).toBe('string');
+        else if (f['op'] === 'ERR') expect([typeof f['code'], typeof f['message']]).toEqual(['string', 'string']);
+        else if (f['op'] === 'EVENT') {
+          expect(Object.keys(f['event'] as object).sort()).toEqual(
+            ['createdAt', 'headers', 'id', 'key', 'partition', 'payload', 'publishedAt', 'seq', 'topic'].sort(),
+          );
+        } else throw new Error(`${where(b)}: unknown op in ${line}`);
+      }
+    },
+  );
 });
 
 /** Waits for the frame `want` describes: same op and id (or sub for events); other fields equal, `"x..."` a prefix. */

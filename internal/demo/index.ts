@@ -13,7 +13,7 @@ import { SignJWT } from 'jose';
 import { envReader } from '../config/index.js';
 import type { Health } from '../health/index.js';
 import { HubProcess, readHubSettings, type HubSettings } from '../runtime/index.js';
-import { closerFor, type Service } from '../lifecycle/index.js';
+import { closerFor, repeat, type Service } from '../lifecycle/index.js';
 import { LOG_LEVELS, type Logger, type LogLevel } from '../log/index.js';
 import { createRegistry, healthAnswer } from '../telemetry/index.js';
 import { isTransientError, type MongoClient, type ServerCapabilities } from '../mongo/index.js';
@@ -28,9 +28,11 @@ export interface DemoConfig extends HubSettings {
   readonly jwtSecret: string;
   readonly sdkBundle: string;
   readonly logLevel: LogLevel;
+  /** How often the simulated processes report their state on `process.state` (0: never). */
+  readonly stateIntervalMs: number;
 }
 
-/** Reads DEMO_HOST, DEMO_PORT, GATEWAY_PUBLIC_URL, JWT_SECRET, SDK_BUNDLE, MONGO_URL, MONGO_DB. */
+/** Reads DEMO_HOST, DEMO_PORT, GATEWAY_PUBLIC_URL, JWT_SECRET, SDK_BUNDLE, DEMO_STATE_INTERVAL and the shared settings. */
 export function loadDemoConfig(env: Readonly<Record<string, string | undefined>>): DemoConfig {
   const r = envReader(env);
   const cfg: DemoConfig = {
@@ -41,10 +43,14 @@ export function loadDemoConfig(env: Readonly<Record<string, string | undefined>>
     jwtSecret: r.string('JWT_SECRET'),
     sdkBundle: r.string('SDK_BUNDLE', { default: 'dist/sdk/outbox-hub-sdk.min.js' }),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
+    stateIntervalMs: r.duration('DEMO_STATE_INTERVAL', { default: 2_000, min: 0, max: 3_600_000 }),
   };
   r.done();
   return Object.freeze(cfg);
 }
+
+/** The processes the demo pretends to run: each reports its state under its own key (host:name:pid). */
+const PROCESSES = ['web-1:api:4121', 'web-2:api:3310', 'worker-1:mailer:977'] as const;
 
 /** Largest order request body accepted. */
 const MAX_BODY = 16 * 1024;
@@ -89,6 +95,26 @@ export class DemoApp implements Service {
     p.watchHealth();
     this.#log.info('demo listening', { url: `http://${this.#cfg.host}:${this.port}/` });
     const ports = await p.openPorts(this.#cfg, { appName: 'outbox-hub-demo' });
+    if (this.#cfg.stateIntervalMs > 0) {
+      // A compacted process.state topic for the page's process table (RETENTION compacts it in make dev).
+      const outbox = ports.outbox();
+      let beat = 0;
+      const report = async (): Promise<void> => {
+        beat++;
+        await outbox.addMany(
+          PROCESSES.map((key, i) => ({
+            topic: 'process.state',
+            key,
+            payload: { status: (beat + i) % 7 === 0 ? 'restarting' : 'up', beat, at: new Date().toISOString() },
+          })),
+        );
+      };
+      await report().catch((err: unknown) => this.#log.warn('process state report failed', { err }));
+      const reporting = repeat(this.#cfg.stateIntervalMs, p.signal, report, (err) =>
+        this.#log.warn('process state report failed', { err }),
+      );
+      p.onStop('process state reports', () => reporting);
+    }
     const caps = ports.caps;
     this.#client = ports.client;
     this.#caps = caps;
@@ -113,7 +139,7 @@ export class DemoApp implements Service {
     } else if (req.method === 'GET' && path === '/sdk.js') {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(this.#bundle);
     } else if (req.method === 'GET' && path === '/token') {
-      const token = await new SignJWT({ scopes: 'subscribe:orders.**' })
+      const token = await new SignJWT({ scopes: 'subscribe:orders.** subscribe:process.state' })
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject('demo-page')
         .setExpirationTime('5m')

@@ -35,6 +35,7 @@ export class DrainerApp implements Service {
     const drainer = new Drainer({
       outbox: ports.outboxStore,
       eventLog: ports.eventLog,
+      groups: ports.groupStore,
       leases: ports.leases,
       log: p.log,
       metrics: createDrainerMetrics(p.registry),

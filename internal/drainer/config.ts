@@ -22,6 +22,8 @@ export interface DrainerConfig extends HubSettings {
   readonly logLevel: LogLevel;
   readonly member: string;
   readonly stopTimeoutMs: number;
+  /** How often each held partition gets a retention round (with RETENTION set). */
+  readonly retentionIntervalMs: number;
 }
 
 /** Default values, named so docs and tests can refer to them. */
@@ -38,6 +40,7 @@ export const DRAINER_DEFAULTS = Object.freeze({
   wedgeExitMs: 120_000,
   metricsPort: 9464,
   stopTimeoutMs: 25_000,
+  retentionIntervalMs: 30_000,
 });
 
 /**
@@ -65,6 +68,7 @@ export function loadDrainerConfig(env: Readonly<Record<string, string | undefine
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' }),
     member: readMemberId(r),
     stopTimeoutMs: r.duration('STOP_TIMEOUT', { default: DRAINER_DEFAULTS.stopTimeoutMs, min: 100 }),
+    retentionIntervalMs: r.duration('RETENTION_INTERVAL', { default: DRAINER_DEFAULTS.retentionIntervalMs, min: 100, max: 3_600_000 }),
   };
   r.done();
   return Object.freeze(cfg);

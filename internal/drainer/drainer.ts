@@ -1,5 +1,8 @@
 import { describeError } from '../errors/index.js';
-import type { EventAppender, EventReader } from '../eventlog/index.js';
+import type { EventAppender, EventReader, LogEvent } from '../eventlog/index.js';
+import type { GroupStore } from '../groupstore/index.js';
+import { RetentionKeeper, type GroupInterest, type RetentionLog } from '../retention/index.js';
+import { TopicPattern } from '../topic/index.js';
 import { PartitionCoordinator, type LeaseStore } from '../lease/index.js';
 import type { Condition, Health, Watchdog } from '../health/index.js';
 import { repeat } from '../lifecycle/index.js';
@@ -15,7 +18,10 @@ export const DRAINER_LEASE_GROUP = 'drainer';
 /** Ports and settings a {@link Drainer} runs on. */
 export interface DrainerDeps {
   outbox: OutboxStore;
-  eventLog: EventAppender & Pick<EventReader, 'get'>;
+  /** Appends under the lease epoch; retention's role too (trims and compacts under it). */
+  eventLog: EventAppender & Pick<EventReader, 'get'> & RetentionLog;
+  /** Consumer groups' filters and cursors, for `keepForGroups` retention (read once per retention round). */
+  groups?: Pick<GroupStore, 'listGroups' | 'loadCursors'>;
   leases: LeaseStore;
   log: Logger;
   metrics: DrainerMetrics;
@@ -23,6 +29,9 @@ export interface DrainerDeps {
   /** Readiness conditions and loop watchdogs (optional for tests that need none). */
   health?: Health;
 }
+
+/** Most consumer groups interest retention reads per round. */
+const MAX_INTEREST_GROUPS = 1_000;
 
 /** A loop silent this long is wedged (bounded waits and socket timeouts are far shorter). */
 const LOOP_SILENCE_MS = 120_000;
@@ -51,10 +60,20 @@ export class Drainer {
   #state: DrainerState = 'idle';
   #unwatch: (() => Promise<void>) | undefined;
   #stopped: Promise<void> | undefined;
+  /** Set when the deployment has retention policies. */
+  readonly #retention: RetentionKeeper | undefined;
 
   constructor(deps: DrainerDeps) {
     this.#d = deps;
     const { config, metrics, log, health } = deps;
+    this.#retention = config.retention.active
+      ? new RetentionKeeper({
+          log: deps.eventLog,
+          policies: config.retention,
+          logger: log,
+          metrics: { trimmed: metrics.retentionTrimmed, first: metrics.retentionFirst, forced: metrics.retentionForced },
+        })
+      : undefined;
     this.#leaseCondition = health?.condition('leases', { ok: false, reason: 'joining the lease group' });
     this.#progressCondition = health?.condition('partitions', { ok: true });
     const loopDogs = {
@@ -126,6 +145,56 @@ export class Drainer {
         },
       ),
     );
+    const keeper = this.#retention;
+    if (keeper) {
+      const retentionDog = this.#d.health?.watchdog('retention', LOOP_SILENCE_MS);
+      this.#loops.push(
+        repeat(
+          config.retentionIntervalMs,
+          signal,
+          async () => {
+            retentionDog?.beat();
+            await this.#retentionRound(keeper);
+          },
+          (err) => {
+            this.#d.health?.dbError('retention');
+            warn('retention round')(err);
+          },
+        ),
+      );
+    }
+  }
+
+  /**
+   * One retention round over the partitions held now, each under its own epoch (a
+   * partition lost meanwhile is fenced: its round fails and the next holder's goes on).
+   */
+  async #retentionRound(keeper: RetentionKeeper): Promise<void> {
+    const groups =
+      keeper.policies.topics.some((p) => p.keepForGroups) || keeper.policies.default.keepForGroups ? await this.#interest() : [];
+    for (const [partition, worker] of [...this.#workers]) {
+      if (this.#timers.signal.aborted) return;
+      const started = Date.now();
+      try {
+        await keeper.round(partition, worker.epoch, groups);
+      } catch (err) {
+        // One partition's failure (fenced, or the database) must not stop the others' rounds.
+        this.#d.log.warn('retention round failed', { partition, err: describeError(err) });
+        this.#d.health?.dbError('retention');
+      } finally {
+        this.#d.metrics.retentionRoundSeconds.observe((Date.now() - started) / 1000);
+      }
+    }
+  }
+
+  /** Registered groups with their filters and cursors (bounded: the first MAX_INTEREST_GROUPS by name). */
+  async #interest(): Promise<GroupInterest[]> {
+    const store = this.#d.groups;
+    if (!store) return [];
+    const records = await store.listGroups(MAX_INTEREST_GROUPS);
+    return Promise.all(
+      records.map(async (g) => ({ name: g.name, filter: TopicPattern.compile(g.filter), cursors: await store.loadCursors(g.name) })),
+    );
   }
 
   stop(): Promise<void> {
@@ -152,8 +221,10 @@ export class Drainer {
     if (dog) this.#dogs.set(partition, dog);
     // The drainer's own logger, not a child binding `partition`: every worker line names its
     // partition itself, and a bound copy would only repeat it.
+    const keeper = this.#retention;
     const worker = new PartitionWorker(partition, epoch, {
       ...this.#d,
+      ...(keeper ? { onAppended: (p: number, e: number, events: readonly LogEvent[]) => keeper.appended(p, e, events) } : {}),
       onRound: () => dog?.beat(),
       onProgress: (p) => this.#progress.set(p, Date.now()),
       onDbError: () => this.#d.health?.dbError('drain'),
@@ -170,6 +241,8 @@ export class Drainer {
   #removeWorker(partition: number): PartitionWorker | undefined {
     const w = this.#workers.get(partition);
     this.#workers.delete(partition);
+    this.#retention?.forget(partition);
+    this.#d.metrics.retentionFirst.remove({ partition: String(partition) });
     this.#progress.delete(partition);
     this.#dogs.get(partition)?.dispose();
     this.#dogs.delete(partition);

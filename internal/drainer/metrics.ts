@@ -16,6 +16,10 @@ export interface DrainerMetrics {
   deadLettered: Counter;
   claimSeconds: Histogram;
   leaseRenewSeconds: Histogram;
+  retentionTrimmed: Counter<'partition'>;
+  retentionFirst: Gauge<'partition'>;
+  retentionForced: Counter<'group'>;
+  retentionRoundSeconds: Histogram;
 }
 
 /** The kinds of failed drain batches (`outbox_batch_errors_total{kind}`). */
@@ -74,6 +78,30 @@ function registerDrainerMetrics(registry: Registry): DrainerMetrics {
     claimSeconds: new Histogram({
       name: 'outbox_claim_seconds',
       help: 'Time to claim a partition (raise its fence, read its head) after taking its lease',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    retentionTrimmed: new Counter({
+      name: 'outbox_retention_trimmed_total',
+      help: 'Events trimmed from the log by retention, per partition',
+      labelNames: ['partition'],
+      registers,
+    }),
+    retentionFirst: new Gauge({
+      name: 'outbox_retention_first_seq',
+      help: 'First sequence a partition still holds (lower ones were trimmed), per held partition',
+      labelNames: ['partition'],
+      registers,
+    }),
+    retentionForced: new Counter({
+      name: 'outbox_retention_forced_total',
+      help: 'Retention rounds that trimmed events a consumer group had not acked (a keepForGroups hard cap), per group',
+      labelNames: ['group'],
+      registers,
+    }),
+    retentionRoundSeconds: new Histogram({
+      name: 'outbox_retention_round_seconds',
+      help: 'Time one retention round of one partition took',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),

@@ -2,9 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError, isHubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { isTransientError } from '../mongo/index.js';
-import type { EventAppender, EventInput, EventReader, LogEvent } from '../eventlog/index.js';
+import type { AppendResult, EventAppender, EventInput, EventReader, LogEvent } from '../eventlog/index.js';
 import type { OutboxStore, PendingMessage } from '../outbox/index.js';
 import { topicProblem } from '../topic/index.js';
+import { failSpan, formatTraceContext, startMessageSpan, traceFields, type Span, type TraceContext } from '../tracecontext/index.js';
 import type { DrainerConfig } from './config.js';
 import type { DrainerMetrics } from './metrics.js';
 
@@ -24,6 +25,8 @@ export interface WorkerDeps {
   onProgress?(partition: number): void;
   /** Called for each failed database operation. */
   onDbError?(): void;
+  /** Called with the events an append added, in order (retention's snapshot of compacted topics). */
+  onAppended?(partition: number, epoch: number, events: readonly LogEvent[]): Promise<void>;
 }
 
 type WorkerState = 'running' | 'finishing' | 'stopped';
@@ -179,19 +182,37 @@ export class PartitionWorker {
     const { eventLog, outbox, metrics } = this.#d;
     const events: EventInput[] = [];
     const invalid: Array<{ message: PendingMessage; problem: string }> = [];
+    // An `append` span per message that carries a trace context, a child of its writer's span;
+    // the event carries the span's context on (the writer's when this process does not trace).
+    const spans = new Map<string, Span>();
     for (const m of batch) {
       const problem = topicProblem(m.topic);
-      if (problem === undefined)
-        events.push({
-          id: m.id,
-          topic: m.topic,
-          key: m.key,
-          payload: m.payload,
-          headers: m.headers,
-          createdAt: m.createdAt,
-          ...(m.digest === undefined ? {} : { digest: m.digest }),
+      if (problem !== undefined) {
+        invalid.push({ message: m, problem });
+        continue;
+      }
+      const carried: TraceContext | undefined =
+        m.traceparent === undefined ? undefined : { traceparent: m.traceparent, ...(m.tracestate === undefined ? {} : { tracestate: m.tracestate }) };
+      let trace = carried;
+      if (carried) {
+        const span = startMessageSpan('append', { topic: m.topic, id: m.id, partition: this.partition }, carried, {
+          attributes: { 'messaging.batch.message_count': batch.length },
         });
-      else invalid.push({ message: m, problem });
+        spans.set(m.id, span);
+        trace = formatTraceContext(span.spanContext()) ?? carried;
+      }
+      events.push({
+        id: m.id,
+        topic: m.topic,
+        key: m.key,
+        payload: m.payload,
+        headers: m.headers,
+        createdAt: m.createdAt,
+        ...(m.digest === undefined ? {} : { digest: m.digest }),
+        ...(m.causedBy === undefined ? {} : { causedBy: m.causedBy }),
+        ...(m.tags === undefined ? {} : { tags: m.tags }),
+        ...traceFields(trace),
+      });
     }
     if (invalid.length > 0) {
       // Written around the library (e.g. by hand): no retry can fix these.
@@ -202,7 +223,15 @@ export class PartitionWorker {
       }
     }
     if (events.length === 0) return;
-    const result = await eventLog.append(this.partition, this.epoch, events);
+    let result: AppendResult;
+    try {
+      result = await eventLog.append(this.partition, this.epoch, events);
+    } catch (err) {
+      for (const s of spans.values()) failSpan(s, err);
+      throw err;
+    }
+    for (const e of result.appended) spans.get(e.id)?.setAttribute('outbox_hub.seq', e.seq).end();
+    for (const id of result.duplicates) spans.get(id)?.setAttribute('outbox_hub.duplicate', true).end();
     const done = new Set([...result.appended.map((e) => e.id), ...result.duplicates]);
     // A duplicate is normally our own earlier append; one with other content reused an id: never drop it silently.
     for (const id of result.duplicates) {
@@ -217,6 +246,16 @@ export class PartitionWorker {
       this.partition,
       batch.filter((m) => done.has(m.id)),
     );
+    if (result.appended.length > 0 && this.#d.onAppended) {
+      // Fresh latest values for compacted topics. A failure leaves the snapshot's watermark
+      // where it was, and the next retention round catches up from there: logged, not retried.
+      await this.#d.onAppended(this.partition, this.epoch, result.appended).catch((err: unknown) =>
+        this.#d.log.warn('updating the latest-value snapshot failed; the next retention round catches up', {
+          partition: this.partition,
+          err: describeError(err),
+        }),
+      );
+    }
     metrics.published.inc(result.appended.length);
     if (result.duplicates.length > 0) metrics.duplicates.inc(result.duplicates.length);
     for (const e of result.appended) metrics.commitToPublish.observe((e.publishedAt.getTime() - e.createdAt.getTime()) / 1000);

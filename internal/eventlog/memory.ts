@@ -4,14 +4,18 @@ import type {
   AppendResult,
   EventInput,
   EventLog,
+  EventMeta,
   LogEvent,
   MatchCount,
   MatchQuery,
   PartitionHead,
+  PartitionRetention,
   ReadRange,
   SequenceGap,
+  SnapshotCursor,
   StallReport,
 } from './types.js';
+import type { TopicPattern } from '../topic/index.js';
 
 /**
  * The state several {@link MemoryEventLog} handles share, as several processes
@@ -24,6 +28,16 @@ export class MemoryEventStorage {
   readonly heads = new Map<number, number>();
   readonly fences = new Map<number, number>();
   readonly stalls = new Map<string, StallReport>();
+  /** Per partition: first retained sequence and snapshot watermark. */
+  readonly retention = new Map<number, { first: number; compactedTo: number; lastAppendFrom: number }>();
+  /** Latest event per `<topic>/<key>` of compacted topics. */
+  readonly latest = new Map<string, LogEvent>();
+
+  retentionOf(partition: number): { first: number; compactedTo: number; lastAppendFrom: number } {
+    let r = this.retention.get(partition);
+    if (!r) this.retention.set(partition, (r = { first: 1, compactedTo: 0, lastAppendFrom: 1 }));
+    return r;
+  }
 
   slots(partition: number): Map<number, LogEvent> {
     let m = this.partitions.get(partition);
@@ -69,6 +83,7 @@ export class MemoryEventLog implements EventLog {
       const slots = this.#s.slots(partition);
       let head = this.#s.heads.get(partition) ?? 0;
       const publishedAt = new Date();
+      if (input.some((e) => !this.#s.byId.has(e.id))) this.#s.retentionOf(partition).lastAppendFrom = head + 1;
       for (const e of input) {
         if (this.#s.byId.has(e.id)) {
           duplicates.push(e.id);
@@ -140,8 +155,32 @@ export class MemoryEventLog implements EventLog {
     return run(() => this.#s.byId.get(id) ?? null);
   }
 
+  causedBy(id: string, limit: number): Promise<LogEvent[]> {
+    return run(() => {
+      assertLimit(limit);
+      // Linear: this adapter is for tests, where logs are small.
+      const found = [...this.#s.byId.values()].filter((e) => e.causedBy?.includes(id));
+      return found.sort((a, b) => a.publishedAt.getTime() - b.publishedAt.getTime()).slice(0, limit);
+    });
+  }
+
   present(ids: readonly string[]): Promise<Set<string>> {
     return run(() => new Set(ids.filter((id) => this.#s.byId.has(id))));
+  }
+
+  seqBefore(partition: number, at: Date): Promise<number> {
+    return run(() => {
+      assertPartition(partition);
+      if (Number.isNaN(at.getTime())) throw new EventLogError('INVALID_RANGE', 'at must be a valid date');
+      // Linear over the partition: this adapter is for tests, where logs are small.
+      let best: LogEvent | undefined;
+      for (const e of this.#s.slots(partition).values()) {
+        if (e.publishedAt.getTime() >= at.getTime()) continue;
+        const t = e.publishedAt.getTime() - (best?.publishedAt.getTime() ?? -Infinity);
+        if (!best || t > 0 || (t === 0 && e.seq > best.seq)) best = e;
+      }
+      return best?.seq ?? 0;
+    });
   }
 
   findGap(partition: number, afterSeq: number): Promise<SequenceGap | null> {
@@ -188,6 +227,93 @@ export class MemoryEventLog implements EventLog {
     return run(() => [...this.#s.stalls.values()].sort((a, b) => a.since.getTime() - b.since.getTime()));
   }
 
+  retention(partition: number): Promise<PartitionRetention> {
+    return run(() => {
+      const r = this.#s.retentionOf(partition);
+      return { first: r.first, compactedTo: r.compactedTo };
+    });
+  }
+
+  scan(partition: number, afterSeq: number, limit: number): Promise<EventMeta[]> {
+    return run(() => {
+      assertPartition(partition);
+      assertLimit(limit);
+      return this.#after(partition, afterSeq, limit).map((e) => ({
+        seq: e.seq,
+        topic: e.topic,
+        key: e.key,
+        publishedAt: e.publishedAt,
+        tombstone: e.payload === null,
+      }));
+    });
+  }
+
+  trim(partition: number, epoch: number, first: number, maxDelete: number): Promise<{ first: number; deleted: number }> {
+    return run(() => {
+      assertPartition(partition);
+      assertLimit(maxDelete);
+      if ((this.#s.fences.get(partition) ?? 0) > epoch) throw fenced(partition, epoch);
+      const r = this.#s.retentionOf(partition);
+      // Never past the first slot of the last append: the sequence continues from there.
+      r.first = Math.max(r.first, Math.min(first, r.lastAppendFrom));
+      const slots = this.#s.slots(partition);
+      let deleted = 0;
+      for (const [seq, e] of [...slots].sort((a, b) => a[0] - b[0])) {
+        if (seq >= r.first || deleted >= maxDelete) break;
+        slots.delete(seq);
+        this.#s.byId.delete(e.id);
+        deleted++;
+      }
+      return { first: r.first, deleted };
+    });
+  }
+
+  compact(partition: number, epoch: number, events: readonly LogEvent[], upTo: number): Promise<void> {
+    return run(() => {
+      if ((this.#s.fences.get(partition) ?? 0) > epoch) throw fenced(partition, epoch);
+      for (const e of events) {
+        if (e.key === null) continue;
+        const id = `${e.topic}/${e.key}`;
+        const had = this.#s.latest.get(id);
+        if (!had || had.seq < e.seq) this.#s.latest.set(id, { ...e, headers: { ...e.headers } });
+      }
+      const r = this.#s.retentionOf(partition);
+      r.compactedTo = Math.max(r.compactedTo, upTo);
+    });
+  }
+
+  snapshot(filter: TopicPattern, after: SnapshotCursor | undefined, limit: number): Promise<LogEvent[]> {
+    return run(() => {
+      assertLimit(limit);
+      // Sorted on every call: this adapter is for tests, where snapshots are small.
+      const all = [...this.#s.latest.values()]
+        .filter((e) => filter.matches(e.topic))
+        .sort((a, b) => compare(a.topic, b.topic) || compare(a.key ?? '', b.key ?? ''));
+      const start = after
+        ? all.findIndex((e) => compare(e.topic, after.topic) > 0 || (e.topic === after.topic && compare(e.key ?? '', after.key) > 0))
+        : 0;
+      return start < 0 ? [] : all.slice(start, start + limit);
+    });
+  }
+
+  latestValue(topic: string, key: string): Promise<LogEvent | null> {
+    return run(() => this.#s.latest.get(`${topic}/${key}`) ?? null);
+  }
+
+  purgeTombstones(partition: number, before: Date, limit: number): Promise<number> {
+    return run(() => {
+      let n = 0;
+      for (const [id, e] of this.#s.latest) {
+        if (n >= limit) break;
+        if (e.partition === partition && e.payload === null && e.publishedAt < before) {
+          this.#s.latest.delete(id);
+          n++;
+        }
+      }
+      return n;
+    });
+  }
+
   /** Test hook: removes an event, leaving a hole (what a broken server or an old version could leave behind). */
   punchHole(partition: number, seq: number): void {
     const e = this.#s.slots(partition).get(seq);
@@ -215,6 +341,11 @@ export class MemoryEventLog implements EventLog {
     if (seq === afterSeq + 1 || seq > head) return null;
     return { partition, from: afterSeq + 1, to: seq - 1, nextPublishedAt: (slots.get(seq) as LogEvent).publishedAt };
   }
+}
+
+/** Code-unit order, as the database sorts strings. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Runs `fn` as an async operation: errors become rejections, like a database adapter's. */

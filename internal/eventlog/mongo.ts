@@ -4,28 +4,36 @@ import { followChangeStream, isDuplicateKeyError } from '../mongo/index.js';
 import { MatchTally } from './count.js';
 import { EventLogError, assertLimit, assertPartition, fenced } from './errors.js';
 import {
+  eventExtras,
   APPEND_CHUNK,
   DEFAULT_EVENT_COLLECTIONS,
   toEvent,
   type EventCollections,
   type EventDocument,
   type FenceDocument,
+  type LatestDocument,
   type StallDocument,
 } from './mongo-documents.js';
+import * as retention from './mongo-retention.js';
+import type { RetentionCollections } from './mongo-retention.js';
 import * as repair from './mongo-repair.js';
 import { accept, maxSeq, settleInsert, stateFrom, type WriterState } from './mongo-writer.js';
 import type {
   AppendResult,
   EventInput,
   EventLog,
+  EventMeta,
   LogEvent,
   MatchCount,
   MatchQuery,
   PartitionHead,
+  PartitionRetention,
   ReadRange,
   SequenceGap,
+  SnapshotCursor,
   StallReport,
 } from './types.js';
+import type { TopicPattern } from '../topic/index.js';
 
 // The package index exports these from here: MongoEventLog's documents, names and migration.
 export { APPEND_CHUNK, DEFAULT_EVENT_COLLECTIONS, EVENT_INDEXES, migrateEventLog, type EventCollections } from './mongo-documents.js';
@@ -69,6 +77,7 @@ export class MongoEventLog implements EventLog {
   readonly #events: Collection<EventDocument>;
   readonly #fences: Collection<FenceDocument>;
   readonly #stalls: Collection<StallDocument>;
+  readonly #retention: RetentionCollections;
   readonly #writers = new Map<number, WriterState>();
 
   constructor(db: Db, names: Partial<EventCollections> = {}) {
@@ -76,6 +85,7 @@ export class MongoEventLog implements EventLog {
     this.#events = db.collection<EventDocument>(n.events);
     this.#fences = db.collection<FenceDocument>(n.fences);
     this.#stalls = db.collection<StallDocument>(n.stalls);
+    this.#retention = { events: this.#events, fences: this.#fences, latest: db.collection<LatestDocument>(n.latest) };
   }
 
   async claim(partition: number, epoch: number): Promise<number> {
@@ -173,6 +183,8 @@ export class MongoEventLog implements EventLog {
         createdAt: e.createdAt,
         publishedAt,
         ...(e.digest === undefined ? {} : { digest: e.digest }),
+        ...eventExtras(e),
+        ...(e.payload === null ? { tomb: true as const } : {}),
       }));
       let failure: unknown;
       try {
@@ -262,12 +274,29 @@ export class MongoEventLog implements EventLog {
     return d ? toEvent(d) : null;
   }
 
+  async causedBy(id: string, limit: number): Promise<LogEvent[]> {
+    assertLimit(limit);
+    const docs = await this.#events.find({ causedBy: id }, { sort: { publishedAt: 1 }, limit }).toArray();
+    return docs.map(toEvent);
+  }
+
   async present(ids: readonly string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     // One id is the common case (a single publish): an `_id` equality every server serves from its index.
     const filter = ids.length === 1 ? { _id: ids[0] as string } : { _id: { $in: [...ids] } };
     const docs = await this.#events.find(filter, { projection: { _id: 1 } }).toArray();
     return new Set(docs.map((d) => d._id));
+  }
+
+  async seqBefore(partition: number, at: Date): Promise<number> {
+    assertPartition(partition);
+    if (Number.isNaN(at.getTime())) throw new EventLogError('INVALID_RANGE', 'at must be a valid date');
+    // Served by partition_publishedAt_seq: a seek to the last entry before `at`, whatever the partition's length.
+    const d = await this.#events.findOne(
+      { partition, publishedAt: { $lt: at } },
+      { sort: { publishedAt: -1, seq: -1 }, projection: { _id: 0, seq: 1 } },
+    );
+    return d?.seq ?? 0;
   }
 
   findGap(partition: number, afterSeq: number): Promise<SequenceGap | null> {
@@ -287,6 +316,41 @@ export class MongoEventLog implements EventLog {
 
   stalls(): Promise<StallReport[]> {
     return repair.readStalls(this.#stalls);
+  }
+
+  retention(partition: number): Promise<PartitionRetention> {
+    return retention.retentionOf(this.#retention, partition);
+  }
+
+  scan(partition: number, afterSeq: number, limit: number): Promise<EventMeta[]> {
+    assertPartition(partition);
+    assertLimit(limit);
+    return retention.scanMeta(this.#retention, partition, afterSeq, limit);
+  }
+
+  trim(partition: number, epoch: number, first: number, maxDelete: number): Promise<{ first: number; deleted: number }> {
+    assertPartition(partition);
+    assertLimit(maxDelete);
+    return retention.trimPrefix(this.#retention, partition, epoch, first, maxDelete);
+  }
+
+  compact(partition: number, epoch: number, events: readonly LogEvent[], upTo: number): Promise<void> {
+    assertPartition(partition);
+    return retention.compactInto(this.#retention, partition, epoch, events, upTo);
+  }
+
+  snapshot(filter: TopicPattern, after: SnapshotCursor | undefined, limit: number): Promise<LogEvent[]> {
+    assertLimit(limit);
+    return retention.snapshotPage(this.#retention, filter, after, limit);
+  }
+
+  latestValue(topic: string, key: string): Promise<LogEvent | null> {
+    return retention.latestOf(this.#retention, topic, key);
+  }
+
+  purgeTombstones(partition: number, before: Date, limit: number): Promise<number> {
+    assertLimit(limit);
+    return retention.purgeTombstonesOf(this.#retention, partition, before, limit);
   }
 
   watchAppends(onAppend: (partition: number) => void, onError: (err: unknown) => void): () => Promise<void> {

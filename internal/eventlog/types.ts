@@ -14,6 +14,16 @@ export interface EventInput {
    * the same message exactly when the digests are equal.
    */
   digest?: string;
+  /** Ids of the events this one was caused by (absent: none). */
+  causedBy?: string[];
+  /** Labels subscriptions filter on (absent: none). */
+  tags?: string[];
+  /**
+   * W3C trace context the event continues: the drainer's `append` span's when the drainer
+   * traces, else the writer's (absent when the writer carried none).
+   */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /** An event in the log. */
@@ -135,8 +145,21 @@ export interface EventReader {
   /** The latest event of `topic` with `key`, or null. */
   latestByKey(topic: string, key: string): Promise<LogEvent | null>;
   get(id: string): Promise<LogEvent | null>;
+  /**
+   * Events that name `id` among their causes (`causedBy`), oldest first, at most
+   * `limit`: one index range (`causedBy, publishedAt`).
+   */
+  causedBy(id: string, limit: number): Promise<LogEvent[]>;
   /** Which of `ids` are in the log (index lookups only). */
   present(ids: readonly string[]): Promise<Set<string>>;
+  /**
+   * The sequence of the last event of `partition` published before `at` (the
+   * latest `publishedAt` earlier than `at`, the highest sequence among equal
+   * times), or 0 when the partition holds none: reading after it starts at the
+   * first event published at or after `at` (time-based positions: replays,
+   * group resets). One index-backed lookup (`partition, publishedAt`).
+   */
+  seqBefore(partition: number, at: Date): Promise<number>;
   /**
    * Calls `onAppend` when events may have been appended to a partition (a change
    * stream where the server has them). Returns the stop function; the caller
@@ -165,5 +188,63 @@ export interface EventLogRepair {
   stalls(): Promise<StallReport[]>;
 }
 
+/** What a partition still holds, and how far the latest-value snapshot reflects it. */
+export interface PartitionRetention {
+  /** The first sequence the log still holds; lower ones were trimmed (1 when nothing was). */
+  readonly first: number;
+  /** Every event up to this sequence is reflected in the latest-value snapshot (0: none). */
+  readonly compactedTo: number;
+}
+
+/** What retention decides on: an event without its payload. */
+export interface EventMeta {
+  readonly seq: number;
+  readonly topic: string;
+  readonly key: string | null;
+  readonly publishedAt: Date;
+  /** A `null` payload: on a compacted topic, the key's deletion. */
+  readonly tombstone: boolean;
+}
+
+/** Where a page of the latest-value snapshot ended (the next page starts after it). */
+export interface SnapshotCursor {
+  readonly topic: string;
+  readonly key: string;
+}
+
+/**
+ * Retention: the partition's lease holder trims a prefix under its epoch, and
+ * keeps the latest event of every key of compacted topics in a snapshot that
+ * outlives the trimmed events (the drainer); readers learn where a partition
+ * now starts (tails, groups, replays) and read the snapshot (ops, SUBSCRIBE
+ * from `snapshot`).
+ */
+export interface EventLogRetention {
+  /** First retained sequence and snapshot watermark of `partition`. */
+  retention(partition: number): Promise<PartitionRetention>;
+  /** Events after `afterSeq` without their payloads, in order, at most `limit` (index-backed). */
+  scan(partition: number, afterSeq: number, limit: number): Promise<EventMeta[]>;
+  /**
+   * Raises the first retained sequence of `partition` to `first` under `epoch`
+   * (never past the first slot of the partition's last append: the sequence
+   * continues from there) and deletes what lies below it, at most `maxDelete`
+   * events per call (call again to finish). Returns the first sequence now
+   * retained and how many events this call deleted. `FENCED` when a newer epoch claimed.
+   */
+  trim(partition: number, epoch: number, first: number, maxDelete: number): Promise<{ first: number; deleted: number }>;
+  /**
+   * Records `events` (compacted topics, keyed, of `partition`) in the latest-value
+   * snapshot, where a key keeps the event with its highest sequence, then raises
+   * the partition's watermark to `upTo` under `epoch` (`FENCED` when a newer one claimed).
+   */
+  compact(partition: number, epoch: number, events: readonly LogEvent[], upTo: number): Promise<void>;
+  /** Latest values whose topic matches `filter`, by (topic, key), after `after`, at most `limit`. */
+  snapshot(filter: TopicPattern, after: SnapshotCursor | undefined, limit: number): Promise<LogEvent[]>;
+  /** The latest event of `topic` and `key` in the snapshot, or null. */
+  latestValue(topic: string, key: string): Promise<LogEvent | null>;
+  /** Removes tombstones of `partition` (latest values with a null payload) published before `before`, at most `limit`. */
+  purgeTombstones(partition: number, before: Date, limit: number): Promise<number>;
+}
+
 /** The event log port: every role. Consumers depend on the role they use. See the package index for invariants. */
-export interface EventLog extends EventAppender, EventReader, EventLogRepair {}
+export interface EventLog extends EventAppender, EventReader, EventLogRepair, EventLogRetention {}

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket, RawData } from 'ws';
 import { AuthError, type Principal, type TokenVerifier } from '../auth/index.js';
 import { describeError, isRetryable } from '../errors/index.js';
-import type { EventReader, LogEvent } from '../eventlog/index.js';
+import type { EventLogRetention, EventReader, LogEvent } from '../eventlog/index.js';
 import type { Logger } from '../log/index.js';
 import { TopicPattern, topicProblem } from '../topic/index.js';
 import type { GatewayConfig } from './config.js';
@@ -20,8 +20,8 @@ import { TokenBucket } from './tokens.js';
 export interface ConnectionDeps {
   config: GatewayConfig;
   verifier: TokenVerifier;
-  /** Replays read ranges of the log. */
-  eventLog: Pick<EventReader, 'read'>;
+  /** Replays read ranges of the log, the latest-value snapshot and where partitions start. */
+  eventLog: Pick<EventReader, 'read'> & Pick<EventLogRetention, 'retention' | 'snapshot'>;
   tail: LogTail;
   hub: LiveHub;
   groups: GroupManager;
@@ -103,7 +103,7 @@ export class Connection {
       groups: deps.groups,
       log: this.#log,
       sendEvent: (sub, event, json, delivery) => this.#sendEvent(sub, event, json, delivery),
-      notice: (sub, code, message) => this.#err(null, code, message, { sub }),
+      notice: (sub, code, message, extra) => this.#err(null, code, message, { sub, ...extra }),
       close: (code, reason) => this.close(code, reason),
     };
   }
@@ -394,7 +394,7 @@ export class Connection {
     }
     const sub =
       f.group === undefined
-        ? liveSubscription(this.#subscriptionContext, f.sub, pattern, f.from ?? 'now')
+        ? liveSubscription(this.#subscriptionContext, f.sub, pattern, f.from ?? 'now', f.tags)
         : await groupSubscription(this.#subscriptionContext, f.sub, pattern, f.group, f.maxInFlight, f.from ?? 'now');
     if (this.#state === 'closed') {
       await sub.close();

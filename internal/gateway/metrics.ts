@@ -13,6 +13,7 @@ export interface GatewayMetrics {
   redeliveries: Counter<'group'>;
   deadLetters: Counter<'group'>;
   consumerLag: Gauge<'group' | 'partition'>;
+  trimmedSkips: Counter<'group'>;
   closes: Counter<'code'>;
   logStalledPartitions: Gauge;
   logMissingSeq: Gauge<'partition'>;
@@ -82,6 +83,12 @@ function registerGatewayMetrics(registry: Registry): GatewayMetrics {
       name: 'gateway_consumer_lag_events',
       help: 'Events between a group cursor and the partition head',
       labelNames: ['group', 'partition'],
+      registers,
+    }),
+    trimmedSkips: new Counter({
+      name: 'gateway_group_trimmed_skips_total',
+      help: 'Times a consumer group skipped events retention trimmed before the group read them',
+      labelNames: ['group'],
       registers,
     }),
     closes: new Counter({

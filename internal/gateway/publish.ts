@@ -1,6 +1,16 @@
 import { isHubError } from '../errors/index.js';
 import type { Outbox } from '../outbox/index.js';
 import type { ClientFrame, ErrorCode } from '../protocol/index.js';
+import {
+  ROOT_CONTEXT,
+  SpanStatusCode,
+  failSpan,
+  formatTraceContext,
+  parseTraceContext,
+  startMessageSpan,
+  traceFields,
+  type TraceContext,
+} from '../tracecontext/index.js';
 import { GatewayError } from './errors.js';
 
 /** Whether the database answers its probe, and the moment it stops. */
@@ -26,6 +36,9 @@ const REFUSALS: ReadonlyMap<string, ErrorCode> = new Map<string, ErrorCode>([
   ['INVALID_KEY', 'INVALID_PAYLOAD'],
   ['INVALID_HEADERS', 'INVALID_PAYLOAD'],
   ['INVALID_ID', 'INVALID_PAYLOAD'],
+  ['INVALID_CAUSED_BY', 'INVALID_PAYLOAD'],
+  ['INVALID_TAGS', 'INVALID_PAYLOAD'],
+  ['INVALID_TRACE_CONTEXT', 'INVALID_PAYLOAD'],
   ['DUPLICATE_ID', 'DUPLICATE_ID'],
 ]);
 
@@ -46,7 +59,38 @@ export class PublishUseCase {
     this.#database = deps.database;
   }
 
+  /**
+   * Publishes `f` for `subject` in a `publish` span, a child of the client's trace context
+   * (one that does not parse is ignored, as W3C asks); the message carries the span's context
+   * on, or the client's as it is where this process does not trace.
+   */
   async publish(f: PublishFrame, subject: string): Promise<PublishResult> {
+    const client: TraceContext | undefined =
+      f.traceparent !== undefined && parseTraceContext(f) !== undefined
+        ? { traceparent: f.traceparent, ...(f.tracestate === undefined ? {} : { tracestate: f.tracestate }) }
+        : undefined;
+    const span = startMessageSpan('publish', { topic: f.topic, ...(f.eventId === undefined ? {} : { id: f.eventId }) }, client, {
+      parent: ROOT_CONTEXT,
+    });
+    let result: PublishResult;
+    try {
+      result = await this.#publish(f, subject, formatTraceContext(span.spanContext()) ?? client);
+    } catch (err) {
+      failSpan(span, err);
+      throw err;
+    }
+    if (result.ok) {
+      span.setAttributes({
+        'messaging.message.id': result.eventId,
+        'messaging.destination.partition.id': String(result.partition),
+        'outbox_hub.duplicate': result.duplicate,
+      });
+    } else span.setStatus({ code: SpanStatusCode.ERROR, message: `${result.code}: ${result.message}` });
+    span.end();
+    return result;
+  }
+
+  async #publish(f: PublishFrame, subject: string, trace: TraceContext | undefined): Promise<PublishResult> {
     // Known down: say so at once instead of making the client wait for a timeout.
     if (this.#database?.up() === false) return refused('UNAVAILABLE', 'the database is unreachable; retry', true);
     try {
@@ -58,6 +102,9 @@ export class PublishUseCase {
             ...(f.key === undefined ? {} : { key: f.key }),
             ...(f.headers === undefined ? {} : { headers: f.headers }),
             ...(f.eventId === undefined ? {} : { id: f.eventId }),
+            ...(f.causedBy === undefined ? {} : { causedBy: f.causedBy }),
+            ...(f.tags === undefined ? {} : { tags: f.tags }),
+            ...traceFields(trace),
           },
           // A retried publish (same eventId, same message, same subject) is answered as a
           // duplicate; the same eventId for anything else is refused by the outbox.

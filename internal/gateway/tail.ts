@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../errors/index.js';
-import type { EventLogRepair, EventReader, LogEvent } from '../eventlog/index.js';
+import type { EventLogRepair, EventLogRetention, EventReader, LogEvent } from '../eventlog/index.js';
 import type { Logger } from '../log/index.js';
 
 /** Receives every new event of the log, in order per partition. */
@@ -16,8 +16,8 @@ export interface TailStallMetrics {
 
 /** Options for {@link LogTail}. */
 export interface LogTailOptions {
-  /** Reads and watches the log; reports (and clears) its stalls behind a missing sequence. */
-  eventLog: EventReader & Pick<EventLogRepair, 'findGap' | 'reportStall'>;
+  /** Reads and watches the log; reports (and clears) its stalls behind a missing sequence; learns where a trimmed partition starts. */
+  eventLog: EventReader & Pick<EventLogRepair, 'findGap' | 'reportStall'> & Pick<EventLogRetention, 'retention'>;
   partitions: number;
   pollMinMs: number;
   pollMaxMs: number;
@@ -184,6 +184,17 @@ export class LogTail {
     const stallAfter = this.#o.stallAfterMs ?? 30_000;
     for (const [partition, hole] of [...this.#holes]) {
       const position = this.position(partition);
+      // Not a hole: retention trimmed past the tail's position (it fell that far behind). It
+      // goes on from the first event left, and says so; it never waits there.
+      const { first } = await eventLog.retention(partition);
+      if (first > position + 1) {
+        this.#positions.set(partition, first - 1);
+        this.#holes.delete(partition);
+        metrics?.missingSeq.remove({ partition: String(partition) });
+        log.warn('log tail skipped events trimmed by retention before it read them', { partition, from: position + 1, firstSeq: first });
+        if (hole.reported && reporter) await eventLog.reportStall(partition, reporter, null);
+        continue;
+      }
       const gap = await eventLog.findGap(partition, position);
       if (gap === null) {
         this.#holes.delete(partition);

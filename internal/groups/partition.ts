@@ -68,6 +68,8 @@ export class GroupPartition {
   readonly #waiting = new Set<Delivery>();
   /** Settled sequences above the cursor. */
   readonly #done = new Set<number>();
+  /** A trimmed range `(from - 1, to]` skipped: counted settled once the cursor reaches it. */
+  #trimmed: { from: number; to: number } | undefined;
   /** Delivered mark inherited from earlier owners: events up to it may have reached a member. */
   #inherited = 0;
   /** Delivered mark as written by this owner (ahead of every first delivery). */
@@ -91,16 +93,23 @@ export class GroupPartition {
   async start(): Promise<void> {
     const { store, settings } = this.#g.deps;
     const name = this.#g.name;
-    this.#cursor = await store.loadCursor(name, this.partition);
-    const state = await store.loadDeliveries(name, this.partition, this.#cursor);
+    const saved = await store.loadCursor(name, this.partition);
+    this.#cursor = saved;
+    const [state, { first }] = await Promise.all([
+      store.loadDeliveries(name, this.partition, this.#cursor),
+      this.#g.deps.eventLog.retention(this.partition),
+    ]);
     // Stopped while loading: starting the timers now would leak them.
     if (this.#stopped) return;
+    // Retention trimmed what this group had not read: it goes on from the first event left
+    // (the cursor moves now; the next flush saves it).
+    if (this.#cursor < first - 1) this.#skipTrimmed(this.#cursor, first);
     this.#inherited = state.deliveredUpTo;
     this.#marked = state.deliveredUpTo;
     this.#prior = new Map(state.counts);
     // Counts of events behind the cursor are settled history.
     void store.forgetDeliveries(name, this.partition, this.#cursor).catch(this.#warn('forgetting settled delivery counts failed'));
-    this.#savedCursor = this.#cursor;
+    this.#savedCursor = saved;
     this.#readUpTo = this.#cursor;
     this.#loaded = true;
     this.#flushTimer = setInterval(() => void this.flush(), settings.cursorFlushMs);
@@ -162,6 +171,14 @@ export class GroupPartition {
         return;
       }
       if (upTo > this.#marked) this.#marked = upTo + MARK_AHEAD;
+      if (events.length > 0 && (events[0] as LogEvent).seq > this.#readUpTo + 1) {
+        // Not the next sequence: a trimmed prefix (skipped, the members are told) or a hole
+        // (waited out like every reader, with a pause between reads rather than a spin).
+        const { first } = await eventLog.retention(this.partition);
+        if (this.#stopped) return;
+        if (first > this.#readUpTo + 1) this.#skipTrimmed(this.#readUpTo, first);
+        else failed = true;
+      }
       for (const e of events) {
         if (e.seq !== this.#readUpTo + 1 || e.seq > upTo) break;
         this.#readUpTo = e.seq;
@@ -237,7 +254,7 @@ export class GroupPartition {
       }
     }
     d.timer = setTimeout(() => this.#retry(d, undefined, 'ack timeout'), this.#g.deps.settings.ackTimeoutMs);
-    if (slot.member.send(d.event, d.deliveries)) return;
+    if (slot.member.send(d.event, d.deliveries, d.replay)) return;
     // The member can no longer receive (its connection closed): it leaves the group now, so
     // this delivery (not counted: it never went out) and any others it held go to other
     // members instead of back to it in a loop.
@@ -314,9 +331,35 @@ export class GroupPartition {
     this.#markDone(e.seq);
   }
 
+  /**
+   * Skips the trimmed sequences after `readUpTo` up to `first - 1`: they count as settled
+   * once the cursor reaches them (deliveries read before them may still be in flight), and
+   * the group's members here are told where the partition starts now.
+   */
+  #skipTrimmed(readUpTo: number, first: number): void {
+    this.#trimmed = { from: readUpTo + 1, to: first - 1 };
+    this.#readUpTo = first - 1;
+    this.#g.deps.metrics.trimmedSkips?.inc({ group: this.#g.name });
+    this.#g.deps.log.warn('consumer group skipped events retention trimmed before they were read', {
+      group: this.#g.name,
+      partition: this.partition,
+      from: readUpTo + 1,
+      firstSeq: first,
+    });
+    this.#g.trimmed(this.partition, first);
+    this.#markDone(this.#cursor);
+  }
+
   #markDone(seq: number): void {
-    this.#done.add(seq);
-    while (this.#done.has(this.#cursor + 1)) {
+    if (seq > this.#cursor) this.#done.add(seq);
+    for (;;) {
+      const t = this.#trimmed;
+      if (t && this.#cursor + 1 >= t.from && this.#cursor < t.to) {
+        this.#cursor = t.to;
+        this.#trimmed = undefined;
+        continue;
+      }
+      if (!this.#done.has(this.#cursor + 1)) break;
       this.#done.delete(this.#cursor + 1);
       this.#cursor++;
     }

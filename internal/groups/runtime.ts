@@ -26,6 +26,8 @@ export class GroupRuntime {
   readonly filter: TopicPattern;
   readonly deps: GroupDeps;
   readonly #members = new Set<Slot>();
+  /** Trimmed-prefix skips no active member has heard yet, by partition (at most one per partition). */
+  readonly #unheard = new Map<number, number>();
   /** Members with spare capacity, in round-robin order (entries of gone or full members are skipped lazily). */
   readonly #ring = new Fifo<Slot>();
   /** Partitions with ready deliveries waiting for a member, oldest first. */
@@ -51,6 +53,7 @@ export class GroupRuntime {
     // Exported at 0 from the group's start here: a group's first dead letter or
     // redelivery then shows as an increase, not as a series appearing at 1.
     deps.metrics.deadLetters.inc({ group: name }, 0);
+    deps.metrics.trimmedSkips?.inc({ group: name }, 0);
     deps.metrics.redeliveries.inc({ group: name }, 0);
     this.#coordinator = new PartitionCoordinator({
       onRound: (loop, ok) => {
@@ -131,7 +134,20 @@ export class GroupRuntime {
   activate(slot: Slot): void {
     if (slot.active || slot.gone) return;
     slot.active = true;
+    // Skips announced before any member could hear them (a partition starts while its first member joins).
+    for (const [partition, first] of this.#unheard) slot.member.trimmed?.(partition, first);
+    this.#unheard.clear();
     this.#offer(slot);
+  }
+
+  /**
+   * Tells this gateway's active members that `partition` skipped a trimmed prefix and now
+   * starts at `first`; kept for the next member to activate when none is active yet.
+   */
+  trimmed(partition: number, first: number): void {
+    const active = [...this.#members].filter((s) => s.active && !s.gone);
+    if (active.length === 0) this.#unheard.set(partition, first);
+    for (const slot of active) slot.member.trimmed?.(partition, first);
   }
 
   remove(slot: Slot): void {

@@ -1,5 +1,5 @@
 import type { Counter, Gauge } from '../telemetry/index.js';
-import type { LogEvent, ReadRange } from '../eventlog/index.js';
+import type { EventLogRetention, LogEvent, ReadRange } from '../eventlog/index.js';
 import type { GroupStore } from '../groupstore/index.js';
 import type { Health } from '../health/index.js';
 import type { LeaseStore } from '../lease/index.js';
@@ -9,8 +9,13 @@ import type { Logger } from '../log/index.js';
 export interface GroupMember {
   readonly id: string;
   readonly maxInFlight: number;
-  /** Sends one delivery; false when the member can no longer receive. */
-  send(event: LogEvent, delivery: number): boolean;
+  /**
+   * Sends one delivery; false when the member can no longer receive. `replay`: an
+   * operator's replay of a dead letter (its count starts again at 1).
+   */
+  send(event: LogEvent, delivery: number, replay?: boolean): boolean;
+  /** Tells the member its group skipped a trimmed prefix: `partition` now starts at `firstSeq`. */
+  trimmed?(partition: number, firstSeq: number): void;
 }
 
 /**
@@ -40,8 +45,8 @@ export interface GroupSettings {
   cursorFlushMs: number;
 }
 
-/** What groups read the log through (the event log port's range read). */
-export interface GroupLogReader {
+/** What groups read the log through (the event log port's range read, and where a partition starts). */
+export interface GroupLogReader extends Pick<EventLogRetention, 'retention'> {
   read(range: ReadRange): Promise<LogEvent[]>;
 }
 
@@ -60,6 +65,8 @@ export interface GroupMetrics {
   readonly redeliveries: Counter<'group'>;
   readonly deadLetters: Counter<'group'>;
   readonly consumerLag: Gauge<'group' | 'partition'>;
+  /** Trimmed prefixes a group skipped (its cursor was below the partition's first retained event). */
+  readonly trimmedSkips?: Counter<'group'>;
 }
 
 /** Ports and settings of a {@link GroupManager}. */

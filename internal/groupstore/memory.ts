@@ -78,6 +78,11 @@ export class MemoryGroupStore implements GroupStore {
     return Promise.resolve(names.map((n) => this.#record(this.#groups.get(n) as GroupRecord)));
   }
 
+  getGroup(group: string): Promise<GroupRecord | null> {
+    const g = this.#groups.get(group);
+    return Promise.resolve(g ? this.#record(g) : null);
+  }
+
   loadCursor(group: string, partition: number): Promise<number> {
     const saved = this.#cursors.get(group)?.get(partition)?.seq;
     return Promise.resolve(saved ?? this.#groups.get(group)?.start.get(partition) ?? 0);

@@ -151,6 +151,11 @@ export class MongoGroupStore implements GroupStore {
     return docs.map(toRecord);
   }
 
+  async getGroup(group: string): Promise<GroupRecord | null> {
+    const g = await this.#groups.findOne({ _id: group });
+    return g ? toRecord(g) : null;
+  }
+
   async loadCursor(group: string, partition: number): Promise<number> {
     const [cursor, g] = await Promise.all([
       this.#cursors.findOne({ _id: `${group}/${partition}` }),

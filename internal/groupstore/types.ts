@@ -70,6 +70,8 @@ export interface GroupStore {
   register(group: string, filter: string, start?: ReadonlyMap<number, number>): Promise<GroupRecord>;
   /** Registered groups by name, at most `limit`. */
   listGroups(limit: number): Promise<GroupRecord[]>;
+  /** The registered group `group`, or null when there is none (one lookup by name). */
+  getGroup(group: string): Promise<GroupRecord | null>;
   /** The acked prefix of one partition (the start position, or 0, when never saved). */
   loadCursor(group: string, partition: number): Promise<number>;
   /** The cursor of every partition with a saved cursor or a start position (index-backed queries). */

@@ -16,6 +16,7 @@ import { OpsError, idParam, intParam, queryProblem, topicParam } from './params.
 import { isTransientError } from '../mongo/index.js';
 import { OpsMetrics } from './metrics.js';
 import { OpsQueries, type Snapshot } from './queries.js';
+import { registerAdminRoutes } from './admin-routes.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
@@ -216,6 +217,7 @@ export class OpsApp implements Service {
           throughputPerSecond: Number(partitions.reduce((n, p) => n + p.ratePerSecond, 0).toFixed(2)),
           partitionHeads: partitions,
           stalledPartitions: stalls.filter((r) => r.gap !== null),
+          retention: snap.retention,
           groupDeadLetters: snap.groups.reduce((n, g) => n + g.deadLetters, 0),
           groups: snap.groups.map(({ partitions: _rows, ...g }) => g),
         });
@@ -228,6 +230,14 @@ export class OpsApp implements Service {
     app.get(
       '/api/leases',
       read(async (_req, res) => void res.json(await q().leases())),
+    );
+    app.get(
+      '/api/retention',
+      read((_req, res) => {
+        const snap = sampled();
+        res.json({ sampledAt: snap.at, policies: cfg.retention.describe(), partitions: snap.retention });
+        return Promise.resolve();
+      }),
     );
     app.get(
       '/api/partitions',
@@ -364,6 +374,7 @@ export class OpsApp implements Service {
         res.json({ partition, filled: { from: gap.from, to: gap.to } });
       }),
     );
+    registerAdminRoutes(app, { partitions: cfg.partitions, log: this.#log, read, mutate, ports: () => q().ports });
     app.use((_req: Request, _res: Response, next: NextFunction) => next(new OpsError('NOT_FOUND', 404, 'no such route')));
     app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
       if (res.headersSent) {

@@ -13,6 +13,7 @@ export class OpsMetrics {
   readonly #deadLetters: Gauge<'group'>;
   readonly #lapsed: Gauge<'component'>;
   readonly #sampleSeconds: Histogram;
+  readonly #retention: Record<'first' | 'retained' | 'trimmed' | 'oldest', Gauge<'partition'>>;
   readonly #known = new Set<string>();
 
   constructor(registry: Registry) {
@@ -31,6 +32,14 @@ export class OpsMetrics {
       labelNames: ['component'],
       registers,
     });
+    const perPartition = (name: string, help: string): Gauge<'partition'> =>
+      new Gauge({ name, help, labelNames: ['partition'], registers });
+    this.#retention = {
+      first: perPartition('ops_retention_first_seq', 'First sequence a log partition still holds (lower ones were trimmed; sampled)'),
+      retained: perPartition('ops_retention_retained_events', 'Events a log partition holds, first to last (sampled)'),
+      trimmed: perPartition('ops_retention_trimmed_events', 'Events retention trimmed from a log partition so far (sampled)'),
+      oldest: perPartition('ops_retention_oldest_age_seconds', 'Age of the first event a log partition still holds (sampled)'),
+    };
     this.#sampleSeconds = new Histogram({
       name: 'ops_sample_seconds',
       help: 'Time one ops sample (heads, group lag, replicas) took',
@@ -43,6 +52,13 @@ export class OpsMetrics {
     this.#sampleSeconds.observe(snap.tookMs / 1000);
     this.#lapsed.set({ component: 'drainer' }, snap.lapsed.drainers.length);
     this.#lapsed.set({ component: 'gateway' }, snap.lapsed.gateways.length);
+    for (const r of snap.retention) {
+      const label = { partition: String(r.partition) };
+      this.#retention.first.set(label, r.first);
+      this.#retention.retained.set(label, r.retained);
+      this.#retention.trimmed.set(label, r.trimmed);
+      this.#retention.oldest.set(label, r.oldestAgeSeconds);
+    }
     const seen = new Set<string>();
     for (const g of snap.groups) {
       seen.add(g.group);

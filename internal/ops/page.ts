@@ -29,6 +29,7 @@ export function dashboardPage(): string {
   <div><h2>Leases</h2><table id="t-leases"></table></div>
 </div>
 <h2>Consumer groups</h2><table id="t-groups"></table>
+<h2>Retention by log partition</h2><table id="t-retention"></table>
 <h2>Stalled log partitions</h2><table id="t-stalls"></table>
 <h2>Dead letters</h2><table id="t-dead"></table>
 <script type="module" src="/assets/dashboard.js"></script>
@@ -96,6 +97,8 @@ async function refresh() {
     }));
     table('t-leases', ['partition', 'holder', 'epoch', 'expires in'], o.leases.partitions.map((l) =>
       '<tr class="' + (l.live ? '' : 'bad') + '"><td class="n">' + l.partition + '</td><td>' + esc(l.holder ?? 'nobody') + '</td><td class="n">' + l.epoch + '</td><td class="n">' + (l.expiresAt ? age((Date.parse(l.expiresAt) - Date.now()) / 1000) : '') + '</td></tr>'));
+    table('t-retention', ['partition', 'first held', 'last', 'held', 'trimmed', 'oldest held', 'snapshot to'], (o.retention ?? []).map((r) =>
+      '<tr><td class="n">' + r.partition + '</td><td class="n">' + r.first + '</td><td class="n">' + r.last + '</td><td class="n">' + r.retained + '</td><td class="n">' + r.trimmed + '</td><td class="n">' + age(r.oldestAgeSeconds) + '</td><td class="n">' + r.compactedTo + '</td></tr>'));
     const lagText = (g) => (g.lagExact ? '' : '~') + g.lagEvents;
     table('t-groups', ['group', 'filter', 'gateways', 'lag (events)', 'max lag', 'dead letters', ''], o.groups.map((g) =>
       '<tr class="' + (g.deadLetters || g.maxLagSeconds > 60 || (!g.gateways && g.lagEvents) ? 'bad' : g.lagEvents ? 'warn' : '') + '"><td>' + esc(g.group) + '</td><td>' + esc(g.filter) + '</td><td class="n">' + g.gateways + '</td><td class="n">' + lagText(g) + '</td><td class="n">' + age(g.maxLagSeconds) + '</td><td class="n">' + g.deadLetters + '</td><td>' + (g.gateways ? '' : '<button data-delete-group="' + esc(g.group) + '">Delete group</button>') + '</td></tr>'));

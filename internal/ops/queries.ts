@@ -1,5 +1,5 @@
 import { DRAINER_LEASE_GROUP } from '../drainer/index.js';
-import type { EventLogRepair, EventReader, LogEvent, SequenceGap, StallReport } from '../eventlog/index.js';
+import type { EventLogRepair, EventLogRetention, EventReader, LogEvent, SequenceGap, StallReport } from '../eventlog/index.js';
 import { GATEWAY_PRESENCE_GROUP } from '../gateway/index.js';
 import { groupLeaseGroup, type DeadLetter, type GroupStore } from '../groupstore/index.js';
 import type { LeaseStore, Member } from '../lease/index.js';
@@ -19,10 +19,28 @@ export interface BacklogRow {
   dead: number;
 }
 
+/** What one partition still holds (retention), as a sample saw it. */
+export interface RetentionRow {
+  partition: number;
+  /** First sequence still held (lower ones were trimmed). */
+  first: number;
+  /** Last sequence (the head). */
+  last: number;
+  /** Events between them (what is held, holes aside). */
+  retained: number;
+  /** Events trimmed so far (the sequences below `first`). */
+  trimmed: number;
+  /** Age of the first event still held (0 when the partition is empty). */
+  oldestAgeSeconds: number;
+  /** Events up to here are in the latest-value snapshot of compacted topics. */
+  compactedTo: number;
+}
+
 /** What the sampler last saw: partition heads, consumer groups and replicas. */
 export interface Snapshot {
   at: Date;
   heads: number[];
+  retention: RetentionRow[];
   groups: GroupView[];
   /** Replicas that stopped heartbeating without leaving within {@link LAPSED_WINDOW_MS}. */
   lapsed: { drainers: Member[]; gateways: Member[] };
@@ -36,7 +54,7 @@ export const LAPSED_WINDOW_MS = 60 * 60_000;
 /** The ports ops reads and administers through (built by the composition root from the configured backends). */
 export interface OpsPorts {
   readonly outboxStore: OutboxStore;
-  readonly eventLog: EventReader & EventLogRepair;
+  readonly eventLog: EventReader & EventLogRepair & Pick<EventLogRetention, 'retention' | 'latestValue'>;
   readonly leases: LeaseStore;
   readonly groupStore: GroupStore;
 }
@@ -53,14 +71,18 @@ export interface OpsPorts {
 export class OpsQueries {
   readonly #partitions: number;
   readonly #outbox: OutboxStore;
-  readonly #log: EventReader & EventLogRepair;
+  readonly #log: EventReader & EventLogRepair & Pick<EventLogRetention, 'retention' | 'latestValue'>;
   readonly #leases: LeaseStore;
   readonly #groups: GroupStore;
   readonly #lag: GroupLag;
   readonly #samples: Array<{ at: number; heads: number[] }> = [];
   #snapshot: Snapshot | undefined;
 
+  /** The ports themselves, for the admin use cases beside these queries (group resets, positions: admin-routes.ts). */
+  readonly ports: OpsPorts;
+
   constructor(ports: OpsPorts, partitions: number) {
+    this.ports = ports;
     this.#partitions = partitions;
     this.#outbox = ports.outboxStore;
     this.#log = ports.eventLog;
@@ -79,13 +101,34 @@ export class OpsQueries {
     const heads = await this.#heads();
     this.#samples.push({ at: started, heads });
     if (this.#samples.length > SAMPLES) this.#samples.shift();
-    const [groups, drainers, gateways] = await Promise.all([
+    const [groups, drainers, gateways, retention] = await Promise.all([
       this.#lag.sample(heads, MAX_GROUPS),
       this.#leases.lapsed(DRAINER_LEASE_GROUP, LAPSED_WINDOW_MS),
       this.#leases.lapsed(GATEWAY_PRESENCE_GROUP, LAPSED_WINDOW_MS),
+      this.#retention(heads, started),
     ]);
-    this.#snapshot = { at: new Date(started), heads, groups, lapsed: { drainers, gateways }, tookMs: Date.now() - started };
+    this.#snapshot = { at: new Date(started), heads, retention, groups, lapsed: { drainers, gateways }, tookMs: Date.now() - started };
     return this.#snapshot;
+  }
+
+  /** Per partition: where it starts now, and how old its first event is (two lookups per partition, index-backed). */
+  async #retention(heads: number[], now: number): Promise<RetentionRow[]> {
+    return Promise.all(
+      this.#range().map(async (partition) => {
+        const { first, compactedTo } = await this.#log.retention(partition);
+        const last = heads[partition] ?? 0;
+        const [oldest] = last >= first ? await this.#log.read({ partition, afterSeq: first - 1, limit: 1 }) : [];
+        return {
+          partition,
+          first,
+          last,
+          retained: Math.max(0, last - first + 1),
+          trimmed: first - 1,
+          oldestAgeSeconds: oldest ? Math.max(0, (now - oldest.publishedAt.getTime()) / 1000) : 0,
+          compactedTo,
+        };
+      }),
+    );
   }
 
   /** The last sample (taken once before the API answers). */
@@ -162,8 +205,9 @@ export class OpsQueries {
     return existed ? 'deleted' : 'absent';
   }
 
-  latest(topic: string, key: string): Promise<LogEvent | null> {
-    return this.#log.latestByKey(topic, key);
+  /** The latest event of a key: from the latest-value snapshot (compacted topics), else the log. */
+  async latest(topic: string, key: string): Promise<LogEvent | null> {
+    return (await this.#log.latestValue(topic, key)) ?? (await this.#log.latestByKey(topic, key));
   }
 
   range(partition: number, afterSeq: number, limit: number, topic?: string): Promise<LogEvent[]> {

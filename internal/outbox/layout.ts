@@ -28,6 +28,13 @@ export interface PendingDocument {
    * which the event keeps. Such a message holds a claim on its id until it is published.
    */
   digest?: string;
+  /** Events this message was caused by (absent: none). Part of the digest. */
+  causedBy?: string[];
+  /** Labels subscriptions filter on (absent: none). Part of the digest. */
+  tags?: string[];
+  /** W3C trace context of the `create` span (or the one the writer passed); not part of the digest. */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /**

@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { BSON } from 'mongodb';
+import { MAX_TAGS, TAG_PATTERN } from '../protocol/index.js';
+import { isTraceContext } from '../tracecontext/index.js';
+
+export { MAX_TAGS, TAG_PATTERN };
 import { topicProblem } from '../topic/index.js';
 import { OutboxError } from './errors.js';
 
@@ -24,8 +28,17 @@ export const MAX_HEADERS_CHARS = 16 * 1024;
  * event, dead letter).
  */
 export const MAX_PAYLOAD_DEPTH = 32;
+/** Most events one message may name as its causes (`causedBy`). */
+export const MAX_CAUSED_BY = 16;
+/** Longest tag, in characters (the grammar is the protocol's {@link TAG_PATTERN}). */
+export const MAX_TAG_LENGTH = 64;
 
 const ID_PATTERN = /^[A-Za-z0-9_.:-]+$/;
+
+/** True when `id` is an event id a caller may choose (and so one `causedBy` may name). */
+export function isEventId(id: unknown): id is string {
+  return typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH && ID_PATTERN.test(id);
+}
 /**
  * A lone UTF-16 surrogate (in `u` mode a pair is one code point, so only unpaired halves
  * match). BSON and JSON carry strings as UTF-8, where a lone surrogate becomes U+FFFD: the
@@ -47,6 +60,17 @@ export interface OutboxMessageInput<P = unknown> {
   key?: string | null;
   payload: P;
   headers?: Readonly<Record<string, string>>;
+  /** Ids of the events this message was caused by (at most {@link MAX_CAUSED_BY}); ops lists an event's consequences. */
+  causedBy?: readonly string[];
+  /** Labels subscriptions can filter on (at most {@link MAX_TAGS}, each matching {@link TAG_PATTERN}). */
+  tags?: readonly string[];
+  /**
+   * W3C trace context to carry instead of the caller's active one (the gateway passes its
+   * client's). Without it, `add` records its `create` span as a child of the active span
+   * and the message carries that span's context. Not part of the message's identity.
+   */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /**
@@ -154,6 +178,24 @@ export interface ValidMessage {
   key: string | null;
   payload: unknown;
   headers: Record<string, string>;
+  /** Absent when empty, so messages without causes or tags store (and digest) as before. */
+  causedBy?: string[];
+  tags?: string[];
+  traceparent?: string;
+  tracestate?: string;
+}
+
+/** A list field of up to `max` distinct strings that each pass `valid`, or a problem. */
+function listProblem(value: unknown, max: number, valid: (s: unknown) => boolean, what: string): string | undefined {
+  if (!Array.isArray(value)) return `${what} must be an array of strings`;
+  if (value.length > max) return `${what} has ${value.length} entries; at most ${max}`;
+  const seen = new Set<unknown>();
+  for (const v of value as unknown[]) {
+    if (!valid(v)) return `${what} entry ${JSON.stringify(v)} is not valid`;
+    if (seen.has(v)) return `${what} names ${JSON.stringify(v)} twice`;
+    seen.add(v);
+  }
+  return undefined;
 }
 
 /** Validates one input; throws an {@link OutboxError} naming the field and the batch `index`. */
@@ -208,5 +250,25 @@ export function validateMessage(input: unknown, index: number, maxPayloadBytes: 
   }
   if (size > maxPayloadBytes) fail(index, 'PAYLOAD_TOO_LARGE', `payload is ${size} bytes, the limit is ${maxPayloadBytes}`);
 
-  return { id, topic: m.topic as string, key, payload: m.payload, headers };
+  const extra: Pick<ValidMessage, 'causedBy' | 'tags' | 'traceparent' | 'tracestate'> = {};
+  if (m.causedBy !== undefined) {
+    const problem = listProblem(m.causedBy, MAX_CAUSED_BY, isEventId, 'causedBy');
+    if (problem) fail(index, 'INVALID_CAUSED_BY', `${problem} (event ids: 1-${MAX_ID_LENGTH} characters of [A-Za-z0-9_.:-])`);
+    if (m.causedBy.length > 0) extra.causedBy = [...m.causedBy];
+  }
+  if (m.tags !== undefined) {
+    const problem = listProblem(m.tags, MAX_TAGS, (t) => typeof t === 'string' && TAG_PATTERN.test(t), 'tags');
+    if (problem) fail(index, 'INVALID_TAGS', `${problem} (tags: 1-${MAX_TAG_LENGTH} characters of [A-Za-z0-9_.:=/-])`);
+    if (m.tags.length > 0) extra.tags = [...m.tags];
+  }
+  if (m.traceparent !== undefined || m.tracestate !== undefined) {
+    const tc = { traceparent: m.traceparent, tracestate: m.tracestate };
+    if (typeof m.traceparent !== 'string' || !isTraceContext(tc as { traceparent: string })) {
+      fail(index, 'INVALID_TRACE_CONTEXT', 'traceparent must be a W3C traceparent (00-<trace id>-<span id>-<flags>), tracestate at most 512 characters');
+    }
+    extra.traceparent = m.traceparent;
+    if (m.tracestate !== undefined) extra.tracestate = m.tracestate;
+  }
+
+  return { id, topic: m.topic as string, key, payload: m.payload, headers, ...extra };
 }

@@ -3,6 +3,7 @@ import type { ClientSession, Collection, Db } from 'mongodb';
 import { BSON, MongoBulkWriteError, MongoError, MongoErrorLabel } from 'mongodb';
 import { MongoEventLog, type EventReader } from '../eventlog/index.js';
 import { isDocumentRejectedError, isDuplicateKeyError, isTransientError } from '../mongo/index.js';
+import { failSpan, formatTraceContext, startMessageSpan, traceContextOf, traceFields, type Span, type TraceContext } from '../tracecontext/index.js';
 import { OutboxError } from './errors.js';
 import { outboxLayout, type DeadDocument, type IdClaimDocument, type OutboxLayout, type PendingDocument } from './layout.js';
 import {
@@ -139,14 +140,21 @@ export class Outbox {
    * driver labels transient is thrown as it is, so `withTransaction` retries.
    */
   async addMany<P>(messages: ReadonlyArray<OutboxMessageInput<P>>, options: AddOptions = {}): Promise<OutboxReceipt[]> {
+    // One `create` span per message, children of the caller's active span: each message carries
+    // its own span's context (without a tracer provider they are the API's no-op spans).
+    const spans: Span[] = [];
     try {
-      return await this.#addMany(messages, options);
+      const receipts = await this.#addMany(messages, options, spans);
+      for (const s of spans) s.end();
+      return receipts;
     } catch (err) {
-      throw storageFailure(err, options.session);
+      const failure = storageFailure(err, options.session);
+      for (const s of spans) failSpan(s, failure);
+      throw failure;
     }
   }
 
-  async #addMany<P>(messages: ReadonlyArray<OutboxMessageInput<P>>, options: AddOptions): Promise<OutboxReceipt[]> {
+  async #addMany<P>(messages: ReadonlyArray<OutboxMessageInput<P>>, options: AddOptions, spans: Span[]): Promise<OutboxReceipt[]> {
     if (!Array.isArray(messages) || messages.length === 0) {
       throw new OutboxError('INVALID_PAYLOAD', 'addMany needs a non-empty array of messages');
     }
@@ -154,7 +162,7 @@ export class Outbox {
       throw new OutboxError('BATCH_TOO_LARGE', `at most ${MAX_BATCH} messages per call, got ${messages.length}`);
     throwIfAborted(options.signal);
     const now = Date.now();
-    const entries: Entry[] = messages.map((input, index) => this.#entry(input, index, now, options.publisher));
+    const entries: Entry[] = messages.map((input, index) => this.#entry(input, index, now, options.publisher, spans));
     await this.#checkIds(entries);
     throwIfAborted(options.signal);
     const groups = new Map<number, Entry[]>();
@@ -199,10 +207,24 @@ export class Outbox {
     return entries.map((e) => ({ id: e.doc._id, topic: e.doc.topic, key: e.doc.key, partition: e.partition, createdAt: e.doc.createdAt }));
   }
 
-  /** Validates one input and builds its document (a fingerprint for a caller-chosen id). */
-  #entry(input: unknown, index: number, now: number, publisher: string | undefined): Entry {
+  /**
+   * Validates one input and builds its document (a fingerprint for a caller-chosen id). With
+   * `spans`, starts the message's `create` span there and carries its context; without, carries
+   * the given or the active context as it is.
+   */
+  #entry(input: unknown, index: number, now: number, publisher: string | undefined, spans?: Span[]): Entry {
     const m = validateMessage(input, index, this.maxPayloadBytes, now);
     const explicit = (input as { id?: unknown }).id !== undefined;
+    const partition = partitionOf(m.key ?? m.id, this.partitions);
+    const given: TraceContext | undefined =
+      m.traceparent === undefined ? undefined : { traceparent: m.traceparent, ...(m.tracestate === undefined ? {} : { tracestate: m.tracestate }) };
+    let carried: TraceContext | undefined;
+    if (spans) {
+      const span = startMessageSpan('create', { topic: m.topic, id: m.id, partition }, given);
+      spans.push(span);
+      // A no-op span started as a root has no context: the given one (if any) goes on as it is.
+      carried = formatTraceContext(span.spanContext()) ?? given;
+    } else carried = given ?? traceContextOf();
     const doc: PendingDocument = {
       _id: m.id,
       ts: this.#nextTs(now),
@@ -212,8 +234,11 @@ export class Outbox {
       headers: m.headers,
       createdAt: new Date(now),
       ...(explicit ? { digest: messageDigest(m, publisher) } : {}),
+      ...(m.causedBy === undefined ? {} : { causedBy: m.causedBy }),
+      ...(m.tags === undefined ? {} : { tags: m.tags }),
+      ...traceFields(carried),
     };
-    return { index, partition: partitionOf(m.key ?? m.id, this.partitions), explicit, doc };
+    return { index, partition, explicit, doc };
   }
 
   /**
@@ -256,10 +281,24 @@ export class Outbox {
       return receipt(logged.partition, logged.createdAt);
     }
     // Neither claimed nor published: the holder took its claim back (its write failed). Ours may go now.
-    const [again] = await this.#addMany([{ id: doc._id, topic: doc.topic, key: doc.key, payload: doc.payload, headers: doc.headers }], {
-      ...(publisher === undefined ? {} : { publisher }),
-    });
-    return again as OutboxReceipt;
+    const spans: Span[] = [];
+    const again = await this.#addMany(
+      [
+        {
+          id: doc._id,
+          topic: doc.topic,
+          key: doc.key,
+          payload: doc.payload,
+          headers: doc.headers,
+          ...(doc.causedBy === undefined ? {} : { causedBy: doc.causedBy }),
+          ...(doc.tags === undefined ? {} : { tags: doc.tags }),
+          ...(doc.traceparent === undefined ? {} : { traceparent: doc.traceparent, tracestate: doc.tracestate }),
+        },
+      ],
+      { ...(publisher === undefined ? {} : { publisher }) },
+      spans,
+    ).finally(() => spans.forEach((s) => s.end()));
+    return again[0] as OutboxReceipt;
   }
 
   /** Duplicate ids within the batch and in the event log: refused before any write (pending ones by the claims). */
@@ -338,11 +377,21 @@ export class Outbox {
 
 /**
  * The fingerprint two adds of one id are compared by: SHA-256 of the BSON of the message's
- * topic, key, payload, headers and publisher (BSON keeps key order and types, so equal
- * input gives equal bytes).
+ * topic, key, payload, headers, publisher, causes and tags (BSON keeps key order and types,
+ * so equal input gives equal bytes). Causes and tags enter only when present, so a message
+ * without them has the digest it had before they existed. The trace context stays out: a
+ * retry in another trace is the same message.
  */
 function messageDigest(m: ValidMessage, publisher: string | undefined): string {
-  const bytes = BSON.serialize({ t: m.topic, k: m.key, p: m.payload, h: m.headers, u: publisher ?? null });
+  const bytes = BSON.serialize({
+    t: m.topic,
+    k: m.key,
+    p: m.payload,
+    h: m.headers,
+    u: publisher ?? null,
+    ...(m.causedBy === undefined ? {} : { c: m.causedBy }),
+    ...(m.tags === undefined ? {} : { g: m.tags }),
+  });
   return createHash('sha256').update(bytes).digest('hex');
 }
 

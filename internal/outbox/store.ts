@@ -25,6 +25,11 @@ export interface PendingMessage {
   ts: number;
   /** Fingerprint of a message added with its own id (it holds a claim on the id until removed). */
   digest?: string;
+  causedBy?: string[];
+  tags?: string[];
+  /** W3C trace context the writer recorded (its `create` span's). */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /** Where an unpublished message is. Published messages are in the event log. */
@@ -88,6 +93,19 @@ function toPending(d: PendingDocument, partition: number): PendingMessage {
     attempts: d.attempts ?? 0,
     ts: d.ts,
     ...(d.digest === undefined ? {} : { digest: d.digest }),
+    ...carried(d),
+  };
+}
+
+/** The optional fields a message carries from its writer to its event, copied only when present. */
+function carried(d: Pick<PendingDocument, 'causedBy' | 'tags' | 'traceparent' | 'tracestate'>): Partial<
+  Pick<PendingDocument, 'causedBy' | 'tags' | 'traceparent' | 'tracestate'>
+> {
+  return {
+    ...(d.causedBy === undefined ? {} : { causedBy: d.causedBy }),
+    ...(d.tags === undefined ? {} : { tags: d.tags }),
+    ...(d.traceparent === undefined ? {} : { traceparent: d.traceparent }),
+    ...(d.tracestate === undefined ? {} : { tracestate: d.tracestate }),
   };
 }
 
@@ -214,6 +232,7 @@ export class MongoOutboxStore implements OutboxStore {
         headers: d.headers,
         createdAt: d.createdAt,
         ...(d.digest === undefined ? {} : { digest: d.digest }),
+        ...carried(d),
       };
       try {
         await this.#coll(d.partition).insertOne(doc);
@@ -297,6 +316,7 @@ export class MongoOutboxStore implements OutboxStore {
       headers: doc.headers ?? {},
       createdAt: doc.createdAt,
       ...(doc.digest === undefined ? {} : { digest: doc.digest }),
+      ...carried(doc),
       partition,
       attempts,
       lastError,

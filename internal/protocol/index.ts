@@ -42,17 +42,55 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'SUBSCRIPTION_REVOKED'
   | 'REPLAY_TRUNCATED'
+  | 'TRIMMED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 
-/** Where a subscription starts: now, the earliest retained event, or after a sequence per partition. */
-export type StartFrom = 'now' | 'earliest' | Readonly<Record<string, number>>;
+/**
+ * Where a subscription starts: now, the earliest retained event, after a sequence per
+ * partition, or (live subscriptions only) `snapshot`: the latest event of every key of
+ * the filter's compacted topics, then the live tail.
+ */
+export type StartFrom = 'now' | 'earliest' | 'snapshot' | Readonly<Record<string, number>>;
+
+/** Most tags a message carries, and a `SUBSCRIBE` may ask for. */
+export const MAX_TAGS = 16;
+/** A tag: 1-64 characters of `[A-Za-z0-9_.:=/-]` (so `tenant=acme` and `eu/west` work). */
+export const TAG_PATTERN = /^[A-Za-z0-9_.:=/-]{1,64}$/;
+
+/** What a `PUBLISH` may carry besides the message: causes, tags and the publisher's W3C trace context. */
+export interface PublishExtras {
+  /** Ids of the events this one was caused by. */
+  causedBy?: string[];
+  tags?: string[];
+  /** W3C trace context of the publisher's span (one that does not parse is ignored). */
+  traceparent?: string;
+  tracestate?: string;
+}
 
 /** A request from a client. */
 export type ClientFrame =
   | { op: 'AUTH'; id: string; token: string }
-  | { op: 'PUBLISH'; id: string; topic: string; key?: string; payload: unknown; headers?: Record<string, string>; eventId?: string }
-  | { op: 'SUBSCRIBE'; id: string; sub: string; topic: string; group?: string; from?: StartFrom; maxInFlight?: number }
+  | ({
+      op: 'PUBLISH';
+      id: string;
+      topic: string;
+      key?: string;
+      payload: unknown;
+      headers?: Record<string, string>;
+      eventId?: string;
+    } & PublishExtras)
+  | {
+      op: 'SUBSCRIBE';
+      id: string;
+      sub: string;
+      topic: string;
+      group?: string;
+      from?: StartFrom;
+      maxInFlight?: number;
+      /** Live subscriptions only: events carrying every one of these tags. */
+      tags?: string[];
+    }
   | { op: 'UNSUBSCRIBE'; id: string; sub: string }
   | { op: 'ACK'; id: string; sub: string; eventId: string }
   | { op: 'NACK'; id: string; sub: string; eventId: string; delayMs?: number }
@@ -72,12 +110,22 @@ export interface WireEvent {
   headers: Record<string, string>;
   createdAt: string;
   publishedAt: string;
+  /** Present when the event names its causes. */
+  causedBy?: string[];
+  /** Present when the event has tags. */
+  tags?: string[];
+  /**
+   * W3C trace context to continue from: the gateway's `deliver` span where the gateway
+   * traces, else the one the event was stored with. Absent when the event carries none.
+   */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /** A frame the server sends. */
 export type ServerFrame =
   | ({ op: 'OK'; id: string } & Record<string, unknown>)
-  | { op: 'ERR'; id: string | null; code: ErrorCode; message: string; sub?: string }
+  | { op: 'ERR'; id: string | null; code: ErrorCode; message: string; sub?: string; partition?: number; firstSeq?: number }
   | { op: 'EVENT'; sub: string; event: WireEvent; delivery: number };
 
 /** A frame that could not be parsed: the reply names the request id when one was readable. */
@@ -95,6 +143,10 @@ const MAX_DELAY_MS = 3_600_000;
 
 function str(v: unknown): v is string {
   return typeof v === 'string';
+}
+
+function strings(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every(str);
 }
 
 /** Parses and shape-checks one text frame. Semantics (ACL, topic grammar) are checked later. */
@@ -129,7 +181,18 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
       const headers = f['headers'];
       if (headers !== undefined && (typeof headers !== 'object' || headers === null || Array.isArray(headers)))
         return bad('headers must be an object');
+      // Shapes only: the outbox validates causes and tags with the rest of the message.
+      const extras: PublishExtras = {};
+      for (const k of ['causedBy', 'tags'] as const) {
+        const v = f[k];
+        if (v === undefined) continue;
+        if (!strings(v)) return { id, code: 'INVALID_PAYLOAD', message: `${k} must be an array of strings` };
+        extras[k] = v;
+      }
+      if (str(f['traceparent'])) extras.traceparent = f['traceparent'];
+      if (str(f['tracestate'])) extras.tracestate = f['tracestate'];
       return {
+        ...extras,
         op,
         id,
         topic: f['topic'],
@@ -146,9 +209,10 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
       const group = f['group'];
       if (group !== undefined && !(str(group) && GROUP_NAME.test(group))) return bad('group must be 1-64 characters of [A-Za-z0-9_.-]');
       const from = f['from'];
-      if (from !== undefined && from !== 'now' && from !== 'earliest') {
+      if (from === 'snapshot' && group !== undefined) return bad("from 'snapshot' is for live subscriptions, not groups");
+      if (from !== undefined && from !== 'now' && from !== 'earliest' && from !== 'snapshot') {
         if (typeof from !== 'object' || from === null || Array.isArray(from))
-          return bad("from must be 'now', 'earliest' or { partition: seq }");
+          return bad("from must be 'now', 'earliest', 'snapshot' or { partition: seq }");
         for (const [p, seq] of Object.entries(from)) {
           if (!/^\d{1,4}$/.test(p) || !Number.isSafeInteger(seq) || (seq as number) < 0)
             return bad('from must map partition numbers to non-negative sequences');
@@ -157,7 +221,14 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
       const mif = f['maxInFlight'];
       if (mif !== undefined && !(Number.isSafeInteger(mif) && (mif as number) >= 1 && (mif as number) <= 10_000))
         return bad('maxInFlight must be 1-10000');
+      const tags = f['tags'];
+      if (tags !== undefined) {
+        if (group !== undefined) return bad("tags filter live subscriptions; a group's filter is its topic pattern");
+        if (!strings(tags) || tags.length === 0 || tags.length > MAX_TAGS || !tags.every((t) => TAG_PATTERN.test(t)))
+          return bad(`tags must be 1-${MAX_TAGS} tags of 1-64 characters of [A-Za-z0-9_.:=/-]`);
+      }
       return {
+        ...(tags === undefined ? {} : { tags: [...new Set(tags as string[])] }),
         op,
         id,
         sub: s,

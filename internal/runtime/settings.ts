@@ -4,6 +4,7 @@ import type { EnvReader } from '../config/index.js';
 import { leaseSettings, type LeaseBackend } from '../lease/index.js';
 import { mongoSettings } from '../mongo/index.js';
 import { DEFAULT_PARTITIONS, MAX_PARTITIONS } from '../outbox/index.js';
+import { readRetention, type RetentionPolicies } from '../retention/index.js';
 
 /**
  * What every binary shares and must agree on, read with one rule everywhere:
@@ -19,14 +20,17 @@ export interface HubSettings {
   readonly leasePrefix: string;
   /** Values scrubbed from every log line (the database password). */
   readonly secrets: readonly string[];
+  /** Event-log retention (RETENTION or RETENTION_FILE): validated by every binary, applied by the drainers. */
+  readonly retention: RetentionPolicies;
 }
 
-/** Reads MONGO_URL, MONGO_DB, OUTBOX_PARTITIONS, LEASE_BACKEND, LEASE_NAMESPACE, LEASE_PREFIX. */
+/** Reads MONGO_URL, MONGO_DB, OUTBOX_PARTITIONS, LEASE_BACKEND, LEASE_NAMESPACE, LEASE_PREFIX, RETENTION or RETENTION_FILE. */
 export function readHubSettings(r: EnvReader, env: Readonly<Record<string, string | undefined>>): HubSettings {
   return {
     ...mongoSettings(r),
     partitions: r.int('OUTBOX_PARTITIONS', { default: DEFAULT_PARTITIONS, min: 1, max: MAX_PARTITIONS }),
     ...leaseSettings(r, env),
+    retention: readRetention(r),
   };
 }
 

@@ -80,6 +80,18 @@ export interface SubscribeOptions {
   from?: StartFrom;
   /** Group only: most unacked deliveries at once. */
   maxInFlight?: number;
+  /**
+   * Called when retention trimmed events this subscription had not read: its `from`
+   * (or its group's cursor) was below the first event `partition` still holds, and it
+   * goes on from `firstSeq`. The same notice also reaches `onError` as a `TRIMMED` error.
+   */
+  onTrimmed?: (trimmed: TrimmedNotice) => void;
+}
+
+/** Where a partition starts now that retention trimmed what a subscription had not read. */
+export interface TrimmedNotice {
+  readonly partition: number;
+  readonly firstSeq: number;
 }
 
 /** Options for {@link HubClient.drain}. */

@@ -215,7 +215,9 @@ export class Client<T extends TopicMap> implements HubClient<T> {
   }
 
   #subscribeFrame(sub: Sub): Record<string, unknown> {
-    return { op: 'SUBSCRIBE', sub: sub.id, topic: sub.topic, ...sub.options };
+    // Callbacks stay here; the gateway gets the options it understands.
+    const { onTrimmed: _onTrimmed, ...wire } = sub.options;
+    return { op: 'SUBSCRIBE', sub: sub.id, topic: sub.topic, ...wire };
   }
 
   async #settle(op: 'ACK' | 'NACK', sub: string, eventId: string, delayMs?: number): Promise<void> {

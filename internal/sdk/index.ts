@@ -27,6 +27,7 @@ export {
   type PayloadOf,
   type PublishOptions,
   type SubscribeOptions,
+  type TrimmedNotice,
   type Subscription,
   type TopicMap,
 } from './client.js';

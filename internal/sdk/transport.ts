@@ -119,6 +119,8 @@ export function dispatchFrame(text: string, subs: Map<string, Sub>, pending: Rea
   }
   if (f.id === null) {
     if (f.op === 'ERR' && f.code === 'SUBSCRIPTION_REVOKED' && f.sub) subs.delete(f.sub);
+    if (f.op === 'ERR' && f.code === 'TRIMMED' && f.sub && f.partition !== undefined && f.firstSeq !== undefined)
+      subs.get(f.sub)?.options.onTrimmed?.({ partition: f.partition, firstSeq: f.firstSeq });
     if (f.op === 'ERR') o.onError?.(new HubClientError(f.code, f.message));
     return;
   }

@@ -203,6 +203,28 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       expect(latest?.payload).toEqual({ n: 3 });
     });
 
+    it('finds the last event of a partition published before a time (time-based positions)', async () => {
+      const { a, b } = await factory();
+      const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      const before = new Date(Date.now() - 1_000);
+      await a.append(9, 1, [ev('t.time', 'k', 1), ev('t.time', 'k', 2)]);
+      await pause(20);
+      const between = new Date();
+      await pause(20);
+      await a.append(9, 1, [ev('t.time', 'k', 3)]);
+      const [, second, third] = await b.read({ partition: 9, limit: 10 });
+      expect(await b.seqBefore(9, before)).toBe(0);
+      // One append shares one time: the higher sequence of the two, so a reader after it misses neither.
+      expect(second?.publishedAt.getTime()).toBeLessThan(between.getTime());
+      expect(await b.seqBefore(9, between)).toBe(2);
+      // Strictly before: an event published at `at` is read by whoever starts after the answer.
+      expect(await b.seqBefore(9, third!.publishedAt)).toBe(2);
+      expect(await b.seqBefore(9, new Date(third!.publishedAt.getTime() + 1))).toBe(3);
+      expect(await b.seqBefore(10, new Date())).toBe(0);
+      await expect(b.seqBefore(-1, new Date())).rejects.toMatchObject({ code: 'INVALID_RANGE' });
+      await expect(b.seqBefore(9, new Date(Number.NaN))).rejects.toMatchObject({ code: 'INVALID_RANGE' });
+    });
+
     it("counts, for several filters at once, the events of each range that match, with the first one's time (gap fillers never match)", async () => {
       const pair = await factory();
       const { a, b } = pair;
@@ -265,5 +287,101 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       await expect(a.read({ partition: 0, afterSeq: 1.5, limit: 5 })).rejects.toMatchObject({ code: 'INVALID_RANGE' });
       await expect(a.claim(0, 0)).rejects.toMatchObject({ code: 'INVALID_EPOCH' });
     });
+
+    it('trims a prefix under the epoch, never past the last append, and the sequence goes on after it', async () => {
+      const { a } = await factory();
+      await a.claim(2, 1);
+      await a.append(
+        2,
+        1,
+        [1, 2, 3, 4, 5].map((n) => ev('trim.a', `k${n}`, n)),
+      );
+      await a.append(
+        2,
+        1,
+        [6, 7, 8].map((n) => ev('trim.a', `k${n}`, n)),
+      );
+      expect(await a.retention(2)).toEqual({ first: 1, compactedTo: 0 });
+      // Asked for more than allowed: the last append (6..8) stays, so the head can always be found.
+      const r = await a.trim(2, 1, 100, 100);
+      expect(r).toEqual({ first: 6, deleted: 5 });
+      expect((await a.retention(2)).first).toBe(6);
+      expect((await a.read({ partition: 2, limit: 100 })).map((e) => e.seq)).toEqual([6, 7, 8]);
+      expect((await a.scan(2, 0, 100)).map((e) => e.seq)).toEqual([6, 7, 8]);
+      expect(await a.trim(2, 1, 6, 100)).toEqual({ first: 6, deleted: 0 });
+      const next = await a.append(2, 1, [ev('trim.a', 'k9', 9)]);
+      expect(next.appended.map((e) => e.seq)).toEqual([9]);
+      expect(await a.head(2)).toMatchObject({ seq: 9 });
+    });
+
+    it('deletes at most maxDelete events per trim call, and the next calls finish', async () => {
+      const { a } = await factory();
+      await a.claim(1, 1);
+      await a.append(
+        1,
+        1,
+        Array.from({ length: 6 }, (_, n) => ev('trim.b', null, n)),
+      );
+      await a.append(1, 1, [ev('trim.b', null, 7)]);
+      expect(await a.trim(1, 1, 7, 4)).toEqual({ first: 7, deleted: 4 });
+      expect(await a.trim(1, 1, 7, 4)).toEqual({ first: 7, deleted: 2 });
+      expect(await a.trim(1, 1, 7, 4)).toEqual({ first: 7, deleted: 0 });
+      expect((await a.read({ partition: 1, limit: 10 })).map((e) => e.seq)).toEqual([7]);
+    });
+
+    it('lets a fenced holder trim and compact nothing', async () => {
+      const { a, b } = await factory();
+      await a.claim(4, 1);
+      await a.append(4, 1, [ev('trim.c', 'x', 1), ev('trim.c', 'x', 2)]);
+      await a.append(4, 1, [ev('trim.c', 'x', 3)]);
+      await b.claim(4, 2);
+      await expect(a.trim(4, 1, 3, 100)).rejects.toMatchObject({ code: 'FENCED' });
+      const [e] = await a.read({ partition: 4, limit: 1 });
+      await expect(a.compact(4, 1, e ? [e] : [], 1)).rejects.toMatchObject({ code: 'FENCED' });
+      expect(await b.retention(4)).toEqual({ first: 1, compactedTo: 0 });
+      expect(await b.read({ partition: 4, limit: 10 })).toHaveLength(3);
+      expect(await b.latestValue('trim.c', 'x')).toBeNull();
+    });
+
+    it('keeps the latest event of every key in the snapshot, never an older one, pages it by filter, and purges old tombstones', async () => {
+      const { a } = await factory();
+      await a.claim(5, 1);
+      const { appended } = await a.append(5, 1, [
+        ev('state.proc', 'h1', 1),
+        ev('state.proc', 'h2', 2),
+        ev('state.proc', 'h1', 3),
+        { ...ev('state.proc', 'h3', 4), payload: null },
+        ev('state.other', 'h1', 5),
+        ev('misc.x', 'h9', 6),
+      ]);
+      const compacted = appended.filter((e) => e.topic.startsWith('state.'));
+      await a.compact(5, 1, compacted, 6);
+      expect((await a.retention(5)).compactedTo).toBe(6);
+      // An older event compacted again (a retry after a crash) never replaces a newer one.
+      await a.compact(5, 1, [compacted[0] as LogEventLike], 6);
+      expect((await a.latestValue('state.proc', 'h1'))?.payload).toEqual({ n: 3 });
+      expect((await a.latestValue('state.proc', 'h2'))?.seq).toBe(2);
+      expect(await a.latestValue('misc.x', 'h9')).toBeNull();
+      expect((await a.scan(5, 3, 1))[0]).toMatchObject({ seq: 4, tombstone: true });
+      const filter = TopicPattern.compile('state.*');
+      const page1 = await a.snapshot(filter, undefined, 2);
+      expect(page1.map((e) => [e.topic, e.key])).toEqual([
+        ['state.other', 'h1'],
+        ['state.proc', 'h1'],
+      ]);
+      const last = page1.at(-1) as LogEventLike;
+      const page2 = await a.snapshot(filter, { topic: last.topic, key: last.key as string }, 10);
+      expect(page2.map((e) => [e.topic, e.key, e.payload])).toEqual([
+        ['state.proc', 'h2', { n: 2 }],
+        ['state.proc', 'h3', null],
+      ]);
+      expect((await a.snapshot(TopicPattern.compile('state.proc'), undefined, 10)).map((e) => e.key)).toEqual(['h1', 'h2', 'h3']);
+      expect(await a.purgeTombstones(5, new Date(Date.now() - 60_000), 10)).toBe(0);
+      expect(await a.purgeTombstones(5, new Date(Date.now() + 60_000), 10)).toBe(1);
+      expect(await a.latestValue('state.proc', 'h3')).toBeNull();
+      expect(await a.latestValue('state.proc', 'h1')).not.toBeNull();
+    });
   });
 }
+
+type LogEventLike = Awaited<ReturnType<EventLog['read']>>[number];

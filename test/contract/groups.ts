@@ -99,6 +99,28 @@ export function groupStoreContract(name: string, factory: () => Promise<GroupSto
       expect(await s.loadCursor('other', 0)).toBe(99);
     });
 
+    it('looks a group up by name, and lets a newer epoch move a cursor back (a group reset) while fencing the owner', async () => {
+      const s = await factory();
+      expect(await s.getGroup('reset-me')).toBeNull();
+      const created = await s.register('reset-me', 'orders.*', new Map([[1, 4]]));
+      expect(await s.getGroup('reset-me')).toEqual(created);
+      expect(await s.saveCursor('reset-me', 0, 30, 3)).toBe(true);
+      // An operator's reset writes above the owner's epoch: the cursor goes back, the owner's next save is refused.
+      expect(await s.saveCursor('reset-me', 0, 10, 4)).toBe(true);
+      expect(await s.saveCursor('reset-me', 0, 31, 3)).toBe(false);
+      expect(await s.loadCursor('reset-me', 0)).toBe(10);
+      // The next owner takes the lease at that epoch and carries on from the reset position.
+      expect(await s.saveCursor('reset-me', 0, 12, 4)).toBe(true);
+      expect(await s.loadCursors('reset-me')).toEqual(
+        new Map([
+          [0, 12],
+          [1, 4],
+        ]),
+      );
+      await s.deleteGroup('reset-me');
+      expect(await s.getGroup('reset-me')).toBeNull();
+    });
+
     it('keeps a growing delivered mark per partition, fenced with the cursor', async () => {
       const s = await factory();
       await s.register('m', 'orders.*', new Map([[0, 4]]));

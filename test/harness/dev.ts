@@ -27,6 +27,11 @@ import { binaryPath } from './process.js';
 import { dockerReachable, freePort, startSecantus, startTestServer, type TestServer } from './server.js';
 
 const DB = process.env['MONGO_DB'] ?? 'outbox_hub_dev';
+/** The demo's process.state topic is compacted (its page reads it from the snapshot); the rest kept a day. Every binary gets it. */
+const RETENTION = {
+  RETENTION: process.env['RETENTION'] ?? JSON.stringify({ default: { maxAge: '1d' }, topics: [{ match: 'process.state', compact: true }] }),
+  RETENTION_INTERVAL: process.env['RETENTION_INTERVAL'] ?? '5s',
+};
 const DRAINERS = Number(process.env['DEV_DRAINERS'] ?? 2);
 const JWT_SECRET = process.env['JWT_SECRET'] ?? randomBytes(32).toString('hex');
 const DB_LOG = process.env['DEV_DB_LOG'] === '1';
@@ -75,7 +80,7 @@ interface Child {
 const children: Child[] = [];
 function run(binary: string, env: Record<string, string>): void {
   const child = spawn(process.execPath, [binaryPath(binary)], {
-    env: { ...process.env, MONGO_URL: server.url, MONGO_DB: DB, METRICS_HOST: '127.0.0.1', ...env },
+    env: { ...process.env, MONGO_URL: server.url, MONGO_DB: DB, METRICS_HOST: '127.0.0.1', ...RETENTION, ...env },
     stdio: PRETTY ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
     detached: true,
   });

@@ -9,6 +9,8 @@
  *   <!-- test: bundle NAME -->             the shell command that bundles browser module NAME
  *   <!-- test: session -->                 a protocol transcript (`>` sent, `<` received), replayed
  *   <!-- test: frames -->                  server frames, checked against the protocol
+ *   <!-- test: cli -->                     a shell session of `npx outbox-hub` commands, run by `sh -e` in the
+ *                                          installed project against a hub (localhost:8080/8081 point at it)
  *   <!-- test: skip: REASON -->            not run here, and why
  *
  * A block without a marker is an error, so no example goes untested silently.
@@ -16,9 +18,9 @@
 import { readFileSync } from 'node:fs';
 
 /** Kinds of marker. */
-export type BlockKind = 'install' | 'run' | 'browser' | 'bundle' | 'session' | 'frames' | 'skip';
+export type BlockKind = 'install' | 'run' | 'browser' | 'bundle' | 'session' | 'frames' | 'cli' | 'skip';
 
-const KINDS: readonly BlockKind[] = ['install', 'run', 'browser', 'bundle', 'session', 'frames', 'skip'];
+const KINDS: readonly BlockKind[] = ['install', 'run', 'browser', 'bundle', 'session', 'frames', 'cli', 'skip'];
 const NAMED: ReadonlySet<BlockKind> = new Set(['install', 'run', 'browser', 'bundle']);
 
 /** One fenced code block with its marker. */

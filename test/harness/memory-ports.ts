@@ -22,6 +22,8 @@ export interface MemoryEventInput {
 export class MemoryLog implements GroupLogReader, GroupTail {
   readonly #partitions = new Map<number, LogEvent[]>();
   readonly #listeners = new Set<Listener>();
+  /** First retained sequence per partition (1 unless {@link trim} moved it). */
+  readonly #first = new Map<number, number>();
   #ids = 0;
 
   /** Appends events (in order) and announces them in one batch. */
@@ -48,9 +50,18 @@ export class MemoryLog implements GroupLogReader, GroupTail {
     return out;
   }
 
+  /** Drops the events of `partition` below `first`, as retention does. */
+  trim(partition: number, first: number): void {
+    this.#first.set(partition, Math.max(first, this.#first.get(partition) ?? 1));
+  }
+
+  retention(partition: number): Promise<{ first: number; compactedTo: number }> {
+    return Promise.resolve({ first: this.#first.get(partition) ?? 1, compactedTo: 0 });
+  }
+
   read(range: ReadRange): Promise<LogEvent[]> {
     const list = this.#partitions.get(range.partition) ?? [];
-    const from = range.afterSeq ?? 0;
+    const from = Math.max(range.afterSeq ?? 0, (this.#first.get(range.partition) ?? 1) - 1);
     return Promise.resolve(list.slice(from, from + range.limit).filter((e) => range.topic === undefined || e.topic === range.topic));
   }
 

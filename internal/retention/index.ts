@@ -1,0 +1,25 @@
+/**
+ * Event-log retention: policies per topic pattern (maximum age, maximum events
+ * per partition, a default), compacted topics whose latest value per key is
+ * kept in a snapshot, and interest retention that holds trimming for consumer
+ * groups up to hard caps. The drainer that holds a partition's lease trims it
+ * under its epoch ({@link RetentionKeeper}); readers are told where a partition
+ * now starts.
+ *
+ * Invariants: policies are read once per binary ({@link readRetention}) and
+ * validated before anything starts; without policies nothing is trimmed; a
+ * trim removes a prefix of one partition and never the slots of its last
+ * append; see {@link RetentionKeeper} for the rest.
+ */
+export { RetentionError, type RetentionErrorCode } from './errors.js';
+export { MAX_POLICIES, RetentionPolicies, type RetentionPolicy } from './policy.js';
+export { readRetention } from './settings.js';
+export {
+  DELETE_BATCH,
+  RetentionKeeper,
+  SCAN_BUDGET,
+  type GroupInterest,
+  type RetentionLog,
+  type RetentionMetrics,
+  type RoundOutcome,
+} from './keeper.js';

@@ -1,0 +1,224 @@
+import type { EventLogRetention, EventMeta, EventReader, LogEvent } from '../eventlog/index.js';
+import type { Logger } from '../log/index.js';
+import type { Counter, Gauge } from '../telemetry/index.js';
+import type { TopicPattern } from '../topic/index.js';
+import type { RetentionPolicies } from './policy.js';
+
+/** What the keeper works through: the log's retention role, plus heads and reads for compaction. */
+export type RetentionLog = EventLogRetention & Pick<EventReader, 'head' | 'read'>;
+
+/** A registered consumer group as interest retention sees it: its filter and its cursor per partition. */
+export interface GroupInterest {
+  readonly name: string;
+  readonly filter: TopicPattern;
+  /** The acked prefix per partition (a partition missing: 0). */
+  readonly cursors: ReadonlyMap<number, number>;
+}
+
+/** The metrics the keeper keeps (the drainer's registry provides them). */
+export interface RetentionMetrics {
+  /** Events trimmed, per partition. */
+  readonly trimmed: Counter<'partition'>;
+  /** First retained sequence, per partition. */
+  readonly first: Gauge<'partition'>;
+  /** Events trimmed past a consumer group's cursor because a hard cap was reached, per group. */
+  readonly forced: Counter<'group'>;
+}
+
+/** What one round did to a partition. */
+export interface RoundOutcome {
+  readonly first: number;
+  readonly deleted: number;
+  /** Groups whose unsettled events a hard cap forced out (they are told when they next read). */
+  readonly forced: readonly string[];
+  readonly tombstones: number;
+}
+
+/** Events one round looks at per partition: bounds its reads whatever the backlog. */
+export const SCAN_BUDGET = 10_000;
+/** Events one trim call deletes (several calls per round, up to the scan budget). */
+export const DELETE_BATCH = 1_000;
+/** Events read per page when catching the snapshot up. */
+const PAGE = 1_000;
+
+/** Per partition and epoch: how far the snapshot reflects the log, as this holder knows it. */
+interface Mark {
+  epoch: number;
+  /** Every event up to here is in the snapshot (written or not yet persisted). */
+  upTo: number;
+  /** What the fence document says. */
+  persisted: number;
+}
+
+/**
+ * Retention for the partitions one drainer holds, under their lease epochs:
+ * keeps the latest-value snapshot of compacted topics as events are appended,
+ * and trims each partition's expired prefix in bounded rounds.
+ *
+ * Invariants:
+ * - Only a prefix is trimmed: the first event to keep stops the round (so a
+ *   long-kept topic sharing a partition holds back the others behind it), and
+ *   a hole inside the retained range is never trimmed over (readers report it).
+ * - An event of a compacted topic is trimmed only once the snapshot reflects
+ *   it (sequence at or below the partition's persisted watermark).
+ * - With `keepForGroups`, an expired event a registered group of its topic has
+ *   not acked is kept, until a hard cap forces it out (counted per group).
+ * - Every write is fenced by the caller's epoch: a fenced holder trims nothing.
+ */
+export class RetentionKeeper {
+  readonly #log: RetentionLog;
+  readonly #policies: RetentionPolicies;
+  readonly #metrics: RetentionMetrics | undefined;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #marks = new Map<number, Mark>();
+
+  constructor(deps: { log: RetentionLog; policies: RetentionPolicies; logger: Logger; metrics?: RetentionMetrics; now?: () => number }) {
+    this.#log = deps.log;
+    this.#policies = deps.policies;
+    this.#logger = deps.logger;
+    this.#metrics = deps.metrics;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  get policies(): RetentionPolicies {
+    return this.#policies;
+  }
+
+  /**
+   * Events `appended` (in order) to `partition` under `epoch`: the keys of compacted
+   * topics go into the snapshot now, so their latest values are fresh; the watermark
+   * moves with them when they follow on from it (else the next round catches up).
+   */
+  async appended(partition: number, epoch: number, appended: readonly LogEvent[]): Promise<void> {
+    if (!this.#policies.compacts || appended.length === 0) return;
+    const mark = await this.#mark(partition, epoch);
+    const compacted = appended.filter((e) => e.key !== null && this.#policies.forTopic(e.topic).compact);
+    const last = (appended.at(-1) as LogEvent).seq;
+    const follows = (appended[0] as LogEvent).seq === mark.upTo + 1;
+    if (follows) mark.upTo = last;
+    if (compacted.length === 0) return;
+    await this.#log.compact(partition, epoch, compacted, follows ? last : mark.persisted);
+    if (follows) mark.persisted = last;
+  }
+
+  /** Forgets what it knew of `partition` (its lease is gone). */
+  forget(partition: number): void {
+    this.#marks.delete(partition);
+  }
+
+  /** One bounded round on a held partition: snapshot catch-up, then trimming, then old tombstones. */
+  async round(partition: number, epoch: number, groups: readonly GroupInterest[]): Promise<RoundOutcome> {
+    if (this.#policies.compacts) await this.#catchUp(partition, epoch);
+    const { first, compactedTo } = await this.#log.retention(partition);
+    const head = (await this.#log.head(partition)).seq;
+    const now = this.#now();
+    const forced = new Set<string>();
+    let cut = first;
+    let after = first - 1;
+    let scanned = 0;
+    scan: while (scanned < SCAN_BUDGET) {
+      const metas = await this.#log.scan(partition, after, Math.min(PAGE, SCAN_BUDGET - scanned));
+      if (metas.length === 0) break;
+      scanned += metas.length;
+      for (const m of metas) {
+        // A hole inside the retained range: never trimmed over (readers report it).
+        if (m.seq !== after + 1) break scan;
+        const holders = this.#expired(m, partition, head, now, compactedTo, groups);
+        if (holders === undefined) break scan;
+        for (const g of holders) forced.add(g);
+        cut = m.seq + 1;
+        after = m.seq;
+      }
+    }
+    let deleted = 0;
+    let firstNow = first;
+    // Even with nothing new to trim, events a crash left below `first` are deleted; at most
+    // one scan budget's worth per round.
+    for (let calls = 0; calls <= SCAN_BUDGET / DELETE_BATCH; calls++) {
+      const r = await this.#log.trim(partition, epoch, cut, DELETE_BATCH);
+      firstNow = r.first;
+      deleted += r.deleted;
+      if (r.deleted < DELETE_BATCH) break;
+    }
+    const tombstones = this.#policies.compacts
+      ? await this.#log.purgeTombstones(partition, new Date(now - this.#policies.tombstoneGraceMs), DELETE_BATCH)
+      : 0;
+    const p = String(partition);
+    this.#metrics?.trimmed.inc({ partition: p }, deleted);
+    this.#metrics?.first.set({ partition: p }, firstNow);
+    for (const g of forced) this.#metrics?.forced.inc({ group: g }, 1);
+    if (forced.size > 0)
+      this.#logger.warn('retention trimmed events consumer groups had not acked: a hard cap was reached', {
+        partition,
+        groups: [...forced],
+        first: firstNow,
+      });
+    return { first: firstNow, deleted, forced: [...forced], tombstones };
+  }
+
+  /**
+   * Whether `m` may go: `undefined` to keep it (the round stops there), else the groups
+   * a hard cap forces it away from (usually none).
+   */
+  #expired(
+    m: EventMeta,
+    partition: number,
+    head: number,
+    now: number,
+    compactedTo: number,
+    groups: readonly GroupInterest[],
+  ): string[] | undefined {
+    const policy = this.#policies.forTopic(m.topic);
+    // The snapshot holds the key's latest value: the log may let this one go once reflected there.
+    if (policy.compact) return m.seq <= compactedTo ? [] : undefined;
+    const age = now - m.publishedAt.getTime();
+    const newer = head - m.seq;
+    const expired =
+      (policy.maxAgeMs !== undefined && age > policy.maxAgeMs) || (policy.maxEvents !== undefined && newer >= policy.maxEvents);
+    if (!expired) return undefined;
+    if (!policy.keepForGroups) return [];
+    const holders = groups.filter((g) => (g.cursors.get(partition) ?? 0) < m.seq && g.filter.matches(m.topic)).map((g) => g.name);
+    if (holders.length === 0) return [];
+    const capped =
+      (policy.hardMaxAgeMs !== undefined && age > policy.hardMaxAgeMs) ||
+      (policy.hardMaxEvents !== undefined && newer >= policy.hardMaxEvents);
+    return capped ? holders : undefined;
+  }
+
+  /** Brings the snapshot up to the head (bounded per round), then persists the watermark. */
+  async #catchUp(partition: number, epoch: number): Promise<void> {
+    const mark = await this.#mark(partition, epoch);
+    const head = (await this.#log.head(partition)).seq;
+    // Trimmed before compaction was configured: those events are gone, the snapshot starts after them.
+    const { first } = await this.#log.retention(partition);
+    if (mark.upTo < first - 1) mark.upTo = first - 1;
+    for (let read = 0; mark.upTo < head && read < SCAN_BUDGET; read += PAGE) {
+      const events = await this.#log.read({ partition, afterSeq: mark.upTo, limit: PAGE });
+      if (events.length === 0) break;
+      let upTo = mark.upTo;
+      for (const e of events) {
+        if (e.seq !== upTo + 1) break; // a hole: the snapshot waits for it like every reader
+        upTo = e.seq;
+      }
+      if (upTo === mark.upTo) break;
+      const compacted = events.filter((e) => e.seq <= upTo && e.key !== null && this.#policies.forTopic(e.topic).compact);
+      await this.#log.compact(partition, epoch, compacted, upTo);
+      mark.upTo = upTo;
+      mark.persisted = upTo;
+    }
+    if (mark.persisted < mark.upTo) {
+      await this.#log.compact(partition, epoch, [], mark.upTo);
+      mark.persisted = mark.upTo;
+    }
+  }
+
+  async #mark(partition: number, epoch: number): Promise<Mark> {
+    const known = this.#marks.get(partition);
+    if (known && known.epoch === epoch) return known;
+    const { compactedTo } = await this.#log.retention(partition);
+    const mark = { epoch, upTo: compactedTo, persisted: compactedTo };
+    this.#marks.set(partition, mark);
+    return mark;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Retention policies and the keeper's rounds on the in-memory event log (no
+ * database): what may be trimmed by age, by count, for compacted topics and for
+ * consumer groups (interest retention with hard caps), and what never is.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MemoryEventLog, MemoryEventStorage, type EventInput, type LogEvent } from '../internal/eventlog/index.js';
+import { createLogger } from '../internal/log/index.js';
+import { RetentionKeeper, RetentionPolicies, type GroupInterest } from '../internal/retention/index.js';
+import { TopicPattern } from '../internal/topic/index.js';
+
+const logger = createLogger({ level: 'error' });
+let n = 0;
+const ev = (topic: string, key: string | null, payload: unknown = { n: ++n }): EventInput => ({
+  id: `r-${++n}`,
+  topic,
+  key,
+  payload,
+  headers: {},
+  createdAt: new Date(),
+});
+
+function setup(policies: string): { log: MemoryEventLog; keeper: RetentionKeeper } {
+  const log = new MemoryEventLog(new MemoryEventStorage());
+  return { log, keeper: new RetentionKeeper({ log, policies: RetentionPolicies.parse(policies, 'RETENTION'), logger }) };
+}
+
+/** Appends one event per call (each its own append, so only the very last one is protected). */
+async function append(log: MemoryEventLog, events: EventInput[], partition = 0): Promise<LogEvent[]> {
+  const out: LogEvent[] = [];
+  for (const e of events) out.push(...(await log.append(partition, 1, [e])).appended);
+  return out;
+}
+
+describe('retention policies', () => {
+  it('takes the first topic policy that matches, else the default, and reports what it keeps', () => {
+    const p = RetentionPolicies.parse(
+      JSON.stringify({
+        default: { maxAge: '7d' },
+        topics: [
+          { match: 'audit.**', maxAge: '365d' },
+          { match: 'process.state', compact: true },
+          { match: 'orders.*', maxEvents: 100, keepForGroups: true, hardMaxEvents: 1000 },
+        ],
+        tombstoneGrace: '2h',
+      }),
+      'RETENTION',
+    );
+    expect(p.forTopic('audit.login.failed').maxAgeMs).toBe(365 * 86_400_000);
+    expect(p.forTopic('process.state').compact).toBe(true);
+    expect(p.forTopic('orders.created')).toMatchObject({ maxEvents: 100, keepForGroups: true, hardMaxEvents: 1000 });
+    expect(p.forTopic('misc')).toBe(p.default);
+    expect(p.tombstoneGraceMs).toBe(7_200_000);
+    expect(p.active && p.compacts).toBe(true);
+    expect(RetentionPolicies.keepAll().active).toBe(false);
+  });
+
+  it.each([
+    ['not JSON', '{', /not valid JSON/],
+    ['an unknown field', '{"default":{"maxAge":"1d","maxSize":3}}', /unknown field "maxSize"/],
+    ['a bad duration', '{"default":{"maxAge":"soon"}}', /"maxAge" must be a duration/],
+    ['a bad count', '{"topics":[{"match":"a.*","maxEvents":0}]}', /"maxEvents" must be a whole number/],
+    ['a bad pattern', '{"topics":[{"match":"a..b","maxAge":"1d"}]}', /"match" must be a topic pattern/],
+    ['a compacted policy with an age', '{"topics":[{"match":"s","compact":true,"maxAge":"1d"}]}', /compacted policy/],
+    ['a hard cap without keepForGroups', '{"topics":[{"match":"s","maxAge":"1d","hardMaxAge":"2d"}]}', /keepForGroups/],
+    ['a hard cap below the soft one', '{"topics":[{"match":"s","maxAge":"2d","keepForGroups":true,"hardMaxAge":"1d"}]}', /hardMaxAge/],
+  ])('refuses %s, naming where', (_what, text, message) => {
+    expect(() => RetentionPolicies.parse(text, 'RETENTION')).toThrow(
+      expect.objectContaining({ code: 'INVALID_POLICY', message: expect.stringMatching(message) as string }) as Error,
+    );
+  });
+});
+
+describe('RetentionKeeper rounds', () => {
+  it('trims the prefix older than maxAge, stops at the first event to keep, and never takes the last append', async () => {
+    const { log, keeper } = setup('{"default":{"maxAge":"1s"}}');
+    await log.claim(0, 1);
+    await append(log, [ev('a.x', 'k'), ev('a.x', 'k'), ev('a.x', 'k')]);
+    await sleep(1_100);
+    await append(log, [ev('a.x', 'k'), ev('a.x', 'k')]);
+    // The two newest are young; the three old ones go.
+    expect(await keeper.round(0, 1, [])).toMatchObject({ first: 4, deleted: 3 });
+    await sleep(1_100);
+    // Everything is old now, but the last append (seq 5) stays: the sequence continues from it.
+    expect(await keeper.round(0, 1, [])).toMatchObject({ first: 5, deleted: 1 });
+    expect((await log.read({ partition: 0, limit: 10 })).map((e) => e.seq)).toEqual([5]);
+  });
+
+  it('trims by maxEvents per partition, and a long-kept topic holds back those behind it', async () => {
+    const { log, keeper } = setup('{"default":{"maxEvents":2},"topics":[{"match":"keep.*","maxAge":"30d"}]}');
+    await log.claim(0, 1);
+    await append(log, [ev('x.a', null), ev('x.a', null), ev('keep.me', null), ev('x.a', null), ev('x.a', null), ev('x.a', null)]);
+    // 1 and 2 have two or more newer events; 3 must stay, so 4 and later wait behind it.
+    expect(await keeper.round(0, 1, [])).toMatchObject({ first: 3, deleted: 2 });
+  });
+
+  it('keeps events a registered group has not acked, until a hard cap forces them out', async () => {
+    const { log, keeper } = setup('{"topics":[{"match":"orders.*","maxEvents":1,"keepForGroups":true,"hardMaxEvents":4}]}');
+    await log.claim(0, 1);
+    await append(
+      log,
+      [1, 2, 3, 4].map(() => ev('orders.created', null)),
+    );
+    const billing: GroupInterest = { name: 'billing', filter: TopicPattern.compile('orders.*'), cursors: new Map([[0, 1]]) };
+    const other: GroupInterest = { name: 'audit', filter: TopicPattern.compile('audit.*'), cursors: new Map() };
+    // Expired by count are 1..3, but billing acked only 1: 2 and 3 are held.
+    expect(await keeper.round(0, 1, [billing, other])).toMatchObject({ first: 2, deleted: 1, forced: [] });
+    await append(
+      log,
+      [5, 6].map(() => ev('orders.created', null)),
+    );
+    // Now 2 has 4 newer events: the hard cap forces it out, and billing is named.
+    expect(await keeper.round(0, 1, [billing])).toMatchObject({ first: 3, deleted: 1, forced: ['billing'] });
+  });
+
+  it("compacts: keeps every key's latest value in the snapshot, then trims what the snapshot reflects", async () => {
+    const { log, keeper } = setup('{"topics":[{"match":"state.*","compact":true}],"default":{"maxEvents":1}}');
+    await log.claim(0, 1);
+    const appended = await append(log, [
+      ev('state.p', 'h1', { v: 1 }),
+      ev('state.p', 'h2', { v: 1 }),
+      ev('state.p', 'h1', { v: 2 }),
+      ev('misc.x', null),
+    ]);
+    // What the drainer does after each append: the keys go into the snapshot at once.
+    await keeper.appended(0, 1, appended.slice(0, 2));
+    await keeper.appended(0, 1, appended.slice(2));
+    expect((await log.latestValue('state.p', 'h1'))?.payload).toEqual({ v: 2 });
+    expect((await log.retention(0)).compactedTo).toBe(4);
+    const r = await keeper.round(0, 1, []);
+    expect(r.first).toBe(4);
+    // The log no longer holds h1's first value, the snapshot still holds both keys.
+    expect((await log.read({ partition: 0, limit: 10 })).map((e) => e.seq)).toEqual([4]);
+    expect((await log.snapshot(TopicPattern.compile('state.*'), undefined, 10)).map((e) => [e.key, e.payload])).toEqual([
+      ['h1', { v: 2 }],
+      ['h2', { v: 1 }],
+    ]);
+  });
+
+  it('catches the snapshot up after a holder died between its append and its snapshot write', async () => {
+    const { log, keeper } = setup('{"topics":[{"match":"state.*","compact":true}]}');
+    await log.claim(0, 1);
+    await append(log, [ev('state.p', 'h1', { v: 1 }), ev('state.p', 'h1', { v: 2 })]);
+    // No `appended` call: the previous holder died before it. A new keeper (a new holder) catches up.
+    await log.claim(0, 2);
+    await keeper.round(0, 2, []);
+    expect((await log.latestValue('state.p', 'h1'))?.payload).toEqual({ v: 2 });
+    expect((await log.retention(0)).compactedTo).toBe(2);
+  });
+
+  it('trims nothing past a hole, and nothing at all when fenced', async () => {
+    const { log, keeper } = setup('{"default":{"maxEvents":1}}');
+    await log.claim(0, 1);
+    await append(
+      log,
+      [1, 2, 3, 4, 5].map(() => ev('x.y', null)),
+    );
+    log.punchHole(0, 3);
+    expect(await keeper.round(0, 1, [])).toMatchObject({ first: 3, deleted: 2 });
+    await log.claim(0, 2);
+    await expect(keeper.round(0, 1, [])).rejects.toMatchObject({ code: 'FENCED' });
+  });
+});
