@@ -10,16 +10,16 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json tsconfig.image.json ./
 COPY cmd cmd
 COPY internal internal
-# mongodb and @kubernetes/client-node are optional peers of the npm package (an SDK-only user
-# needs neither) and devDependencies of the repository, so pruning to production dependencies
-# drops them: the binaries need both, so they go back in as production dependencies of the image,
-# at the versions the repository pins.
+# mongodb, @kubernetes/client-node and the OpenTelemetry SDK packages (span export) are optional
+# peers of the npm package (an SDK-only user needs none of them) and devDependencies of the
+# repository, so pruning to production dependencies drops them: the binaries need them, so they
+# go back in as production dependencies of the image, at the versions the repository pins.
 RUN npx tsc -p tsconfig.image.json \
  && chmod +x dist/cmd/cli/main.js \
  && npm run build:sdk-browser \
  && npm prune --omit=dev \
  && npm install --omit=dev --save-prod --save-exact --no-audit --no-fund \
-      $(node -p 'const p = require("./package.json"); ["mongodb", "@kubernetes/client-node"].map((n) => `${n}@${p.devDependencies[n]}`).join(" ")')
+      $(node -p 'const p = require("./package.json"); ["mongodb", "@kubernetes/client-node", "@opentelemetry/sdk-trace", "@opentelemetry/exporter-trace-otlp-http", "@opentelemetry/resources", "@opentelemetry/context-async-hooks"].map((n) => `${n}@${p.devDependencies[n]}`).join(" ")')
 
 FROM node:20.19-bookworm-slim
 # tini is PID 1: it forwards SIGTERM to node and reaps zombies. The command line is on the PATH

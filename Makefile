@@ -240,7 +240,7 @@ test-unit: $(NODE_DEPS)
 dev: $(NODE_DEPS) tools build
 	node dist/test/harness/dev.js
 
-bench: bench-drain bench-gateway bench-groups bench-ops bench-retention
+bench: bench-drain bench-gateway bench-groups bench-ops bench-retention bench-tracing
 
 bench-drain: $(NODE_DEPS) tools build
 	node dist/bench/drain.js
@@ -255,6 +255,10 @@ bench-ops: $(NODE_DEPS) tools build
 # Trimming 1,000,000 events, and draining while trimming runs (BENCH_SERVER picks the server).
 bench-retention: $(NODE_DEPS) tools build
 	node dist/bench/retention.js
+
+# Drain throughput and publish-to-deliver with tracing off, on but unsampled, and sampled.
+bench-tracing: $(NODE_DEPS) tools build
+	node dist/bench/tracing.js
 
 # In memory: no database needed.
 bench-groups: $(NODE_DEPS) build

@@ -22,7 +22,14 @@ import { eventually } from './harness/process.js';
 import { freePort } from './harness/server.js';
 
 /** Optional peers of the npm package that the image installs again for the binaries. */
-const IMAGE_PEERS = ['mongodb', '@kubernetes/client-node'];
+const IMAGE_PEERS = [
+  'mongodb',
+  '@kubernetes/client-node',
+  '@opentelemetry/sdk-trace',
+  '@opentelemetry/exporter-trace-otlp-http',
+  '@opentelemetry/resources',
+  '@opentelemetry/context-async-hooks',
+];
 
 const execFileAsync = promisify(execFile);
 const ROOT = resolve('.');

@@ -57,8 +57,8 @@ it('outbox-hub exports the writer API and nothing of the storage adapters or the
   expect(add.idempotent).toBe(true);
 });
 
-it('outbox-hub/sdk exports the client and its error', () => {
-  expect(names(sdk)).toEqual(['HubClientError', 'createClient']);
+it('outbox-hub/sdk exports the client, its error and the trace context of an event', () => {
+  expect(names(sdk)).toEqual(['HubClientError', 'createClient', 'eventContext']);
 });
 
 it('outbox-hub/consumer exports the idempotent consumer, its store and the capability probe', () => {

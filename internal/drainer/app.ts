@@ -30,6 +30,7 @@ export class DrainerApp implements Service {
   async start(): Promise<void> {
     const cfg = this.#config;
     const p = this.#process;
+    await p.startTracing(cfg.tracing, { binary: 'drainer', instance: cfg.member });
     await p.serveTelemetry(cfg.metricsHost, cfg.metricsPort);
     const ports = await p.openPorts(cfg, { appName: 'outbox-hub-drainer' });
     const drainer = new Drainer({

@@ -192,7 +192,9 @@ export class PartitionWorker {
         continue;
       }
       const carried: TraceContext | undefined =
-        m.traceparent === undefined ? undefined : { traceparent: m.traceparent, ...(m.tracestate === undefined ? {} : { tracestate: m.tracestate }) };
+        m.traceparent === undefined
+          ? undefined
+          : { traceparent: m.traceparent, ...(m.tracestate === undefined ? {} : { tracestate: m.tracestate }) };
       let trace = carried;
       if (carried) {
         const span = startMessageSpan('append', { topic: m.topic, id: m.id, partition: this.partition }, carried, {

@@ -105,7 +105,7 @@ export class MemoryEventLog implements EventLog {
       assertPartition(range.partition);
       if (!Number.isSafeInteger(after) || after < 0) throw new EventLogError('INVALID_RANGE', 'afterSeq must be a non-negative integer');
       assertLimit(range.limit);
-      return this.#after(range.partition, after, range.limit, range.topic);
+      return this.#after(range.partition, after, range.limit, range.topic).filter((e) => range.toSeq === undefined || e.seq <= range.toSeq);
     });
   }
 
@@ -238,13 +238,15 @@ export class MemoryEventLog implements EventLog {
     return run(() => {
       assertPartition(partition);
       assertLimit(limit);
-      return this.#after(partition, afterSeq, limit).map((e) => ({
-        seq: e.seq,
-        topic: e.topic,
-        key: e.key,
-        publishedAt: e.publishedAt,
-        tombstone: e.payload === null,
-      }));
+      return this.#after(partition, afterSeq, limit)
+        .filter((e) => e.seq <= afterSeq + limit)
+        .map((e) => ({
+          seq: e.seq,
+          topic: e.topic,
+          key: e.key,
+          publishedAt: e.publishedAt,
+          tombstone: e.payload === null,
+        }));
     });
   }
 

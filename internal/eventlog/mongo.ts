@@ -228,7 +228,8 @@ export class MongoEventLog implements EventLog {
       throw new EventLogError('INVALID_RANGE', 'partition must be a non-negative integer');
     if (!Number.isSafeInteger(after) || after < 0) throw new EventLogError('INVALID_RANGE', 'afterSeq must be a non-negative integer');
     assertLimit(range.limit);
-    const filter = { ...(range.topic === undefined ? {} : { topic: range.topic }), partition: range.partition, seq: { $gt: after } };
+    const seq = range.toSeq === undefined ? { $gt: after } : { $gt: after, $lte: range.toSeq };
+    const filter = { ...(range.topic === undefined ? {} : { topic: range.topic }), partition: range.partition, seq };
     const docs = await this.#events.find(filter, { sort: { seq: 1 }, limit: range.limit }).toArray();
     return docs.map(toEvent);
   }

@@ -56,6 +56,12 @@ export interface ReadRange {
   limit: number;
   /** Only events of this topic (index-backed). */
   topic?: string;
+  /**
+   * No event above this sequence. Readers that know where they stop say so: on a server
+   * that keeps deleted index entries around (WiredTiger, after trimming), an open-ended
+   * range next to them is slow where a bounded one is not.
+   */
+  toSeq?: number;
 }
 
 /** Sequences `afterSeq + 1 .. toSeq` of one partition. */
@@ -222,7 +228,7 @@ export interface SnapshotCursor {
 export interface EventLogRetention {
   /** First retained sequence and snapshot watermark of `partition`. */
   retention(partition: number): Promise<PartitionRetention>;
-  /** Events after `afterSeq` without their payloads, in order, at most `limit` (index-backed). */
+  /** Events in `(afterSeq, afterSeq + limit]` without their payloads, in order (index-backed; a hole makes it fewer). */
   scan(partition: number, afterSeq: number, limit: number): Promise<EventMeta[]>;
   /**
    * Raises the first retained sequence of `partition` to `first` under `epoch`

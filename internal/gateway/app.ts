@@ -54,6 +54,7 @@ export class GatewayApp implements Service {
     const cfg = this.#config;
     const p = this.#process;
     const { health, log } = p;
+    await p.startTracing(cfg.tracing, { binary: 'gateway', instance: cfg.instance });
     this.#telemetryPort = (await p.serveTelemetry(cfg.metricsHost, cfg.metricsPort)).port;
     const verifier = await createJoseVerifier({
       algorithms: cfg.jwt.algorithms,

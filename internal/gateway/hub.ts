@@ -1,7 +1,14 @@
 import type { LogEvent } from '../eventlog/index.js';
 import { TopicIndex, type TopicPattern } from '../topic/index.js';
 import type { WireEvent } from '../protocol/index.js';
-import { formatTraceContext, startMessageSpan, traceFields, type MessageFacts, type Span, type TraceContext } from '../tracecontext/index.js';
+import {
+  formatTraceContext,
+  startMessageSpan,
+  traceFields,
+  type MessageFacts,
+  type Span,
+  type TraceContext,
+} from '../tracecontext/index.js';
 import type { LogTail } from './tail.js';
 
 /** A live (group-less) subscription as the hub sees it. */

@@ -276,7 +276,7 @@ async function replayRange(
 ): Promise<number> {
   let cursor = after;
   while (cursor < until && budget.left > 0 && !sub.closed) {
-    const events = await ctx.eventLog.read({ partition, afterSeq: cursor, limit: Math.min(PAGE, budget.left) });
+    const events = await ctx.eventLog.read({ partition, afterSeq: cursor, limit: Math.min(PAGE, budget.left), toSeq: until });
     if (events.length === 0) break;
     for (const e of events) {
       if (e.seq > until || sub.closed) break;

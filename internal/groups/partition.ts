@@ -161,7 +161,7 @@ export class GroupPartition {
     try {
       const upTo = Math.min(head, this.#readUpTo + READ_AHEAD);
       const [events, marked] = await Promise.all([
-        eventLog.read({ partition: this.partition, afterSeq: this.#readUpTo, limit: upTo - this.#readUpTo }),
+        eventLog.read({ partition: this.partition, afterSeq: this.#readUpTo, limit: upTo - this.#readUpTo, toSeq: upTo }),
         upTo > this.#marked ? store.markDelivered(this.#g.name, this.partition, upTo + MARK_AHEAD, this.epoch) : Promise.resolve(true),
       ]);
       if (this.#stopped) return;

@@ -90,6 +90,8 @@ export class OpsApp implements Service {
   async start(): Promise<void> {
     const cfg = this.#cfg;
     const p = this.#process;
+    // Ops records no spans of its own; it honours the variables like every binary (a future span is exported).
+    await p.startTracing(cfg.tracing, { binary: 'ops' });
     // Listen first: /healthz and /readyz answer while the database is still unreachable.
     const app = this.#routes(() => {
       if (!this.#queries) throw new OpsError('UNAVAILABLE', 503, 'connecting to the database; retry');
@@ -309,6 +311,24 @@ export class OpsApp implements Service {
           after = (page.at(-1) as LogEvent).seq;
         }
         res.end();
+      }),
+    );
+    // After the fixed /api/events/* paths, which these would otherwise shadow.
+    app.get(
+      '/api/events/:id',
+      read(async (req, res) => {
+        const event = await q().event(idParam(req, 'id', 128));
+        if (!event) throw new OpsError('NOT_FOUND', 404, 'no such event');
+        res.json(wire(event));
+      }),
+    );
+    app.get(
+      '/api/events/:id/caused',
+      read(async (req, res) => {
+        const id = idParam(req, 'id', 128);
+        const limit = intParam(req, 'limit', 1, 1000, 100);
+        const events = await q().causedBy(id, limit);
+        res.json({ id, events: events.map(wire) });
       }),
     );
     app.get(

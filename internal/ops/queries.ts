@@ -117,7 +117,7 @@ export class OpsQueries {
       this.#range().map(async (partition) => {
         const { first, compactedTo } = await this.#log.retention(partition);
         const last = heads[partition] ?? 0;
-        const [oldest] = last >= first ? await this.#log.read({ partition, afterSeq: first - 1, limit: 1 }) : [];
+        const [oldest] = last >= first ? await this.#log.read({ partition, afterSeq: first - 1, limit: 1, toSeq: last }) : [];
         return {
           partition,
           first,
@@ -208,6 +208,16 @@ export class OpsQueries {
   /** The latest event of a key: from the latest-value snapshot (compacted topics), else the log. */
   async latest(topic: string, key: string): Promise<LogEvent | null> {
     return (await this.#log.latestValue(topic, key)) ?? (await this.#log.latestByKey(topic, key));
+  }
+
+  /** One event by id (an `_id` lookup). */
+  event(id: string): Promise<LogEvent | null> {
+    return this.#log.get(id);
+  }
+
+  /** Events that name `id` among their causes, oldest first (one range of the `causedBy` index). */
+  causedBy(id: string, limit: number): Promise<LogEvent[]> {
+    return this.#log.causedBy(id, limit);
   }
 
   range(partition: number, afterSeq: number, limit: number, topic?: string): Promise<LogEvent[]> {

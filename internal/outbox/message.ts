@@ -262,9 +262,12 @@ export function validateMessage(input: unknown, index: number, maxPayloadBytes: 
     if (m.tags.length > 0) extra.tags = [...m.tags];
   }
   if (m.traceparent !== undefined || m.tracestate !== undefined) {
-    const tc = { traceparent: m.traceparent, tracestate: m.tracestate };
-    if (typeof m.traceparent !== 'string' || !isTraceContext(tc as { traceparent: string })) {
-      fail(index, 'INVALID_TRACE_CONTEXT', 'traceparent must be a W3C traceparent (00-<trace id>-<span id>-<flags>), tracestate at most 512 characters');
+    if (typeof m.traceparent !== 'string' || !isTraceContext({ traceparent: m.traceparent, tracestate: m.tracestate })) {
+      fail(
+        index,
+        'INVALID_TRACE_CONTEXT',
+        'traceparent must be a W3C traceparent (00-<trace id>-<span id>-<flags>), tracestate at most 512 characters',
+      );
     }
     extra.traceparent = m.traceparent;
     if (m.tracestate !== undefined) extra.tracestate = m.tracestate;

@@ -3,7 +3,15 @@ import type { ClientSession, Collection, Db } from 'mongodb';
 import { BSON, MongoBulkWriteError, MongoError, MongoErrorLabel } from 'mongodb';
 import { MongoEventLog, type EventReader } from '../eventlog/index.js';
 import { isDocumentRejectedError, isDuplicateKeyError, isTransientError } from '../mongo/index.js';
-import { failSpan, formatTraceContext, startMessageSpan, traceContextOf, traceFields, type Span, type TraceContext } from '../tracecontext/index.js';
+import {
+  failSpan,
+  formatTraceContext,
+  startMessageSpan,
+  traceContextOf,
+  traceFields,
+  type Span,
+  type TraceContext,
+} from '../tracecontext/index.js';
 import { OutboxError } from './errors.js';
 import { outboxLayout, type DeadDocument, type IdClaimDocument, type OutboxLayout, type PendingDocument } from './layout.js';
 import {
@@ -217,7 +225,9 @@ export class Outbox {
     const explicit = (input as { id?: unknown }).id !== undefined;
     const partition = partitionOf(m.key ?? m.id, this.partitions);
     const given: TraceContext | undefined =
-      m.traceparent === undefined ? undefined : { traceparent: m.traceparent, ...(m.tracestate === undefined ? {} : { tracestate: m.tracestate }) };
+      m.traceparent === undefined
+        ? undefined
+        : { traceparent: m.traceparent, ...(m.tracestate === undefined ? {} : { tracestate: m.tracestate }) };
     let carried: TraceContext | undefined;
     if (spans) {
       const span = startMessageSpan('create', { topic: m.topic, id: m.id, partition }, given);

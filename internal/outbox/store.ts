@@ -98,9 +98,9 @@ function toPending(d: PendingDocument, partition: number): PendingMessage {
 }
 
 /** The optional fields a message carries from its writer to its event, copied only when present. */
-function carried(d: Pick<PendingDocument, 'causedBy' | 'tags' | 'traceparent' | 'tracestate'>): Partial<
-  Pick<PendingDocument, 'causedBy' | 'tags' | 'traceparent' | 'tracestate'>
-> {
+function carried(
+  d: Pick<PendingDocument, 'causedBy' | 'tags' | 'traceparent' | 'tracestate'>,
+): Partial<Pick<PendingDocument, 'causedBy' | 'tags' | 'traceparent' | 'tracestate'>> {
   return {
     ...(d.causedBy === undefined ? {} : { causedBy: d.causedBy }),
     ...(d.tags === undefined ? {} : { tags: d.tags }),

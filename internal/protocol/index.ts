@@ -228,7 +228,7 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
           return bad(`tags must be 1-${MAX_TAGS} tags of 1-64 characters of [A-Za-z0-9_.:=/-]`);
       }
       return {
-        ...(tags === undefined ? {} : { tags: [...new Set(tags as string[])] }),
+        ...(tags === undefined ? {} : { tags: [...new Set(tags)] }),
         op,
         id,
         sub: s,

@@ -194,7 +194,7 @@ export class RetentionKeeper {
     const { first } = await this.#log.retention(partition);
     if (mark.upTo < first - 1) mark.upTo = first - 1;
     for (let read = 0; mark.upTo < head && read < SCAN_BUDGET; read += PAGE) {
-      const events = await this.#log.read({ partition, afterSeq: mark.upTo, limit: PAGE });
+      const events = await this.#log.read({ partition, afterSeq: mark.upTo, limit: PAGE, toSeq: Math.min(head, mark.upTo + PAGE) });
       if (events.length === 0) break;
       let upTo = mark.upTo;
       for (const e of events) {

@@ -1,6 +1,7 @@
 import { Health, startDbProbe, type Condition } from '../health/index.js';
 import type { Logger } from '../log/index.js';
 import { startTelemetryServer, type Registry, type TelemetryServer } from '../telemetry/index.js';
+import { startTracing, type Tracing, type TracingIdentity, type TracingSettings } from '../tracing/index.js';
 import { openHubPorts, type HubPorts, type OpenPortsOptions } from './ports.js';
 import type { HubSettings } from './settings.js';
 
@@ -46,6 +47,18 @@ export class HubProcess {
   /** Aborted when the process starts stopping: pass it to loops and waits. */
   get signal(): AbortSignal {
     return this.#abort.signal;
+  }
+
+  /**
+   * Starts span export when `settings` ask for it (else nothing is loaded), first, so the
+   * spans of start-up are exported too. Registered to stop last: the spans of the stop
+   * itself are flushed with the rest.
+   */
+  async startTracing(settings: TracingSettings | undefined, id: TracingIdentity): Promise<Tracing | undefined> {
+    if (!settings?.enabled) return undefined;
+    const tracing = await startTracing(settings, id, this.log);
+    this.onStop('span export', () => tracing.shutdown());
+    return tracing;
   }
 
   /** Serves `/metrics`, `/healthz` and `/readyz`, first, so they answer while the database is unreachable. */

@@ -5,6 +5,7 @@ import { leaseSettings, type LeaseBackend } from '../lease/index.js';
 import { mongoSettings } from '../mongo/index.js';
 import { DEFAULT_PARTITIONS, MAX_PARTITIONS } from '../outbox/index.js';
 import { readRetention, type RetentionPolicies } from '../retention/index.js';
+import { readTracingSettings, type TracingSettings } from '../tracing/index.js';
 
 /**
  * What every binary shares and must agree on, read with one rule everywhere:
@@ -22,15 +23,21 @@ export interface HubSettings {
   readonly secrets: readonly string[];
   /** Event-log retention (RETENTION or RETENTION_FILE): validated by every binary, applied by the drainers. */
   readonly retention: RetentionPolicies;
+  /** Span export (the standard OTEL_* variables); off unless an OTLP endpoint is set. */
+  readonly tracing?: TracingSettings;
 }
 
-/** Reads MONGO_URL, MONGO_DB, OUTBOX_PARTITIONS, LEASE_BACKEND, LEASE_NAMESPACE, LEASE_PREFIX, RETENTION or RETENTION_FILE. */
+/**
+ * Reads MONGO_URL, MONGO_DB, OUTBOX_PARTITIONS, LEASE_BACKEND, LEASE_NAMESPACE, LEASE_PREFIX,
+ * RETENTION or RETENTION_FILE, and the OpenTelemetry variables (see readTracingSettings).
+ */
 export function readHubSettings(r: EnvReader, env: Readonly<Record<string, string | undefined>>): HubSettings {
   return {
     ...mongoSettings(r),
     partitions: r.int('OUTBOX_PARTITIONS', { default: DEFAULT_PARTITIONS, min: 1, max: MAX_PARTITIONS }),
     ...leaseSettings(r, env),
     retention: readRetention(r),
+    tracing: readTracingSettings(r, env),
   };
 }
 

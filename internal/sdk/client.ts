@@ -60,10 +60,20 @@ export interface ClientOptions {
   onError?: (err: HubClientError) => void;
 }
 
+/** An event named as a cause: its id, or the event itself (a handler's `event`). */
+export type CauseRef = string | { readonly id: string };
+
 /** Options for one publish. */
 export interface PublishOptions {
   key?: string;
   headers?: Record<string, string>;
+  /**
+   * The events this one was caused by (at most 16): a handler marks the event it is
+   * handling with `{ causedBy: event }`. Ops lists an event's consequences.
+   */
+  causedBy?: CauseRef | readonly CauseRef[];
+  /** Labels subscriptions can filter on (at most 16, each 1-64 characters of `[A-Za-z0-9_.:=/-]`). */
+  tags?: readonly string[];
   /** Idempotency key; generated when absent and reused on every retry. */
   eventId?: string;
   signal?: AbortSignal;
@@ -80,6 +90,8 @@ export interface SubscribeOptions {
   from?: StartFrom;
   /** Group only: most unacked deliveries at once. */
   maxInFlight?: number;
+  /** Live only: only events carrying every one of these tags (filtered by the gateway). */
+  tags?: readonly string[];
   /**
    * Called when retention trimmed events this subscription had not read: its `from`
    * (or its group's cursor) was below the first event `partition` still holds, and it
@@ -111,6 +123,16 @@ export interface HubEvent<P> {
   headers: Record<string, string>;
   createdAt: Date;
   publishedAt: Date;
+  /** The events this one was caused by, when it names any. */
+  causedBy?: string[];
+  /** Its tags, when it has any. */
+  tags?: string[];
+  /**
+   * W3C trace context to continue from (the gateway's delivery span, or the one the event
+   * was stored with). Handlers of `subscribe` already run inside it; see `eventContext`.
+   */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /** One delivery from {@link HubClient.stream}. */

@@ -1,5 +1,6 @@
 import { CloseCode, PROTOCOL, type ServerFrame } from '../protocol/index.js';
 import type {
+  CauseRef,
   ClientOptions,
   ClientState,
   DeliveryStream,
@@ -12,6 +13,7 @@ import type {
   Subscription,
   TopicMap,
 } from './client.js';
+import { failSpan, formatTraceContext, startMessageSpan, traceFields } from '../tracecontext/index.js';
 import { HubClientError } from './errors.js';
 import { deliveryStream, handlerSubscription, type SettleDelivery, type Sub } from './subscriptions.js';
 import { addAuthRequest, addRequest, dispatchFrame, OPEN, socketCtor, type Pending, type SocketLike } from './transport.js';
@@ -82,9 +84,32 @@ export class Client<T extends TopicMap> implements HubClient<T> {
     return this.#closed;
   }
 
+  /**
+   * Publishes in a `send` span, a child of the caller's active span (a handler's `process`
+   * span inside `subscribe`), whose context the event carries on. Every retry is the same span.
+   */
   async publish<K extends keyof T & string>(topic: K, payload: T[K], options: PublishOptions = {}): Promise<string> {
     const eventId = options.eventId ?? uuid();
+    const span = startMessageSpan('send', { topic, id: eventId }, undefined);
+    try {
+      const id = await this.#publish(topic, payload, options, eventId, formatTraceContext(span.spanContext()));
+      span.end();
+      return id;
+    } catch (err) {
+      failSpan(span, err);
+      throw err;
+    }
+  }
+
+  async #publish(
+    topic: string,
+    payload: unknown,
+    options: PublishOptions,
+    eventId: string,
+    trace: ReturnType<typeof formatTraceContext>,
+  ): Promise<string> {
     if (!this.#publishing && this.#state !== 'closed') throw new HubClientError('DRAINING', 'client is draining', { eventId });
+    const causes = options.causedBy === undefined ? undefined : Array.isArray(options.causedBy) ? options.causedBy : [options.causedBy];
     const frame = {
       op: 'PUBLISH',
       topic,
@@ -92,6 +117,9 @@ export class Client<T extends TopicMap> implements HubClient<T> {
       eventId,
       ...(options.key === undefined ? {} : { key: options.key }),
       ...(options.headers === undefined ? {} : { headers: options.headers }),
+      ...(causes === undefined ? {} : { causedBy: causes.map((c: CauseRef) => (typeof c === 'string' ? c : c.id)) }),
+      ...(options.tags === undefined ? {} : { tags: options.tags }),
+      ...traceFields(trace),
     };
     const retryUntil = Date.now() + (this.#o.publishRetryMs ?? 30_000);
     for (let attempt = 0; ; attempt++) {

@@ -17,6 +17,7 @@
  */
 export {
   createClient,
+  type CauseRef,
   type ClientOptions,
   type ClientState,
   type Delivery,
@@ -32,3 +33,4 @@ export {
   type TopicMap,
 } from './client.js';
 export { HubClientError, type ClientErrorCode } from './errors.js';
+export { eventContext } from './subscriptions.js';

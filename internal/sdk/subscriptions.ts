@@ -1,5 +1,6 @@
 import type { WireEvent } from '../protocol/index.js';
 import type { ClientOptions, Delivery, DeliveryStream, HubEvent, SubscribeOptions, Subscription } from './client.js';
+import { ROOT_CONTEXT, context, contextFrom, failSpan, startMessageSpan, trace, type Context } from '../tracecontext/index.js';
 import { HubClientError } from './errors.js';
 
 /** A subscription as the client keeps it across reconnects, until it is unsubscribed, drained or stopped. */
@@ -16,6 +17,15 @@ export interface Sub {
 
 /** Acks or nacks a group delivery at the gateway (the client's `ACK`/`NACK` request). */
 export type SettleDelivery = (op: 'ACK' | 'NACK', sub: string, eventId: string, delayMs?: number) => Promise<void>;
+
+/**
+ * The OpenTelemetry context of an event's trace, to continue it by hand, e.g. around the
+ * body of a `stream` loop: `context.with(eventContext(d.event), () => ...)`. (Handlers of
+ * `subscribe` already run in a `process` span of it.) ROOT when the event carries none.
+ */
+export function eventContext(event: { readonly traceparent?: string; readonly tracestate?: string }): Context {
+  return contextFrom(event);
+}
 
 function toEvent<P>(e: WireEvent): HubEvent<P> {
   return { ...e, payload: e.payload as P, createdAt: new Date(e.createdAt), publishedAt: new Date(e.publishedAt) };
@@ -42,26 +52,42 @@ export function handlerSubscription<E>(
   let chain: Promise<unknown> = Promise.resolve();
   const running = new Set<Promise<unknown>>();
   let draining = false;
-  const run = async (wire: WireEvent): Promise<void> => {
+  const run = async (wire: WireEvent, delivery: number): Promise<void> => {
     const event = toEvent<E>(wire);
+    // The handler runs in a `process` span, a child of the delivery's trace context, so the
+    // spans it makes (and what it publishes) join the event's trace.
+    const span = startMessageSpan(
+      'process',
+      {
+        topic: wire.topic,
+        id: wire.id,
+        partition: wire.partition,
+        seq: wire.seq,
+        ...(options.group === undefined ? {} : { group: options.group, delivery }),
+      },
+      wire,
+      { parent: ROOT_CONTEXT },
+    );
     try {
-      await handler(event.payload, event);
+      await context.with(trace.setSpan(ROOT_CONTEXT, span), () => handler(event.payload, event));
+      span.end();
       if (group) await settleDelivery('ACK', id, wire.id);
     } catch (err) {
+      if (span.isRecording()) failSpan(span, err);
       if (err instanceof HubClientError && (err.code === 'CONNECTION_LOST' || err.code === 'CLOSED')) return;
       clientOptions.onError?.(new HubClientError('INTERNAL', `handler for ${topic} failed: ${String(err)}`, { cause: err }));
       // Best effort: an unsettled delivery is redelivered after the ack timeout anyway.
       if (group) await settleDelivery('NACK', id, wire.id).catch(() => undefined);
     }
   };
-  const onEvent = (wire: WireEvent): void => {
+  const onEvent = (wire: WireEvent, delivery: number): void => {
     if (!group) {
-      chain = chain.then(() => run(wire));
+      chain = chain.then(() => run(wire, delivery));
       return;
     }
     // While draining, deliveries that have not started are left to the gateway, which gives them to another member.
     if (draining) return;
-    const p = run(wire);
+    const p = run(wire, delivery);
     running.add(p);
     void p.finally(() => running.delete(p));
   };

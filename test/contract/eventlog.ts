@@ -40,6 +40,7 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       expect(all[0]?.headers).toEqual({ h: '1' });
       expect(await a.read({ partition: 3, afterSeq: 1, limit: 1 })).toHaveLength(1);
       expect((await a.read({ partition: 3, topic: 'orders.paid', limit: 10 })).map((e) => e.seq)).toEqual([3]);
+      expect((await a.read({ partition: 3, limit: 10, toSeq: 2 })).map((e) => e.seq)).toEqual([1, 2]);
       expect(await a.head(3)).toEqual({ seq: 3, epoch: 1 });
     });
 
