@@ -61,7 +61,7 @@ it('shows live events and recovers after the gateway restarts', async () => {
 
     await page.click('#order');
     await page.waitForFunction(() => document.querySelectorAll('#events li').length === 1, undefined, { timeout: 15_000 });
-    expect(await page.textContent("#events li")).toMatch(/^orders\.created #\d+ \{"orderId":".+","item":"coffee","qty":1\}$/);
+    expect(await page.textContent('#events li')).toMatch(/^orders\.created #\d+ \{"orderId":".+","item":"coffee","qty":1\}$/);
 
     await gateway.stop();
     await page.waitForSelector('#status[data-state="reconnecting"]', { timeout: 15_000 });
@@ -85,7 +85,8 @@ it('shows live events and recovers after the gateway restarts', async () => {
       const before = await beats();
       expect(before.every((b) => b > 1)).toBe(true);
       await late.waitForFunction(
-        (b0) => Array.from(document.querySelectorAll('#processes tbody tr')).some((r, i) => Number(r.children[2]?.textContent) > (b0[i] ?? 0)),
+        (b0) =>
+          Array.from(document.querySelectorAll('#processes tbody tr')).some((r, i) => Number(r.children[2]?.textContent) > (b0[i] ?? 0)),
         before,
         {
           timeout: 15_000,
