@@ -67,7 +67,8 @@ it("the cases catch a rule that misses a group's first dead letter or drops the 
         'expr: sum(increase(outbox_dead_lettered_total[15m])) > 0 or sum by (group) (increase(gateway_dead_letters_total[15m])) > 0\n$2',
       )
       .replace('max by (partition) (outbox_oldest_pending_age_seconds)', 'max(outbox_oldest_pending_age_seconds)');
-    expect(old).not.toMatch(/last_over_time|max by \(partition\)/);
+    // The two rules under test are back as they were (other rules may use the same constructs).
+    expect(old).not.toMatch(/gateway_dead_letters_total unless last_over_time|max by \(partition\) \(outbox_oldest_pending/);
     writeFileSync(join(dir, 'alerts.yaml'), old);
     copyFileSync(TESTS, join(dir, 'alerts.test.yaml'));
     const r = promtool(['test', 'rules', 'alerts.test.yaml'], dir);

@@ -412,7 +412,9 @@ describe('examples against a hub started from the installed package', () => {
     const bundle = readFileSync(join(appDir, `${page.name}.js`), 'utf8');
     // The package's browser build was picked (no Node-only code, no `ws`).
     expect(bundle).not.toMatch(/\brequire\(|from\s*["']ws["']|import\(["']ws["']\)/);
-    expect(Buffer.byteLength(bundle)).toBeLessThan(16 * 1024);
+    // A guard on size creep: 18.2 KB with the SDK's causation and trace-context code (the
+    // prebuilt SDK, minified, plus this example unminified), 2026-12-05.
+    expect(Buffer.byteLength(bundle)).toBeLessThan(20 * 1024);
 
     const token = await rootToken(600);
     const server: Server = createServer((req, res) => {

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient, type Db } from 'mongodb';
 import { createOutbox, migrateOutbox } from '../internal/outbox/index.js';
 import { freshDbName } from './harness/db.js';
+import { waitDrained } from './harness/drain.js';
 import { TEST_SECRET, rootToken } from './harness/hub.js';
 import { eventually, startBinary, type BinaryProcess } from './harness/process.js';
 import { freePort } from './harness/server.js';
@@ -151,6 +152,10 @@ describeEachServer('retention trims on', (server) => {
     await sleep(500);
     for (let b = 0; b < 8; b++)
       await outbox.addMany(Array.from({ length: 20 }, (_, i) => ({ topic: 'ret.x', key: `k${i % 2}`, payload: { b, i } })));
+    // The slots of a partition's last append always stay: once everything is drained (in one
+    // append, on a slow server), two more events make the last appends small.
+    await waitDrained(h.db, PARTITIONS, 60_000);
+    await outbox.addMany([0, 1].map((i) => ({ topic: 'ret.x', key: `k${i}`, payload: { last: i } })));
     // Trimmed by the drainers (each partition keeps at least its last 20, and its last append).
     // The first retained sequence is raised before the events below it go: wait for both.
     await eventually(
@@ -218,6 +223,9 @@ describe('retention on the primary server', () => {
     const partition = [...(await held(h.db))].find(([, x]) => x.seqs.length > 0)?.[0] as number;
     expect((await held(h.db)).get(partition)?.first).toBe(1);
     await outbox.addMany(Array.from({ length: 30 }, (_, i) => ({ topic: 'orders.created', key: 'one-key', payload: { i: i + 30 } })));
+    // The last append's slots always stay: a last small append, after the rest is drained.
+    await waitDrained(h.db, PARTITIONS, 60_000);
+    await outbox.add({ topic: 'orders.created', key: 'one-key', payload: { i: 60 } });
     // Past the hard cap (40 newer events): trimmed anyway, and counted for billing.
     await eventually(
       async () => {
