@@ -82,9 +82,9 @@ export const context = {
 
 const tracer: Tracer = {
   startSpan: (_name, _options, ctx) => nonRecording((ctx?.getValue(SPAN) as Span | undefined)?.spanContext() ?? INVALID),
-  startActiveSpan: (() => {
+  startActiveSpan: () => {
     throw new Error('startActiveSpan is not available in the browser build');
-  }),
+  },
 };
 
 export const trace = {
