@@ -79,21 +79,20 @@ async function hub(url: string, retention: object, extra: Record<string, string>
     },
   };
   for (let i = 0; i < drainers; i++) h.startDrainer(i);
-  procs.push(
-    startBinary('gateway', {
-      ...common,
-      METRICS_PORT: '0',
-      GATEWAY_HOST: '127.0.0.1',
-      GATEWAY_PORT: String(h.gateway),
-      JWT_SECRET: TEST_SECRET,
-      TAIL_POLL_MAX: '50ms',
-      GROUP_LEASE_TTL: '2s',
-      GROUP_LEASE_RENEW_INTERVAL: '300ms',
-      CURSOR_FLUSH_INTERVAL: '100ms',
-      ACK_TIMEOUT: '10m',
-    }),
-    startBinary('ops', { ...common, OPS_HOST: '127.0.0.1', OPS_PORT: String(h.ops), OPS_SAMPLE_INTERVAL: '300ms' }),
-  );
+  const gateway = startBinary('gateway', {
+    ...common,
+    METRICS_PORT: '0',
+    GATEWAY_HOST: '127.0.0.1',
+    GATEWAY_PORT: String(h.gateway),
+    JWT_SECRET: TEST_SECRET,
+    TAIL_POLL_MAX: '50ms',
+    GROUP_LEASE_TTL: '2s',
+    GROUP_LEASE_RENEW_INTERVAL: '300ms',
+    CURSOR_FLUSH_INTERVAL: '100ms',
+    ACK_TIMEOUT: '10m',
+  });
+  procs.push(gateway, startBinary('ops', { ...common, OPS_HOST: '127.0.0.1', OPS_PORT: String(h.ops), OPS_SAMPLE_INTERVAL: '300ms' }));
+  await gateway.waitForLog((l) => l.msg === 'gateway listening', 60_000);
   await eventually(
     async () => (await fetch(`http://127.0.0.1:${h.ops}/readyz`).catch(() => undefined))?.status === 200,
     60_000,
@@ -156,6 +155,7 @@ describeEachServer('retention trims on', (server) => {
     // append, on a slow server), two more events make the last appends small.
     await waitDrained(h.db, PARTITIONS, 60_000);
     await outbox.addMany([0, 1].map((i) => ({ topic: 'ret.x', key: `k${i}`, payload: { last: i } })));
+    await waitDrained(h.db, PARTITIONS, 60_000);
     // Trimmed by the drainers (each partition keeps at least its last 20, and its last append).
     // The first retained sequence is raised before the events below it go: wait for both.
     await eventually(
