@@ -117,7 +117,10 @@ async function system(backend: EmbeddedBackend, options: { databaseFirst: boolea
 const allReady = (s: System): boolean => Object.values(s.readiness).every((r) => r.at(-1) === true);
 
 /** Publishes one event every 50 ms through the gateway; an event is retried with its id until acknowledged. */
-function publisher(port: number): { acked: Set<string>; stop: () => Promise<void>; unavailable: () => number; timeouts: () => number } {
+function publisher(
+  port: number,
+  gateway: BinaryProcess,
+): { acked: Set<string>; stop: () => Promise<void>; unavailable: () => number; timeouts: () => number } {
   const acked = new Set<string>();
   let stopped = false;
   let unavailable = 0;
@@ -139,7 +142,11 @@ function publisher(port: number): { acked: Set<string>; stop: () => Promise<void
           acked.add(id);
           retry = undefined;
         } else if (reply.op === 'ERR' && reply.code === 'UNAVAILABLE') unavailable++;
-        else throw new Error(`unexpected reply ${JSON.stringify(reply)}`);
+        else {
+          // The gateway's own account of the failure, for whoever reads the test's output.
+          const failures = gateway.logs.filter((l) => Number(l.level) >= 50).slice(-3);
+          throw new Error(`unexpected reply ${JSON.stringify(reply)}; the gateway's last errors: ${JSON.stringify(failures)}`);
+        }
       } catch (err) {
         if (err instanceof Error && err.message.startsWith('unexpected reply')) throw err;
         if (err instanceof Error && err.message.startsWith('timed out')) timeouts++;
@@ -226,7 +233,7 @@ async function checkAfterwards(s: System, pub: ReturnType<typeof publisher>, r: 
 async function underLoad(s: System, outage: () => Promise<void>): Promise<void> {
   await eventually(() => allReady(s), 60_000, 'every binary to be ready');
   const r = await readers(s.ports.gateway);
-  const pub = publisher(s.ports.gateway);
+  const pub = publisher(s.ports.gateway, s.procs.gateway);
   await eventually(() => pub.acked.size >= 20 && r.grouped.size >= 10, 30_000, 'load to flow').catch((err: unknown) => {
     throw new Error(
       `${String(err)}: acked ${pub.acked.size}, unavailable ${pub.unavailable()}, timeouts ${pub.timeouts()}, grouped ${r.grouped.size}, live ${r.live.events('live').length}; last frames ${JSON.stringify(r.member.frames.slice(-3))}`,
@@ -282,7 +289,7 @@ describe.each(backends)('on %s', (backend) => {
     // Readiness seen: false while waiting, then true.
     await eventually(() => allReady(s), 60_000, 'every binary to be ready');
     const r = await readers(s.ports.gateway);
-    const pub = publisher(s.ports.gateway);
+    const pub = publisher(s.ports.gateway, s.procs.gateway);
     await eventually(() => pub.acked.size >= 20 && r.grouped.size >= 10 && r.live.events('live').length >= 10, 30_000, 'load to flow');
     await pub.stop();
     for (const [name, seen] of Object.entries(s.readiness)) expect({ name, seen }).toEqual({ name, seen: [false, true] });

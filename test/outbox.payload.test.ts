@@ -2,11 +2,13 @@
  * Payload and header shape validation of the outbox library (issue 11.5), and
  * how storage errors are classified, against the real test server.
  */
-import { MongoClient, MongoServerError, ObjectId } from 'mongodb';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MongoBulkWriteError, MongoClient, MongoServerError, ObjectId } from 'mongodb';
 import { isDocumentRejectedError, isTransientError } from '../internal/mongo/index.js';
 import { MAX_PAYLOAD_DEPTH, OutboxError, createOutbox, migrateOutbox, type PendingDocument } from '../internal/outbox/index.js';
 import { testCapabilities } from './harness/capabilities.js';
 import { useTestDb } from './harness/db.js';
+import { startFaultProxy } from './harness/proxy.js';
 import { pendingCount } from './harness/verify.js';
 
 const t = useTestDb('outbox_payload');
@@ -155,4 +157,64 @@ describe('storage error classification', () => {
     expect(isDocumentRejectedError(unreachable)).toBe(false);
     expect(isTransientError(new Error('not a driver error'))).toBe(false);
   });
+
+  it('calls a connection cut in the middle of insertMany transient, and an idempotent add cut at any step lands once when retried', async () => {
+    const proxy = await startFaultProxy(t.url);
+    // Retryable writes off: the cut reaches the caller as the driver raises it, not after a retry.
+    const client = new MongoClient(proxy.url, { serverSelectionTimeoutMS: 1_000, retryWrites: false });
+    try {
+      await client.connect();
+      const raw = client.db(t.name).collection('cut');
+      await raw.insertOne({ warm: 1 });
+      proxy.pause();
+      const pending = raw.insertMany([{ a: 1 }, { a: 2 }]).catch((e: unknown) => e);
+      await sleep(100);
+      proxy.refuse();
+      const cut = await pending;
+      // Driver 7: a reset during insertMany is a MongoBulkWriteError without the network
+      // error's labels (its errorResponse is the network error). It may pass on a retry.
+      expect(cut).toBeInstanceOf(MongoBulkWriteError);
+      expect(isTransientError(cut)).toBe(true);
+      expect(isDocumentRejectedError(cut)).toBe(false);
+      proxy.resume();
+      proxy.accept();
+
+      // The outbox, cut at different steps of one add (about 40 ms per round trip): every
+      // failure is WRITE_FAILED marked retryable, and the retry with the same id lands once.
+      await migrateOutbox(t.db, 'outbox_cut');
+      const outbox = createOutbox(client.db(t.name), { collection: 'outbox_cut' });
+      proxy.setLatency(20);
+      const failures: unknown[] = [];
+      for (const [i, at] of [10, 50, 90, 130, 170].entries()) {
+        const message = { id: `cut-${i}`, topic: 'cut.test', key: 'k', payload: { i } };
+        const first = outbox.add(message, { idempotent: true }).catch((e: unknown) => e);
+        await sleep(at);
+        proxy.refuse();
+        const outcome = await first;
+        proxy.accept();
+        if (outcome instanceof Error) {
+          failures.push(outcome);
+          expect(outcome).toMatchObject({ name: 'OutboxError', code: 'WRITE_FAILED', retryable: true });
+          // Retried as a client would, while the driver reconnects; every refusal meanwhile says retry.
+          let receipt: unknown;
+          for (let attempt = 0; receipt === undefined && attempt < 50; attempt++) {
+            receipt = await outbox.add(message, { idempotent: true }).catch(async (e: unknown) => {
+              expect(e).toMatchObject({ code: 'WRITE_FAILED', retryable: true });
+              await sleep(100);
+              return undefined;
+            });
+          }
+          expect(receipt).toMatchObject({ id: message.id });
+        }
+      }
+      // At least the early cuts fail (a whole add takes four round trips).
+      expect(failures.length).toBeGreaterThan(0);
+      // Five messages, each once (no drainer runs here), each claim kept.
+      expect(await pendingCount(t.db, 16, 'outbox_cut')).toBe(5);
+      expect(await t.db.collection('outbox_cut_ids').countDocuments()).toBe(5);
+    } finally {
+      await client.close();
+      await proxy.close();
+    }
+  }, 60_000);
 });

@@ -1,4 +1,5 @@
 import {
+  MongoBulkWriteError,
   MongoClientClosedError,
   MongoError,
   MongoErrorLabel,
@@ -92,6 +93,13 @@ const DOCUMENT_REJECTED_CODES: ReadonlySet<number> = new Set([
  */
 export function isTransientError(err: unknown): boolean {
   if (!(err instanceof MongoError)) return false;
+  // insertMany and bulkWrite wrap a failure of the connection itself (a reset in the middle
+  // of the write) in a MongoBulkWriteError without its labels; the driver keeps the original
+  // error as `errorResponse` (driver 6 and 7), and that one is judged.
+  if (err instanceof MongoBulkWriteError) {
+    const original: unknown = err.errorResponse;
+    if (original instanceof MongoError && original !== err) return isTransientError(original);
+  }
   if (
     err.hasErrorLabel(MongoErrorLabel.TransientTransactionError) ||
     err.hasErrorLabel(MongoErrorLabel.RetryableWriteError) ||

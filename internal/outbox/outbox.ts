@@ -362,12 +362,12 @@ export class Outbox {
       }
       if (claims.length > 0) await this.#ids.deleteMany({ _id: { $in: claims.map((e) => e.doc._id) }, w: writer });
     } catch (err) {
+      // What was written stays and will be published. A retry with the same ids is answered
+      // as a duplicate (or completes the write), so the failure is as retryable as the outage.
       throw new OutboxError(
         'WRITE_FAILED',
-        'the batch failed and what it had written could not be taken back; those messages will be published',
-        {
-          cause: cause ?? err,
-        },
+        'the batch failed and what it had written could not be taken back: it may be published; retry with the same ids',
+        { cause: cause ?? err, retryable: isTransientError(err) },
       );
     }
   }

@@ -83,6 +83,9 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
   const port = typeof address === 'object' && address ? address.port : 0;
   const url = new URL(targetUrl);
   url.host = `127.0.0.1:${port}`;
+  // A replica set member (SecantusDB, MongoDB) names its own address in `hello`; without a
+  // direct connection the driver would follow that name and go around the proxy.
+  url.searchParams.set('directConnection', 'true');
 
   return {
     port,
