@@ -3,10 +3,13 @@
  *
  * (a) Trimming one partition of BENCH_TRIM_EVENTS events (default 1,000,000), seeded
  *     straight into the event log: retention rounds back to back (each looks at and
- *     deletes at most 10,000 events) until all but the last 1,000 are gone.
- * (b) A drainer's throughput (a 10,000-message backlog) and commit-to-publish latency
- *     (500 msg/s for BENCH_SECONDS) with trimming running on the same partitions (a log
- *     pre-filled with BENCH_TRIM_EVENTS old events that a policy trims), and without.
+ *     deletes at most 10,000 events, paced by the duty cycle) until all but the last
+ *     1,000 are gone.
+ * (b) A drainer's throughput (a BENCH_BACKLOG-message backlog, default 50,000) and
+ *     commit-to-publish latency (500 msg/s for BENCH_SECONDS) with trimming running on
+ *     the same partitions (a log pre-filled with BENCH_PREFILL old events, default
+ *     200,000, that a policy trims), and without: BENCH_RUNS alternating runs (default 3),
+ *     medians reported. BENCH_DUTY sets the policies' dutyCycle.
  *
  * Runs on the embedded SecantusDB; BENCH_SERVER picks another embedded server, MONGO_URL any.
  */
@@ -22,8 +25,13 @@ import { freePort, startBenchServer } from '../test/harness/server.js';
 
 const TRIM_EVENTS = Number(process.env['BENCH_TRIM_EVENTS'] ?? 1_000_000);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
+/** Old events in the log before each run of (b). */
+const PREFILL = Number(process.env['BENCH_PREFILL'] ?? 200_000);
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
+/** BENCH_DUTY: the policies' dutyCycle (default: the product's). */
+const DUTY = process.env['BENCH_DUTY'] === undefined ? undefined : Number(process.env['BENCH_DUTY']);
 const RATE = 500;
-const BACKLOG = 10_000;
+const BACKLOG = Number(process.env['BENCH_BACKLOG'] ?? 50_000);
 const PARTITIONS = 16;
 const PAD = 'x'.repeat(200);
 
@@ -75,7 +83,10 @@ async function trimOnePartition(client: MongoClient): Promise<string> {
   await log.claim(0, 1);
   const keeper = new RetentionKeeper({
     log,
-    policies: RetentionPolicies.parse('{"default":{"maxEvents":1000}}', 'bench'),
+    policies: RetentionPolicies.parse(
+      JSON.stringify({ default: { maxEvents: 1000 }, ...(DUTY === undefined ? {} : { dutyCycle: DUTY }) }),
+      'bench',
+    ),
     logger: createLogger({ level: 'error' }),
   });
   const started = performance.now();
@@ -101,15 +112,27 @@ async function metric(port: number, name: string): Promise<number> {
 }
 
 /** Drain rate of a backlog and steady-state commit-to-publish latency, with or without a trimming policy at work. */
-async function drainWhile(
-  client: MongoClient,
-  url: string,
-  trimming: boolean,
-): Promise<{ rate: number; p50: number; p99: number; trimmed: number }> {
+interface Drained {
+  rate: number;
+  p50: number;
+  p99: number;
+  trimmed: number;
+}
+
+function medians(runs: readonly Drained[]): Drained {
+  const median = (f: (r: Drained) => number): number =>
+    percentile(
+      runs.map(f).sort((a, b) => a - b),
+      50,
+    );
+  return { rate: median((r) => r.rate), p50: median((r) => r.p50), p99: median((r) => r.p99), trimmed: median((r) => r.trimmed) };
+}
+
+async function drainWhile(client: MongoClient, url: string, trimming: boolean): Promise<Drained> {
   const name = `bench_ret_${trimming ? 'on' : 'off'}_${Date.now()}`;
   const db = client.db(name);
   await migrateOutbox(db, { partitions: PARTITIONS });
-  await seed(db, TRIM_EVENTS, PARTITIONS);
+  await seed(db, PREFILL, PARTITIONS);
   const outbox = createOutbox(db, { partitions: PARTITIONS });
   for (let i = 0; i < BACKLOG; i += 500)
     await outbox.addMany(
@@ -124,7 +147,12 @@ async function drainWhile(
     METRICS_PORT: String(port),
     LOG_LEVEL: 'warn',
     // The old events go; the benchmark's own (after them in every partition) stay.
-    ...(trimming ? { RETENTION: '{"topics":[{"match":"old.**","maxEvents":1}]}', RETENTION_INTERVAL: '1s' } : {}),
+    ...(trimming
+      ? {
+          RETENTION: JSON.stringify({ topics: [{ match: 'old.**', maxEvents: 1 }], ...(DUTY === undefined ? {} : { dutyCycle: DUTY }) }),
+          RETENTION_INTERVAL: '1s',
+        }
+      : {}),
   });
   try {
     let first = 0;
@@ -171,10 +199,17 @@ const client = await new MongoClient(server.url).connect();
 try {
   console.log(`server: ${server.backend}`);
   console.log(await trimOnePartition(client));
-  const off = await drainWhile(client, server.url, false);
-  const on = await drainWhile(client, server.url, true);
+  // Alternating runs, medians reported: one run's drain rate and p99 vary by 20 % on a 2-core machine.
+  const offs: Drained[] = [];
+  const ons: Drained[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    offs.push(await drainWhile(client, server.url, false));
+    ons.push(await drainWhile(client, server.url, true));
+  }
+  const off = medians(offs);
+  const on = medians(ons);
   console.log(
-    `(b) ${BACKLOG.toLocaleString('en')}-message backlog, then ${RATE} msg/s for ${SECONDS} s, on a log pre-filled with ${TRIM_EVENTS.toLocaleString('en')} old events:`,
+    `(b) ${BACKLOG.toLocaleString('en')}-message backlog, then ${RATE} msg/s for ${SECONDS} s, on a log pre-filled with ${PREFILL.toLocaleString('en')} old events; medians of ${RUNS} alternating runs:`,
   );
   console.log('| | drain msg/s | commit-to-publish p50 / p99 (ms) | old events trimmed meanwhile |');
   console.log('|---|---:|---:|---:|');
@@ -184,6 +219,7 @@ try {
   ] as const)
     console.log(`| ${label} | ${Math.round(r.rate).toLocaleString('en')} | ${r.p50} / ${r.p99} | ${r.trimmed.toLocaleString('en')} |`);
   console.log(`drain rate with trimming: ${((on.rate / off.rate) * 100).toFixed(0)} % of without; p99 ${on.p99} vs ${off.p99} ms`);
+  console.log(`runs: ${JSON.stringify({ without: offs, with: ons })}`);
 } finally {
   await client.close();
   await server.stop();

@@ -337,6 +337,23 @@ describe('consumer groups', () => {
     await c.request({ op: 'SUBSCRIBE', sub: 'g1', topic: 'x.*', group: 'gx' });
     expect(await c.request({ op: 'SUBSCRIBE', sub: 'g2', topic: 'y.*', group: 'gx' })).toMatchObject({ code: 'GROUP_MISMATCH' });
   });
+
+  it('delivers to a group with tags only the events carrying them, and refuses a member naming other tags', async () => {
+    const h = await hub();
+    const c = await client(h.port, await rootToken());
+    expect(await c.request({ op: 'SUBSCRIBE', sub: 'g', topic: 'tg.*', group: 'tagged', tags: ['vip', 'eu'] })).toMatchObject({ op: 'OK' });
+    expect(await c.request({ op: 'SUBSCRIBE', sub: 'h', topic: 'tg.*', group: 'tagged', tags: ['eu'] })).toMatchObject({
+      code: 'GROUP_MISMATCH',
+    });
+    for (const [i, tags] of [[], ['eu'], ['eu', 'vip'], ['vip']].entries())
+      expect(await c.request({ op: 'PUBLISH', topic: 'tg.x', key: `k${i}`, payload: i, ...(tags.length ? { tags } : {}) })).toMatchObject({
+        op: 'OK',
+      });
+    const [only] = await c.nEvents(1, 'g');
+    expect(only?.event).toMatchObject({ payload: 2, tags: ['eu', 'vip'] });
+    await sleep(500);
+    expect(c.events('g')).toHaveLength(1);
+  });
 });
 
 describe('shutdown', () => {

@@ -341,6 +341,40 @@ describe('GroupPartition on the in-memory group store', () => {
     expect(again.got.map((r) => r.event.payload)).toEqual(['newer']);
   });
 
+  it('a group with tags gets only the events carrying all of them, passes over the rest, and refuses other tags', async () => {
+    const { manager, log, store } = setup();
+    const got: Received[] = [];
+    const a = member('a', 100, got);
+    a.membership = await manager.join('g', jobs, a, 'earliest', ['vip', 'eu']);
+    a.membership.activate();
+    log.publish([
+      { partition: 0, key: 'k', topic: 'jobs.run', payload: 'both', tags: ['eu', 'vip', 'x'] },
+      { partition: 0, key: 'k', topic: 'jobs.run', payload: 'one', tags: ['eu'] },
+      { partition: 0, key: 'k', topic: 'jobs.run', payload: 'none' },
+      { partition: 0, key: 'k', topic: 'other.run', payload: 'topic', tags: ['eu', 'vip'] },
+      { partition: 0, key: 'k', topic: 'jobs.run', payload: 'last', tags: ['vip', 'eu'] },
+    ]);
+    // One key: each delivery waits for the previous one's ack.
+    await until(() => got.length === 1, 'the first tagged event');
+    expect(ack(got[0] as Received)).toBe(true);
+    await until(() => got.length === 2, 'the second tagged event');
+    expect(ack(got[1] as Received)).toBe(true);
+    expect(got.map((r) => r.event.payload)).toEqual(['both', 'last']);
+    // The cursor passed over the others: nothing is held back at them.
+    await eventually(async () => ((await store.loadCursor('g', 0)) === 5 ? true : undefined), 10_000, 'the cursor past every event');
+    expect((await store.getGroup('g'))?.tags).toEqual(['eu', 'vip']);
+    // The same tags in another order join; other tags, or none, are another group.
+    const b = member('b');
+    b.membership = await manager.join('g', jobs, b, 'now', ['eu', 'vip', 'eu']);
+    await expect(manager.join('g', jobs, member('c'), 'now', ['eu'])).rejects.toMatchObject({
+      code: 'GROUP_MISMATCH',
+      message: 'group g consumes jobs.* with tags eu, vip, not jobs.* with tags eu',
+    });
+    await expect(manager.join('g', jobs, member('d'))).rejects.toMatchObject({ code: 'GROUP_MISMATCH' });
+    await b.membership.leave();
+    await a.membership.leave();
+  });
+
   it('refuses a member with another filter and unknown acks; leaving twice is harmless', async () => {
     const { manager } = setup();
     const a = await join(manager, member('a'));

@@ -68,7 +68,13 @@ async function seed(dbName: string): Promise<{ pendingIds: string[] }> {
     headers: {},
     createdAt: new Date(Date.now() - 120_000),
   });
-  await log.append(0, 1, [mk(1, 'a'), mk(2, 'a'), mk(3, 'b'), mk(4, 'a'), { ...mk(6, 'a'), topic: 'invoices.sent' }]);
+  await log.append(0, 1, [
+    mk(1, 'a'),
+    mk(2, 'a'),
+    mk(3, 'b'),
+    mk(4, 'a'),
+    { ...mk(6, 'a'), topic: 'invoices.sent', causedBy: ['ev-a-1'], tags: ['billing', 'eu'] },
+  ]);
   await log.append(1, 1, [mk(5, 'z')]);
   const outbox = createOutbox(db, { partitions: 4 });
   const pending = await outbox.addMany([
@@ -311,6 +317,20 @@ it('renders the dashboard in Chromium: problems at a glance, leases, and a worki
       10_000,
       'the group to be deleted',
     );
+    // An event by id: its tags and causes; its cause lists it as an effect, one click away.
+    await page.fill('#event-id', 'ev-a-6');
+    await page.click('#f-event button[type="submit"]');
+    await page.waitForSelector('#event-tags');
+    expect(await page.textContent('#event-tags')).toBe('billing, eu');
+    expect(await page.textContent('#event-topic')).toBe('invoices.sent');
+    await page.click('#event-caused-by button[data-event="ev-a-1"]');
+    await page.waitForFunction(() => document.querySelector<HTMLInputElement>('#event-id')?.value === 'ev-a-1');
+    await page.waitForSelector('#t-caused button[data-event="ev-a-6"]');
+    expect(await page.textContent('#event-topic')).toBe('orders.created');
+    await page.fill('#event-id', 'no-such-event');
+    await page.click('#f-event button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector('#t-event')?.textContent?.includes('NOT_FOUND'));
+    expect(await page.$('#f-event button[disabled]')).toBeNull();
   } finally {
     await browser.close();
   }

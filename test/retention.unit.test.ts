@@ -64,10 +64,70 @@ describe('retention policies', () => {
     ['a compacted policy with an age', '{"topics":[{"match":"s","compact":true,"maxAge":"1d"}]}', /compacted policy/],
     ['a hard cap without keepForGroups', '{"topics":[{"match":"s","maxAge":"1d","hardMaxAge":"2d"}]}', /keepForGroups/],
     ['a hard cap below the soft one', '{"topics":[{"match":"s","maxAge":"2d","keepForGroups":true,"hardMaxAge":"1d"}]}', /hardMaxAge/],
+    ['a duty cycle of 0', '{"default":{"maxAge":"1d"},"dutyCycle":0}', /dutyCycle must be a number above 0 and at most 1/],
+    ['a duty cycle above 1', '{"default":{"maxAge":"1d"},"dutyCycle":1.5}', /dutyCycle/],
+    ['a duty cycle as text', '{"default":{"maxAge":"1d"},"dutyCycle":"20%"}', /dutyCycle/],
   ])('refuses %s, naming where', (_what, text, message) => {
     expect(() => RetentionPolicies.parse(text, 'RETENTION')).toThrow(
       expect.objectContaining({ code: 'INVALID_POLICY', message: expect.stringMatching(message) as string }) as Error,
     );
+  });
+});
+
+describe('RetentionKeeper pacing', () => {
+  /** A log whose trim calls each take `ms` (as a busy database's would). */
+  function slowTrims(policies: string, ms: number): { log: MemoryEventLog; keeper: RetentionKeeper; calls: () => number } {
+    const log = new MemoryEventLog(new MemoryEventStorage());
+    let calls = 0;
+    const trim: MemoryEventLog['trim'] = async (...args) => {
+      calls++;
+      await sleep(ms);
+      return log.trim(...args);
+    };
+    // Every other method is the log's own, called on it (its private fields are on the log).
+    const slow = new Proxy(log, {
+      get: (target, name) => {
+        if (name === 'trim') return trim;
+        const value: unknown = Reflect.get(target, name, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    return {
+      log,
+      keeper: new RetentionKeeper({ log: slow, policies: RetentionPolicies.parse(policies, 'RETENTION'), logger }),
+      calls: () => calls,
+    };
+  }
+
+  it('waits after each storage call so that its calls take at most the duty cycle (default 0.2)', async () => {
+    const { log, keeper, calls } = slowTrims('{"default":{"maxEvents":1}}', 40);
+    expect(keeper.policies.dutyCycle).toBe(0.2);
+    await log.claim(0, 1);
+    await append(log, [ev('a.x', 'k'), ev('a.x', 'k'), ev('a.x', 'k')]);
+    const started = performance.now();
+    expect(await keeper.round(0, 1, [])).toMatchObject({ first: 3, deleted: 2 });
+    // Each 40 ms trim call is followed by a 160 ms pause: a lower bound, whatever the machine's load.
+    expect(calls()).toBeGreaterThanOrEqual(1);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(calls() * 40 * 5 - 5);
+  });
+
+  it('does not wait with a duty cycle of 1, and a stop cuts a pause short', async () => {
+    const eager = slowTrims('{"default":{"maxEvents":1},"dutyCycle":1}', 40);
+    await eager.log.claim(0, 1);
+    await append(eager.log, [ev('a.x', 'k'), ev('a.x', 'k'), ev('a.x', 'k')]);
+    expect(await eager.keeper.round(0, 1, [])).toMatchObject({ deleted: 2 });
+
+    const paced = slowTrims('{"default":{"maxEvents":1},"dutyCycle":0.01}', 40);
+    await paced.log.claim(0, 1);
+    await append(paced.log, [ev('a.x', 'k'), ev('a.x', 'k'), ev('a.x', 'k')]);
+    const stop = new AbortController();
+    const round = paced.keeper.round(0, 1, [], stop.signal);
+    await sleep(100);
+    stop.abort();
+    // A 4 s pause follows the first call; the stop ends it at once.
+    await expect(round).rejects.toMatchObject({ name: 'AbortError' });
+    // What the first call did stays done.
+    expect((await paced.log.retention(0)).first).toBe(3);
   });
 });
 

@@ -154,7 +154,7 @@ export class Drainer {
           signal,
           async () => {
             retentionDog?.beat();
-            await this.#retentionRound(keeper);
+            await this.#retentionRound(keeper, () => retentionDog?.beat());
           },
           (err) => {
             this.#d.health?.dbError('retention');
@@ -169,15 +169,19 @@ export class Drainer {
    * One retention round over the partitions held now, each under its own epoch (a
    * partition lost meanwhile is fenced: its round fails and the next holder's goes on).
    */
-  async #retentionRound(keeper: RetentionKeeper): Promise<void> {
+  async #retentionRound(keeper: RetentionKeeper, beat: () => void): Promise<void> {
     const groups =
       keeper.policies.topics.some((p) => p.keepForGroups) || keeper.policies.default.keepForGroups ? await this.#interest() : [];
     for (const [partition, worker] of [...this.#workers]) {
       if (this.#timers.signal.aborted) return;
       const started = Date.now();
+      // Paced rounds over many partitions take a while: each one shows the loop alive.
+      beat();
       try {
-        await keeper.round(partition, worker.epoch, groups);
+        await keeper.round(partition, worker.epoch, groups, this.#timers.signal);
       } catch (err) {
+        // Stopping: the round's pause was cut short, nothing failed.
+        if (this.#timers.signal.aborted) return;
         // One partition's failure (fenced, or the database) must not stop the others' rounds.
         this.#d.log.warn('retention round failed', { partition, err: describeError(err) });
         this.#d.health?.dbError('retention');

@@ -395,7 +395,7 @@ export class Connection {
     const sub =
       f.group === undefined
         ? liveSubscription(this.#subscriptionContext, f.sub, pattern, f.from ?? 'now', f.tags)
-        : await groupSubscription(this.#subscriptionContext, f.sub, pattern, f.group, f.maxInFlight, f.from ?? 'now');
+        : await groupSubscription(this.#subscriptionContext, f.sub, pattern, f.group, f.maxInFlight, f.from ?? 'now', f.tags);
     if (this.#state === 'closed') {
       await sub.close();
       return;

@@ -47,6 +47,7 @@ export async function groupSubscription(
   group: string,
   maxInFlight: number | undefined,
   from: StartFrom,
+  tags: readonly string[] | undefined,
 ): Promise<Subscription> {
   const member: GroupMember = {
     id: `${ctx.connectionId}/${id}`,
@@ -72,7 +73,8 @@ export async function groupSubscription(
         },
       ),
   };
-  const membership = await ctx.groups.join(group, pattern, member, from);
+  // Tags are part of the group's definition, checked like its filter: events without them are passed over.
+  const membership = await ctx.groups.join(group, pattern, member, from, tags ?? []);
   return { id, pattern, group: { name: group, membership }, start: () => membership.activate(), close: () => membership.leave() };
 }
 

@@ -1,3 +1,4 @@
+import { normalTags } from '../groupstore/index.js';
 import type { StartFrom } from '../protocol/index.js';
 import type { TopicPattern } from '../topic/index.js';
 import { GroupError } from './errors.js';
@@ -27,15 +28,25 @@ export class GroupManager {
    * for partitions not listed). An existing group resumes from its cursors.
    * The member takes deliveries once its membership is activated.
    */
-  async join(name: string, filter: TopicPattern, member: GroupMember, from: StartFrom = 'now'): Promise<GroupMembership> {
+  async join(
+    name: string,
+    filter: TopicPattern,
+    member: GroupMember,
+    from: StartFrom = 'now',
+    tags: readonly string[] = [],
+  ): Promise<GroupMembership> {
+    // Compared as stored: sorted, without repeats (a member may list them in any order).
+    const wanted = normalTags(tags);
     let runtime = this.#groups.get(name);
     if (!runtime) {
       let starting = this.#starting.get(name);
       if (!starting) {
         starting = (async () => {
-          const record = await this.#deps.store.register(name, filter.source, this.#startPositions(from));
-          if (record.filter !== filter.source) throw mismatch(name, record.filter, filter.source);
-          const r = new GroupRuntime(name, filter, this.#deps);
+          const record = await this.#deps.store.register(name, filter.source, this.#startPositions(from), wanted);
+          const stored = [...(record.tags ?? [])];
+          if (record.filter !== filter.source || !sameTags(stored, wanted))
+            throw mismatch(name, describe(record.filter, stored), describe(filter.source, wanted));
+          const r = new GroupRuntime(name, filter, this.#deps, stored);
           await r.start();
           this.#groups.set(name, r);
           return r;
@@ -48,7 +59,8 @@ export class GroupManager {
       }
       runtime = await starting;
     }
-    if (runtime.filter.source !== filter.source) throw mismatch(name, runtime.filter.source, filter.source);
+    if (runtime.filter.source !== filter.source || !sameTags(runtime.tags, wanted))
+      throw mismatch(name, describe(runtime.filter.source, runtime.tags), describe(filter.source, wanted));
     const r = runtime;
     const slot = r.add(member);
     let left: Promise<void> | undefined;
@@ -101,6 +113,14 @@ export class GroupManager {
     // Likewise for stops already under way: their failures were logged by their owners.
     await Promise.all([...this.#stopping].map((p) => p.catch(() => undefined)));
   }
+}
+
+function sameTags(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((t, i) => t === b[i]);
+}
+
+function describe(filter: string, tags: readonly string[]): string {
+  return tags.length === 0 ? filter : `${filter} with tags ${tags.join(', ')}`;
 }
 
 function mismatch(name: string, has: string, wanted: string): GroupError {

@@ -182,7 +182,7 @@ export class GroupPartition {
       for (const e of events) {
         if (e.seq !== this.#readUpTo + 1 || e.seq > upTo) break;
         this.#readUpTo = e.seq;
-        if (!e.gap && this.#g.filter.matches(e.topic)) this.#enqueue(e);
+        if (!e.gap && this.#g.filter.matches(e.topic) && carries(e, this.#g.tags)) this.#enqueue(e);
         else this.#markDone(e.seq);
       }
     } catch (err) {
@@ -417,4 +417,11 @@ export class GroupPartition {
   #warn(msg: string): (err: unknown) => void {
     return (err) => this.#g.deps.log.warn(msg, { group: this.#g.name, partition: this.partition, err: describeError(err) });
   }
+}
+
+/** Whether `e` carries every one of `tags` (a handful of strings: linear is fine). */
+function carries(e: LogEvent, tags: readonly string[]): boolean {
+  if (tags.length === 0) return true;
+  const have = e.tags;
+  return have !== undefined && tags.every((t) => have.includes(t));
 }

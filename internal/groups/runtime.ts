@@ -24,6 +24,8 @@ const LOOP_SILENCE_MS = 120_000;
 export class GroupRuntime {
   readonly name: string;
   readonly filter: TopicPattern;
+  /** Tags every event the group consumes carries (sorted; empty: every event of the filter). */
+  readonly tags: readonly string[];
   readonly deps: GroupDeps;
   readonly #members = new Set<Slot>();
   /** Trimmed-prefix skips no active member has heard yet, by partition (at most one per partition). */
@@ -40,9 +42,10 @@ export class GroupRuntime {
   readonly #dogs: Watchdog[];
   #unlisten: (() => void) | undefined;
 
-  constructor(name: string, filter: TopicPattern, deps: GroupDeps) {
+  constructor(name: string, filter: TopicPattern, deps: GroupDeps, tags: readonly string[] = []) {
     this.name = name;
     this.filter = filter;
+    this.tags = tags;
     this.deps = deps;
     const s = deps.settings;
     const dogs = {

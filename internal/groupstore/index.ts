@@ -15,7 +15,9 @@
  */
 export {
   GroupStoreError,
+  MAX_GROUP_TAGS,
   MAX_REASON_LENGTH,
+  normalTags,
   type DeadLetter,
   type DeliveryState,
   type GroupRecord,

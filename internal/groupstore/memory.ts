@@ -3,6 +3,7 @@ import {
   MAX_REASON_LENGTH,
   checkCursor,
   checkStart,
+  normalTags,
   type DeadLetter,
   type DeliveryState,
   type GroupRecord,
@@ -57,12 +58,24 @@ export class MemoryGroupStore implements GroupStore {
   /** group -> event id -> dead letter (insertion order is kept by Map) */
   readonly #dead = new Map<string, Map<string, DeadLetter>>();
 
-  register(group: string, filter: string, start: ReadonlyMap<number, number> = new Map()): Promise<GroupRecord> {
+  register(
+    group: string,
+    filter: string,
+    start: ReadonlyMap<number, number> = new Map(),
+    tags: readonly string[] = [],
+  ): Promise<GroupRecord> {
     return call(() => {
       checkStart(start);
+      const wanted = normalTags(tags);
       let g = this.#groups.get(group);
       if (!g) {
-        g = Object.freeze({ name: group, filter, createdAt: new Date(), start: new Map(start) });
+        g = Object.freeze({
+          name: group,
+          filter,
+          ...(wanted.length === 0 ? {} : { tags: Object.freeze(wanted) }),
+          createdAt: new Date(),
+          start: new Map(start),
+        });
         this.#groups.set(group, g);
       }
       return this.#record(g);
@@ -70,7 +83,13 @@ export class MemoryGroupStore implements GroupStore {
   }
 
   #record(g: GroupRecord): GroupRecord {
-    return { name: g.name, filter: g.filter, createdAt: new Date(g.createdAt.getTime()), start: new Map(g.start) };
+    return {
+      name: g.name,
+      filter: g.filter,
+      ...(g.tags === undefined ? {} : { tags: [...g.tags] }),
+      createdAt: new Date(g.createdAt.getTime()),
+      start: new Map(g.start),
+    };
   }
 
   listGroups(limit: number): Promise<GroupRecord[]> {

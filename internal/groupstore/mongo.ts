@@ -6,6 +6,7 @@ import {
   MAX_REASON_LENGTH,
   checkCursor,
   checkStart,
+  normalTags,
   type DeadLetter,
   type DeliveryState,
   type GroupRecord,
@@ -15,13 +16,21 @@ import {
 interface GroupDoc {
   _id: string;
   filter: string;
+  /** Absent when the group takes every event of its filter. */
+  tags?: string[];
   createdAt: Date;
   /** Start position per partition (keys are partition numbers); absent for groups created before positions were kept. */
   start?: Record<string, number>;
 }
 
 function toRecord(g: GroupDoc): GroupRecord {
-  return { name: g._id, filter: g.filter, createdAt: g.createdAt, start: startMap(g.start) };
+  return {
+    name: g._id,
+    filter: g.filter,
+    ...(g.tags === undefined || g.tags.length === 0 ? {} : { tags: [...g.tags] }),
+    createdAt: g.createdAt,
+    start: startMap(g.start),
+  };
 }
 
 function startMap(start: Record<string, number> | undefined): Map<number, number> {
@@ -104,10 +113,15 @@ export class MongoGroupStore implements GroupStore {
     this.#dead = db.collection<DeadDoc>(names.dead);
   }
 
-  async register(group: string, filter: string, start: ReadonlyMap<number, number> = new Map()): Promise<GroupRecord> {
+  async register(
+    group: string,
+    filter: string,
+    start: ReadonlyMap<number, number> = new Map(),
+    tags: readonly string[] = [],
+  ): Promise<GroupRecord> {
     checkStart(start);
     try {
-      return await this.#register(group, filter, start);
+      return await this.#register(group, filter, start, normalTags(tags));
     } catch (err) {
       // A client waits on this one (a group SUBSCRIBE): tell it whether a retry may help.
       if (!(err instanceof MongoError)) throw err;
@@ -118,10 +132,11 @@ export class MongoGroupStore implements GroupStore {
     }
   }
 
-  async #register(group: string, filter: string, start: ReadonlyMap<number, number>): Promise<GroupRecord> {
+  async #register(group: string, filter: string, start: ReadonlyMap<number, number>, tags: string[]): Promise<GroupRecord> {
     const doc: GroupDoc = {
       _id: group,
       filter,
+      ...(tags.length === 0 ? {} : { tags }),
       createdAt: new Date(),
       start: Object.fromEntries([...start].map(([p, s]) => [String(p), s])),
     };

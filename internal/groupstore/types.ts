@@ -15,6 +15,11 @@ export interface GroupRecord {
   readonly name: string;
   /** The topic filter every member of the group uses. */
   readonly filter: string;
+  /**
+   * Tags every event the group consumes carries (sorted, without repeats); absent when the
+   * group takes every event of its filter. Fixed when the group is created, like the filter.
+   */
+  readonly tags?: readonly string[];
   readonly createdAt: Date;
   /**
    * Where the group started, per partition: the cursor of a partition that has
@@ -47,7 +52,7 @@ export interface DeadLetter {
  *
  * Invariants every adapter keeps (checked by the contract suite in
  * test/contract/groups.ts):
- * - `register` is insert-if-absent: the first filter and start positions
+ * - `register` is insert-if-absent: the first filter, tags and start positions
  *   recorded for a group win and every later call returns that record unchanged.
  * - A partition's cursor is its last saved value, else the group's start
  *   position for it, else 0.
@@ -64,10 +69,11 @@ export interface DeadLetter {
  */
 export interface GroupStore {
   /**
-   * Records the group with `filter` and its `start` positions unless it exists;
-   * returns the stored record (whose filter and start may differ).
+   * Records the group with `filter`, its `start` positions and `tags` (none or empty: every
+   * event of the filter) unless it exists; returns the stored record (whose filter, tags and
+   * start may differ).
    */
-  register(group: string, filter: string, start?: ReadonlyMap<number, number>): Promise<GroupRecord>;
+  register(group: string, filter: string, start?: ReadonlyMap<number, number>, tags?: readonly string[]): Promise<GroupRecord>;
   /** Registered groups by name, at most `limit`. */
   listGroups(limit: number): Promise<GroupRecord[]>;
   /** The registered group `group`, or null when there is none (one lookup by name). */
@@ -109,6 +115,18 @@ export interface GroupStore {
 
 /** Longest dead-letter reason kept, in characters. */
 export const MAX_REASON_LENGTH = 2000;
+
+/** Most tags a group may ask events for (the protocol's bound for a subscription). */
+export const MAX_GROUP_TAGS = 16;
+
+/** A group's tags as stored and compared: strings, sorted, without repeats; refused past the bound. */
+export function normalTags(tags: readonly string[]): string[] {
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 64))
+    throw new GroupStoreError('INVALID_ARGUMENT', 'tags must be non-empty strings of at most 64 characters');
+  const out = [...new Set<string>(tags)].sort();
+  if (out.length > MAX_GROUP_TAGS) throw new GroupStoreError('INVALID_ARGUMENT', `at most ${MAX_GROUP_TAGS} tags per group`);
+  return out;
+}
 
 /** Checks start positions (partition -> sequence). */
 export function checkStart(start: ReadonlyMap<number, number>): void {

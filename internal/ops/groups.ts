@@ -30,6 +30,11 @@ export interface GroupPartitionRow {
 export interface GroupView {
   group: string;
   filter: string;
+  /**
+   * Tags the group's events carry, when it has any. Lag counts the events of its filter:
+   * for a group with tags an upper bound (the events it passes over count too).
+   */
+  tags?: string[];
   /** Gateways that serve members of the group now (0: nobody consumes it). */
   gateways: number;
   lagEvents: number;
@@ -49,6 +54,7 @@ export interface GroupLagPorts {
 interface GroupState {
   group: string;
   filter: string;
+  tags: readonly string[] | undefined;
   everything: boolean;
   cursors: Map<number, number>;
   ranges: Map<number, SeqRange>;
@@ -77,13 +83,13 @@ export class GroupLag {
     const states: GroupState[] = [];
     for (let i = 0; i < registry.length; i += CONCURRENCY) {
       const slice = registry.slice(i, i + CONCURRENCY);
-      states.push(...(await Promise.all(slice.map((g) => this.#state(g.name, g.filter, heads)))));
+      states.push(...(await Promise.all(slice.map((g) => this.#state(g.name, g.filter, g.tags, heads)))));
     }
     const counted = await this.#p.log.countMatching(states.map((g) => ({ ranges: g.ranges, filter: TopicPattern.compile(g.filter) })));
     return states.map((g, i) => view(g, heads, counted[i] ?? new Map<number, MatchCount>(), now));
   }
 
-  async #state(group: string, filter: string, heads: readonly number[]): Promise<GroupState> {
+  async #state(group: string, filter: string, tags: readonly string[] | undefined, heads: readonly number[]): Promise<GroupState> {
     const [cursors, gateways, deadLetters] = await Promise.all([
       this.#p.groups.loadCursors(group),
       this.#p.leases.members(groupLeaseGroup(group)),
@@ -100,6 +106,7 @@ export class GroupLag {
     return {
       group,
       filter,
+      tags,
       everything,
       cursors,
       ranges,
@@ -130,6 +137,7 @@ function view(g: GroupState, heads: readonly number[], counted: ReadonlyMap<numb
   return {
     group: g.group,
     filter: g.filter,
+    ...(g.tags === undefined ? {} : { tags: [...g.tags] }),
     gateways: g.gateways,
     lagEvents: partitions.reduce((n, p) => n + p.lagEvents, 0),
     lagExact: partitions.every((p) => p.lagExact),

@@ -32,6 +32,12 @@ export function dashboardPage(): string {
 <h2>Retention by log partition</h2><table id="t-retention"></table>
 <h2>Stalled log partitions</h2><table id="t-stalls"></table>
 <h2>Dead letters</h2><table id="t-dead"></table>
+<h2>Event</h2>
+<form id="f-event"><input id="event-id" placeholder="event id" maxlength="128" size="40"> <button type="submit">Look up</button></form>
+<div class="grid2">
+  <div><table id="t-event"></table></div>
+  <div><table id="t-caused"></table></div>
+</div>
 <script type="module" src="/assets/dashboard.js"></script>
 </body>
 </html>`;
@@ -101,7 +107,7 @@ async function refresh() {
       '<tr><td class="n">' + r.partition + '</td><td class="n">' + r.first + '</td><td class="n">' + r.last + '</td><td class="n">' + r.retained + '</td><td class="n">' + r.trimmed + '</td><td class="n">' + age(r.oldestAgeSeconds) + '</td><td class="n">' + r.compactedTo + '</td></tr>'));
     const lagText = (g) => (g.lagExact ? '' : '~') + g.lagEvents;
     table('t-groups', ['group', 'filter', 'gateways', 'lag (events)', 'max lag', 'dead letters', ''], o.groups.map((g) =>
-      '<tr class="' + (g.deadLetters || g.maxLagSeconds > 60 || (!g.gateways && g.lagEvents) ? 'bad' : g.lagEvents ? 'warn' : '') + '"><td>' + esc(g.group) + '</td><td>' + esc(g.filter) + '</td><td class="n">' + g.gateways + '</td><td class="n">' + lagText(g) + '</td><td class="n">' + age(g.maxLagSeconds) + '</td><td class="n">' + g.deadLetters + '</td><td>' + (g.gateways ? '' : '<button data-delete-group="' + esc(g.group) + '">Delete group</button>') + '</td></tr>'));
+      '<tr class="' + (g.deadLetters || g.maxLagSeconds > 60 || (!g.gateways && g.lagEvents) ? 'bad' : g.lagEvents ? 'warn' : '') + '"><td>' + esc(g.group) + '</td><td>' + esc(g.filter) + (g.tags ? ' <span class="mute">tags ' + g.tags.map(esc).join(', ') + '</span>' : '') + '</td><td class="n">' + g.gateways + '</td><td class="n">' + lagText(g) + '</td><td class="n">' + age(g.maxLagSeconds) + '</td><td class="n">' + g.deadLetters + '</td><td>' + (g.gateways ? '' : '<button data-delete-group="' + esc(g.group) + '">Delete group</button>') + '</td></tr>'));
     table('t-stalls', ['partition', 'missing', 'since', 'reported by', ''], o.stalledPartitions.map((r) =>
       '<tr class="bad"><td class="n">' + r.partition + '</td><td class="n">' + r.gap.from + (r.gap.to > r.gap.from ? '..' + r.gap.to : '') + '</td><td class="n">' + age((Date.now() - Date.parse(r.since)) / 1000) + '</td><td>' + esc(r.reporter) + '</td><td><button data-repair="' + r.partition + '" data-after="' + (r.gap.from - 1) + '">Fill with gap events</button></td></tr>'));
     const d = await api('/api/dead-letters?limit=20');
@@ -117,8 +123,31 @@ async function refresh() {
     $('updated').className = 'bad';
   }
 }
+// One event: its fields (tags, causes, trace context) and the events that name it as their cause;
+// a cause or an effect is looked up in turn by clicking it.
+async function showEvent(id) {
+  $('event-id').value = id;
+  const link = (x) => '<button type="button" data-event="' + esc(x) + '">' + esc(x) + '</button>';
+  try {
+    const path = '/api/events/' + encodeURIComponent(id);
+    const [e, c] = await Promise.all([api(path), api(path + '/caused?limit=50')]);
+    // [label, cell id, value]
+    const fields = [['id', 'id-value', esc(e.id)], ['topic', 'topic', esc(e.topic)], ['key', 'key', esc(e.key ?? '')],
+      ['partition / seq', 'position', e.partition + ' / ' + e.seq], ['published', 'published', esc(e.publishedAt)],
+      ['tags', 'tags', (e.tags ?? []).map(esc).join(', ')], ['caused by', 'caused-by', (e.causedBy ?? []).map(link).join(' ')],
+      ['traceparent', 'traceparent', esc(e.traceparent ?? '')], ['payload', 'payload', esc(JSON.stringify(e.payload).slice(0, 2000))]];
+    table('t-event', ['field', 'value'], fields.map(([k, id, v]) => '<tr><td>' + k + '</td><td id="event-' + id + '">' + v + '</td></tr>'));
+    table('t-caused', ['caused (newest 50)', 'topic', 'tags', 'published'], c.events.map((x) =>
+      '<tr><td>' + link(x.id) + '</td><td>' + esc(x.topic) + '</td><td>' + (x.tags ?? []).map(esc).join(', ') + '</td><td>' + esc(x.publishedAt) + '</td></tr>'));
+  } catch (err) {
+    table('t-event', ['field', 'value'], ['<tr class="bad"><td>' + esc(id) + '</td><td>' + esc(err.message) + '</td></tr>']);
+    table('t-caused', ['caused', 'topic', 'tags', 'published'], []);
+  }
+}
+$('f-event').addEventListener('submit', (ev) => { ev.preventDefault(); const id = $('event-id').value.trim(); if (id) void showEvent(id); });
 document.body.addEventListener('click', async (ev) => {
-  const b = ev.target.closest('button'); if (!b) return;
+  const b = ev.target.closest('button'); if (!b || b.form) return; // a form's button submits it
+  if (b.dataset.event) return void showEvent(b.dataset.event);
   try {
     if (b.dataset.requeue) await api('/api/outbox/' + encodeURIComponent(b.dataset.requeue) + '/requeue', { method: 'POST' }, 'admin');
     if (b.dataset.repair) await api('/api/partitions/' + b.dataset.repair + '/repair?after=' + b.dataset.after, { method: 'POST' }, 'admin');
@@ -151,7 +180,7 @@ export function dashboardStyles(): string {
   td.n { text-align: right; font-variant-numeric: tabular-nums; }
   tr.bad td { background: #ffebe9; } tr.warn td { background: #fff8c5; }
   .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; }
-  button { font: inherit; font-size: 12px; } #err { color: var(--bad); } .mute { color: var(--mute); font-size: 12px; }
+  button { font: inherit; font-size: 12px; } #f-event { margin-bottom: .4rem; } #err { color: var(--bad); } .mute { color: var(--mute); font-size: 12px; }
   #updated { margin: -.5rem 0 .6rem; } #updated.bad { color: var(--bad); }
 `;
 }

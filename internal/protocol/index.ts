@@ -88,7 +88,7 @@ export type ClientFrame =
       group?: string;
       from?: StartFrom;
       maxInFlight?: number;
-      /** Live subscriptions only: events carrying every one of these tags. */
+      /** Only events carrying every one of these tags (for a group: part of its definition, like its filter). */
       tags?: string[];
     }
   | { op: 'UNSUBSCRIBE'; id: string; sub: string }
@@ -223,7 +223,6 @@ export function parseClientFrame(text: string): ClientFrame | FrameProblem {
         return bad('maxInFlight must be 1-10000');
       const tags = f['tags'];
       if (tags !== undefined) {
-        if (group !== undefined) return bad("tags filter live subscriptions; a group's filter is its topic pattern");
         if (!strings(tags) || tags.length === 0 || tags.length > MAX_TAGS || !tags.every((t) => TAG_PATTERN.test(t)))
           return bad(`tags must be 1-${MAX_TAGS} tags of 1-64 characters of [A-Za-z0-9_.:=/-]`);
       }

@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventLogRetention, EventMeta, EventReader, LogEvent } from '../eventlog/index.js';
 import type { Logger } from '../log/index.js';
 import type { Counter, Gauge } from '../telemetry/index.js';
@@ -36,10 +38,15 @@ export interface RoundOutcome {
 
 /** Events one round looks at per partition: bounds its reads whatever the backlog. */
 export const SCAN_BUDGET = 10_000;
-/** Events one trim call deletes (several calls per round, up to the scan budget). */
-export const DELETE_BATCH = 1_000;
+/**
+ * Events one trim call deletes (several calls per round, up to the scan budget). Small, so
+ * an append that waits behind a delete waits briefly.
+ */
+export const DELETE_BATCH = 100;
+/** Longest pause after one call (a call slowed by an outage is not made up for at length). */
+const MAX_PAUSE_MS = 5_000;
 /** Events read per page when catching the snapshot up. */
-const PAGE = 1_000;
+const PAGE = 200;
 
 /** Per partition and epoch: how far the snapshot reflects the log, as this holder knows it. */
 interface Mark {
@@ -64,6 +71,8 @@ interface Mark {
  * - With `keepForGroups`, an expired event a registered group of its topic has
  *   not acked is kept, until a hard cap forces it out (counted per group).
  * - Every write is fenced by the caller's epoch: a fenced holder trims nothing.
+ * - Rounds are paced: after each storage call the keeper waits so that its calls
+ *   take at most the policies' `dutyCycle` share of the time (appends come first).
  */
 export class RetentionKeeper {
   readonly #log: RetentionLog;
@@ -107,9 +116,14 @@ export class RetentionKeeper {
     this.#marks.delete(partition);
   }
 
-  /** One bounded round on a held partition: snapshot catch-up, then trimming, then old tombstones. */
-  async round(partition: number, epoch: number, groups: readonly GroupInterest[]): Promise<RoundOutcome> {
-    if (this.#policies.compacts) await this.#catchUp(partition, epoch);
+  /**
+   * One bounded round on a held partition: snapshot catch-up, then trimming, then old
+   * tombstones, paced by the duty cycle. `signal` ends its pauses (the round then throws
+   * the abort reason).
+   */
+  async round(partition: number, epoch: number, groups: readonly GroupInterest[], signal?: AbortSignal): Promise<RoundOutcome> {
+    const paced = <T>(call: () => Promise<T>): Promise<T> => this.#paced(call, signal);
+    if (this.#policies.compacts) await this.#catchUp(partition, epoch, paced);
     const { first, compactedTo } = await this.#log.retention(partition);
     const head = (await this.#log.head(partition)).seq;
     const now = this.#now();
@@ -118,7 +132,7 @@ export class RetentionKeeper {
     let after = first - 1;
     let scanned = 0;
     scan: while (scanned < SCAN_BUDGET) {
-      const metas = await this.#log.scan(partition, after, Math.min(PAGE, SCAN_BUDGET - scanned));
+      const metas = await paced(() => this.#log.scan(partition, after, Math.min(PAGE, SCAN_BUDGET - scanned)));
       if (metas.length === 0) break;
       scanned += metas.length;
       for (const m of metas) {
@@ -136,13 +150,13 @@ export class RetentionKeeper {
     // Even with nothing new to trim, events a crash left below `first` are deleted; at most
     // one scan budget's worth per round.
     for (let calls = 0; calls <= SCAN_BUDGET / DELETE_BATCH; calls++) {
-      const r = await this.#log.trim(partition, epoch, cut, DELETE_BATCH);
+      const r = await paced(() => this.#log.trim(partition, epoch, cut, DELETE_BATCH));
       firstNow = r.first;
       deleted += r.deleted;
       if (r.deleted < DELETE_BATCH) break;
     }
     const tombstones = this.#policies.compacts
-      ? await this.#log.purgeTombstones(partition, new Date(now - this.#policies.tombstoneGraceMs), DELETE_BATCH)
+      ? await paced(() => this.#log.purgeTombstones(partition, new Date(now - this.#policies.tombstoneGraceMs), DELETE_BATCH))
       : 0;
     const p = String(partition);
     this.#metrics?.trimmed.inc({ partition: p }, deleted);
@@ -186,15 +200,27 @@ export class RetentionKeeper {
     return capped ? holders : undefined;
   }
 
+  /** Runs one storage call, then waits so that calls take at most the duty cycle's share of the time. */
+  async #paced<T>(call: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    const started = performance.now();
+    const result = await call();
+    const duty = this.#policies.dutyCycle;
+    const pause = Math.min(MAX_PAUSE_MS, ((performance.now() - started) * (1 - duty)) / duty);
+    if (pause >= 1) await sleep(pause, undefined, signal === undefined ? {} : { signal });
+    return result;
+  }
+
   /** Brings the snapshot up to the head (bounded per round), then persists the watermark. */
-  async #catchUp(partition: number, epoch: number): Promise<void> {
+  async #catchUp(partition: number, epoch: number, paced: <T>(call: () => Promise<T>) => Promise<T>): Promise<void> {
     const mark = await this.#mark(partition, epoch);
     const head = (await this.#log.head(partition)).seq;
     // Trimmed before compaction was configured: those events are gone, the snapshot starts after them.
     const { first } = await this.#log.retention(partition);
     if (mark.upTo < first - 1) mark.upTo = first - 1;
     for (let read = 0; mark.upTo < head && read < SCAN_BUDGET; read += PAGE) {
-      const events = await this.#log.read({ partition, afterSeq: mark.upTo, limit: PAGE, toSeq: Math.min(head, mark.upTo + PAGE) });
+      const events = await paced(() =>
+        this.#log.read({ partition, afterSeq: mark.upTo, limit: PAGE, toSeq: Math.min(head, mark.upTo + PAGE) }),
+      );
       if (events.length === 0) break;
       let upTo = mark.upTo;
       for (const e of events) {
@@ -203,7 +229,7 @@ export class RetentionKeeper {
       }
       if (upTo === mark.upTo) break;
       const compacted = events.filter((e) => e.seq <= upTo && e.key !== null && this.#policies.forTopic(e.topic).compact);
-      await this.#log.compact(partition, epoch, compacted, upTo);
+      await paced(() => this.#log.compact(partition, epoch, compacted, upTo));
       mark.upTo = upTo;
       mark.persisted = upTo;
     }

@@ -44,6 +44,12 @@ const KEEP_FOREVER: RetentionPolicy = Object.freeze({
 const FIELDS = new Set(['match', 'maxAge', 'maxEvents', 'compact', 'keepForGroups', 'hardMaxAge', 'hardMaxEvents']);
 /** Default age at which a tombstone leaves the snapshot. */
 const TOMBSTONE_GRACE_MS = 3_600_000;
+/**
+ * Default share of a drainer's time its retention work may keep the database busy. Trimming
+ * is background work: a fifth of the time still trims a 1,000,000-event backlog in minutes,
+ * and appends seldom wait behind a delete (measured in bench/retention.ts).
+ */
+const DUTY_CYCLE = 0.2;
 
 /**
  * The deployment's retention policies: topic policies in order (the first whose
@@ -51,25 +57,32 @@ const TOMBSTONE_GRACE_MS = 3_600_000;
  * configuration every event is kept for ever, as before retention existed.
  *
  * The text is JSON: `{"default": {...}, "topics": [{"match": "orders.**", ...}, ...],
- * "tombstoneGrace": "1h"}` with `maxAge`, `hardMaxAge` and `tombstoneGrace` as durations (`30d`, `12h`, `90s`),
- * `maxEvents`, `hardMaxEvents` as counts, `compact` and `keepForGroups` as booleans.
+ * "tombstoneGrace": "1h", "dutyCycle": 0.2}` with `maxAge`, `hardMaxAge` and `tombstoneGrace` as durations
+ * (`30d`, `12h`, `90s`), `maxEvents`, `hardMaxEvents` as counts, `compact` and `keepForGroups` as
+ * booleans, and `dutyCycle` the share of time (above 0, at most 1) retention's database work may take.
  */
 export class RetentionPolicies {
   readonly default: RetentionPolicy;
   readonly topics: readonly RetentionPolicy[];
   /** How long a tombstone (a null payload on a compacted topic) stays in the snapshot before the key goes. */
   readonly tombstoneGraceMs: number;
+  /**
+   * Share of time a drainer's retention rounds may keep the database busy: after each of
+   * their calls they wait long enough that calls take at most this share (1: no waiting).
+   */
+  readonly dutyCycle: number;
   readonly #cache = new Map<string, RetentionPolicy>();
 
-  private constructor(fallback: RetentionPolicy, topics: RetentionPolicy[], tombstoneGraceMs: number) {
+  private constructor(fallback: RetentionPolicy, topics: RetentionPolicy[], tombstoneGraceMs: number, dutyCycle: number) {
     this.default = fallback;
     this.topics = topics;
     this.tombstoneGraceMs = tombstoneGraceMs;
+    this.dutyCycle = dutyCycle;
   }
 
   /** No policies: every event is kept. */
   static keepAll(): RetentionPolicies {
-    return new RetentionPolicies(KEEP_FOREVER, [], TOMBSTONE_GRACE_MS);
+    return new RetentionPolicies(KEEP_FOREVER, [], TOMBSTONE_GRACE_MS, DUTY_CYCLE);
   }
 
   /** Parses and validates `text` (from `source`, named in errors); throws `INVALID_POLICY` saying what is wrong where. */
@@ -84,7 +97,7 @@ export class RetentionPolicies {
       throw new RetentionError('INVALID_POLICY', `${source} must be an object with "default" and/or "topics"`);
     const o = raw as Record<string, unknown>;
     for (const k of Object.keys(o))
-      if (k !== 'default' && k !== 'topics' && k !== 'tombstoneGrace')
+      if (k !== 'default' && k !== 'topics' && k !== 'tombstoneGrace' && k !== 'dutyCycle')
         throw new RetentionError('INVALID_POLICY', `${source}: unknown field ${JSON.stringify(k)}`);
     const grace = o['tombstoneGrace'];
     const graceMs = grace === undefined ? TOMBSTONE_GRACE_MS : typeof grace === 'string' ? parseDuration(grace) : Number.NaN;
@@ -92,6 +105,12 @@ export class RetentionPolicies {
       throw new RetentionError(
         'INVALID_POLICY',
         `${source}.tombstoneGrace must be a duration of at least 1s like 1h, got ${JSON.stringify(grace)}`,
+      );
+    const duty = o['dutyCycle'] ?? DUTY_CYCLE;
+    if (typeof duty !== 'number' || !(duty > 0 && duty <= 1))
+      throw new RetentionError(
+        'INVALID_POLICY',
+        `${source}.dutyCycle must be a number above 0 and at most 1 (the share of time), got ${JSON.stringify(duty)}`,
       );
     const fallback = o['default'] === undefined ? KEEP_FOREVER : policy(o['default'], `${source}.default`, false);
     const list = o['topics'] ?? [];
@@ -101,6 +120,7 @@ export class RetentionPolicies {
       fallback,
       list.map((p: unknown, i) => policy(p, `${source}.topics[${i}]`, true)),
       graceMs,
+      duty,
     );
   }
 
@@ -137,7 +157,7 @@ export class RetentionPolicies {
       ...(p.hardMaxAgeMs === undefined ? {} : { hardMaxAgeMs: p.hardMaxAgeMs }),
       ...(p.hardMaxEvents === undefined ? {} : { hardMaxEvents: p.hardMaxEvents }),
     });
-    return { default: d(this.default), topics: this.topics.map(d), tombstoneGraceMs: this.tombstoneGraceMs };
+    return { default: d(this.default), topics: this.topics.map(d), tombstoneGraceMs: this.tombstoneGraceMs, dutyCycle: this.dutyCycle };
   }
 }
 

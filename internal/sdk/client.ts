@@ -90,7 +90,10 @@ export interface SubscribeOptions {
   from?: StartFrom;
   /** Group only: most unacked deliveries at once. */
   maxInFlight?: number;
-  /** Live only: only events carrying every one of these tags (filtered by the gateway). */
+  /**
+   * Only events carrying every one of these tags (filtered by the gateway). For a group they
+   * are part of its definition, like its topic pattern: every member names the same ones.
+   */
   tags?: readonly string[];
   /**
    * Called when retention trimmed events this subscription had not read: its `from`

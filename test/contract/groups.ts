@@ -43,6 +43,28 @@ export function groupStoreContract(name: string, factory: () => Promise<GroupSto
       expect((await s.listGroups(2)).map((g) => g.name)).toEqual(['audit', 'billing']);
     });
 
+    it('records tags with the filter, sorted and once each; the first registration wins', async () => {
+      const s = await factory();
+      const tagged = await s.register('eu-billing', 'orders.*', new Map(), ['vip', 'eu', 'vip']);
+      expect(tagged).toMatchObject({ name: 'eu-billing', filter: 'orders.*', tags: ['eu', 'vip'] });
+      expect(await s.register('eu-billing', 'orders.*', new Map(), ['other'])).toEqual(tagged);
+      expect(await s.getGroup('eu-billing')).toEqual(tagged);
+      expect((await s.listGroups(10)).find((g) => g.name === 'eu-billing')?.tags).toEqual(['eu', 'vip']);
+      // No tags, or an empty list: every event of the filter, and no tags field.
+      expect((await s.register('all', 'orders.*', new Map(), [])).tags).toBeUndefined();
+      expect((await s.register('all-too', 'orders.*')).tags).toBeUndefined();
+      await expect(s.register('bad-tags', 'x.*', new Map(), [''])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(
+        s.register(
+          'many-tags',
+          'x.*',
+          new Map(),
+          Array.from({ length: 17 }, (_, i) => `t${i}`),
+        ),
+      ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect(await s.getGroup('bad-tags')).toBeNull();
+    });
+
     it('starts a partition without a saved cursor at the start position the group was created with', async () => {
       const s = await factory();
       const created = await s.register(

@@ -16,6 +16,7 @@ export interface MemoryEventInput {
   key?: string | null;
   payload?: unknown;
   partition: number;
+  tags?: string[];
 }
 
 /** A partitioned log with gap-free sequences that announces appends to its listeners at once, as the tail would. */
@@ -42,6 +43,7 @@ export class MemoryLog implements GroupLogReader, GroupTail {
         publishedAt: now,
         partition: m.partition,
         seq: list.length + 1,
+        ...(m.tags === undefined ? {} : { tags: m.tags }),
       };
       list.push(e);
       return e;
