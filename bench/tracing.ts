@@ -30,7 +30,7 @@ import { startBinary, type BinaryProcess } from '../test/harness/process.js';
 import { freePort, startBenchServer } from '../test/harness/server.js';
 import { TestClient } from '../test/harness/ws-client.js';
 
-const BACKLOG = Number(process.env['BENCH_BACKLOG'] ?? 10_000);
+const BACKLOG = Number(process.env['BENCH_BACKLOG'] ?? 30_000);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const RATE = Number(process.env['BENCH_RATE'] ?? 200);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
@@ -78,7 +78,7 @@ function modeEnv(mode: Mode, sink: string): Record<string, string> {
 async function metric(port: number, name: string): Promise<number> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? 0);
   } catch {
     return 0;
   }
@@ -97,8 +97,14 @@ async function stop(procs: BinaryProcess[]): Promise<void> {
   await Promise.all(procs.map((p) => p.exited));
 }
 
-/** Drain rate in msg/s of a pre-filled backlog with one drainer in `mode`. */
-async function drainRate(client: MongoClient, url: string, mode: Mode, sink: string): Promise<number> {
+/** CPU seconds `port`'s process has used (prom-client's process_cpu_seconds_total). */
+const cpu = (port: number): Promise<number> => metric(port, 'process_cpu_seconds_total');
+
+/**
+ * Drain rate in msg/s of a pre-filled backlog with one drainer in `mode`, and the drainer's
+ * CPU time per 1,000 messages meanwhile (steadier than the rate: the database's pace varies).
+ */
+async function drainRate(client: MongoClient, url: string, mode: Mode, sink: string): Promise<{ rate: number; cpuMs: number }> {
   const dbName = `bench_tracing_drain_${mode}_${Date.now()}`;
   const db = client.db(dbName);
   await migrateOutbox(db, { partitions: PARTITIONS });
@@ -126,24 +132,34 @@ async function drainRate(client: MongoClient, url: string, mode: Mode, sink: str
   try {
     let first = 0;
     let firstCount = 0;
+    let firstCpu = 0;
     await until(
       async () => {
         const n = await metric(port, 'outbox_published_total');
-        if (n > 0 && first === 0) [first, firstCount] = [performance.now(), n];
+        if (n > 0 && first === 0) [first, firstCount, firstCpu] = [performance.now(), n, await cpu(port)];
         return n >= BACKLOG;
       },
       600_000,
       'the backlog to drain',
     );
-    return (BACKLOG - firstCount) / ((performance.now() - first) / 1000);
+    const seconds = (performance.now() - first) / 1000;
+    return { rate: (BACKLOG - firstCount) / seconds, cpuMs: (((await cpu(port)) - firstCpu) * 1e6) / (BACKLOG - firstCount) };
   } finally {
     await stop([drainer]);
     await db.dropDatabase();
   }
 }
 
-/** Publish-to-deliver latencies (ms, sorted) through a gateway and a drainer in `mode`. */
-async function publishToDeliver(client: MongoClient, url: string, mode: Mode, sink: string): Promise<number[]> {
+/**
+ * Publish-to-deliver latencies (ms, sorted) through a gateway and a drainer in `mode`, and
+ * the two processes' CPU time per 1,000 messages.
+ */
+async function publishToDeliver(
+  client: MongoClient,
+  url: string,
+  mode: Mode,
+  sink: string,
+): Promise<{ latencies: number[]; cpuMs: number }> {
   const dbName = `bench_tracing_p2d_${mode}_${Date.now()}`;
   const db = client.db(dbName);
   await migrateOutbox(db, { partitions: PARTITIONS });
@@ -183,6 +199,7 @@ async function publishToDeliver(client: MongoClient, url: string, mode: Mode, si
       if (f.op === 'EVENT') latencies.push(Date.now() - (f.event.payload as { t: number }).t);
     });
     await sub.request({ op: 'SUBSCRIBE', sub: 's', topic: 'bench.*' });
+    const cpuBefore = (await cpu(drMetrics)) + (await cpu(gwMetrics));
     const total = RATE * SECONDS;
     const start = Date.now();
     let sent = 0;
@@ -203,9 +220,10 @@ async function publishToDeliver(client: MongoClient, url: string, mode: Mode, si
       await sleep(5);
     }
     await until(() => Promise.resolve(latencies.length >= total), 120_000, 'every event delivered');
+    const cpuMs = (((await cpu(drMetrics)) + (await cpu(gwMetrics)) - cpuBefore) * 1e6) / total;
     sub.close();
     pub.close();
-    return latencies.sort((a, b) => a - b);
+    return { latencies: latencies.sort((a, b) => a - b), cpuMs };
   } finally {
     await stop(procs);
     await db.dropDatabase();
@@ -219,14 +237,20 @@ try {
   const drain: Record<Mode, number[]> = { off: [], unsampled: [], sampled: [] };
   const p99: Record<Mode, number[]> = { off: [], unsampled: [], sampled: [] };
   const p50: Record<Mode, number[]> = { off: [], unsampled: [], sampled: [] };
+  const drainCpu: Record<Mode, number[]> = { off: [], unsampled: [], sampled: [] };
+  const pathCpu: Record<Mode, number[]> = { off: [], unsampled: [], sampled: [] };
   for (let round = 0; round < ROUNDS; round++) {
     for (const mode of MODES) {
-      drain[mode].push(await drainRate(client, server.url, mode, sink.url));
-      const lat = await publishToDeliver(client, server.url, mode, sink.url);
+      const d = await drainRate(client, server.url, mode, sink.url);
+      drain[mode].push(d.rate);
+      drainCpu[mode].push(d.cpuMs);
+      const { latencies: lat, cpuMs } = await publishToDeliver(client, server.url, mode, sink.url);
       p50[mode].push(percentile(lat, 50));
       p99[mode].push(percentile(lat, 99));
+      pathCpu[mode].push(cpuMs);
       console.log(
-        `round ${round + 1} ${mode}: drain ${drain[mode].at(-1)?.toFixed(0)} msg/s, publish-to-deliver p50 ${p50[mode].at(-1)} ms, p99 ${p99[mode].at(-1)} ms`,
+        `round ${round + 1} ${mode}: drain ${d.rate.toFixed(0)} msg/s (${d.cpuMs.toFixed(0)} CPU-ms per 1,000), ` +
+          `publish-to-deliver p50 ${p50[mode].at(-1)} ms, p99 ${p99[mode].at(-1)} ms (${cpuMs.toFixed(0)} CPU-ms per 1,000)`,
       );
     }
   }
@@ -234,12 +258,15 @@ try {
     `\nserver: ${server.backend}; backlog ${BACKLOG}, 1 drainer; ${RATE}/s for ${SECONDS} s through a gateway; median of ${ROUNDS} rounds`,
   );
   console.log(`OTLP requests received by the sink: ${sink.requests()}\n`);
-  console.log('| tracing | drain msg/s | vs off | publish-to-deliver p50 (ms) | p99 (ms) |');
-  console.log('|---|---:|---:|---:|---:|');
+  console.log(
+    '| tracing | drain msg/s | vs off | drainer CPU-ms per 1,000 | vs off | publish-to-deliver p50 / p99 (ms) | drainer + gateway CPU-ms per 1,000 (with 20 ms polling) | vs off |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  const vs = (xs: number[], off: number[]): string => `${((median(xs) / median(off) - 1) * 100).toFixed(1)} %`;
   for (const mode of MODES) {
-    const d = median(drain[mode]);
     console.log(
-      `| ${mode} | ${d.toFixed(0)} | ${((d / median(drain.off) - 1) * 100).toFixed(1)}% | ${median(p50[mode])} | ${median(p99[mode])} |`,
+      `| ${mode} | ${median(drain[mode]).toFixed(0)} | ${vs(drain[mode], drain.off)} | ${median(drainCpu[mode]).toFixed(0)} | ${vs(drainCpu[mode], drainCpu.off)} | ` +
+        `${median(p50[mode])} / ${median(p99[mode])} | ${median(pathCpu[mode]).toFixed(0)} | ${vs(pathCpu[mode], pathCpu.off)} |`,
     );
   }
 } finally {
