@@ -3,6 +3,8 @@
 #   docker run outbox-hub dist/cmd/cli/main.js status --ops http://ops:8081   (or `outbox-hub` in a shell)
 # Build: docker build -t outbox-hub .
 FROM node:20.19-bookworm-slim AS build
+# Extra CA certificates for npm behind a TLS-intercepting proxy (build stage only; empty: none).
+ARG NODE_EXTRA_CA_CERTS
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund

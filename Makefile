@@ -49,7 +49,7 @@ JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools kube-tools chromium prometheus build typecheck lint test test-unit dev bench bench-drain bench-gateway bench-groups bench-ops bench-retention bench-tracing centrifugo tracing-tools clean
+.PHONY: help deps tools kube-tools chromium prometheus build typecheck lint image image-for-tests test test-unit dev bench bench-drain bench-gateway bench-groups bench-ops bench-retention bench-tracing centrifugo tracing-tools clean
 
 help:
 	@echo "make dev    - run the hub on MONGO_URL or an embedded SecantusDB"
@@ -228,10 +228,25 @@ lint: $(NODE_DEPS)
 	npx eslint --max-warnings 0 .
 	npx prettier --check --log-level warn $(PRETTIER_FILES)
 
-test: $(NODE_DEPS) tools kube-tools tracing-tools chromium prometheus build typecheck lint
+test: $(NODE_DEPS) tools kube-tools tracing-tools chromium prometheus build typecheck lint image-for-tests
 	@mkdir -p test-artifacts
 	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
 	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
+
+# The image, built from the Dockerfile with podman and nothing pulled from a registry
+# (scripts/build-image.sh makes the base from Debian packages and Node from the npm registry).
+IMAGE := localhost/outbox-hub:dev
+CHART_APP_VERSION := $(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' helm/outbox-hub/Chart.yaml)
+image:
+	bash scripts/build-image.sh $(IMAGE) localhost/outbox-hub:$(CHART_APP_VERSION)
+
+# For make test: a failed build does not stop the run; the image tests then report themselves
+# skipped with the reason left in test-artifacts/image-build.log.
+image-for-tests:
+	@mkdir -p test-artifacts
+	@start=$$(date +%s); if bash scripts/build-image.sh $(IMAGE) localhost/outbox-hub:$(CHART_APP_VERSION) >test-artifacts/image-build.log 2>&1; \
+	  then echo "image: $(IMAGE) built in $$(( $$(date +%s) - start )) s"; \
+	  else echo "image: NOT BUILT (test-artifacts/image-build.log); the podman image tests will report as skipped"; tail -5 test-artifacts/image-build.log; fi
 
 # The fast loop: test/**/*.unit.test.ts (no database, process or dist/; make test runs them too).
 test-unit: $(NODE_DEPS)

@@ -1,6 +1,6 @@
 /**
- * The image's contents, smoke-tested without a Docker engine (none runs here, so
- * the image itself is never built on this machine): the Dockerfile is read, the
+ * The image's contents, smoke-tested without any container engine (the real image,
+ * built with podman, is tested in image.podman.test.ts): the Dockerfile is read, the
  * files its final stage copies are laid out in a temporary directory exactly as
  * listed (the build stage's outputs reproduced: `npm ci --omit=dev` for its
  * `npm ci` + `npm prune --omit=dev`, and `make build`'s dist for its tsc and
@@ -9,7 +9,7 @@
  * the image's ENV, as its USER (UID 10001). Each must start, answer its health
  * endpoint and exit 0 on SIGTERM.
  *
- * Not covered: the base image, tini as PID 1, and the real `docker build`.
+ * Not covered here (image.podman.test.ts covers them): the base image, tini as PID 1, the real build.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
