@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient } from 'mongodb';
 import { TEST_SECRET, rootToken } from './harness/hub.js';
 import { eventually, startBinary, type BinaryProcess } from './harness/process.js';
-import { freePort, startEmbedded, type EmbeddedBackend, type TestServer } from './harness/server.js';
+import { freePort, holdPort, startEmbedded, type EmbeddedBackend, type TestServer } from './harness/server.js';
 import { testServers } from './harness/servers.js';
 import { logProblems } from './harness/verify.js';
 import { TestClient } from './harness/ws-client.js';
@@ -31,6 +31,8 @@ interface System {
   backend: EmbeddedBackend;
   dir: string;
   dbPort: number;
+  /** Holds the database's port while no database is on it. */
+  portHold: PortHold | undefined;
   server: TestServer | undefined;
   url: string;
   procs: Record<'drainer' | 'gateway' | 'ops', BinaryProcess>;
@@ -54,18 +56,49 @@ afterEach(async () => {
     await Promise.all(Object.values(s.procs).map((p) => p.exited));
     if (s.server?.pid) process.kill(s.server.pid, 'SIGCONT');
     await s.server?.stop();
+    await s.portHold?.release();
   }
 });
 
-async function startDatabase(s: Pick<System, 'backend' | 'dir' | 'dbPort'>): Promise<TestServer> {
+type PortHold = Awaited<ReturnType<typeof holdPort>>;
+
+/**
+ * Starts the database on the system's port. While no database is on that port it is held by
+ * {@link holdPort} (connections reset at once): left free for seconds, another process of the
+ * run could take it (a binary would then talk to something else, or the restart fail to bind).
+ */
+async function startDatabase(s: Pick<System, 'backend' | 'dir' | 'dbPort' | 'portHold'>): Promise<TestServer> {
+  await s.portHold?.release();
+  s.portHold = undefined;
   return startEmbedded(s.backend, { dataDir: s.dir, port: s.dbPort });
+}
+
+/** Kills the database and holds its port until {@link startDatabase} starts it again. */
+async function killDatabase(s: System): Promise<void> {
+  const pid = s.server?.pid as number;
+  const gone = new Promise<void>((resolveGone) => {
+    const check = (): void => {
+      try {
+        process.kill(pid, 0);
+        setTimeout(check, 20);
+      } catch {
+        resolveGone();
+      }
+    };
+    check();
+  });
+  process.kill(pid, 'SIGKILL');
+  await gone;
+  s.portHold = await holdPort(s.dbPort);
 }
 
 async function system(backend: EmbeddedBackend, options: { databaseFirst: boolean }): Promise<System> {
   const dir = await mkdtemp(join(tmpdir(), 'outbox-hub-outage-'));
-  const dbPort = await freePort();
+  const hold = await holdPort();
+  const dbPort = hold.port;
   const url = `mongodb://127.0.0.1:${dbPort}/`;
-  const server = options.databaseFirst ? await startDatabase({ backend, dir, dbPort }) : undefined;
+  const pending = { backend, dir, dbPort, portHold: hold as PortHold | undefined };
+  const server = options.databaseFirst ? await startDatabase(pending) : undefined;
   const ports = { drainer: await freePort(), gateway: await freePort(), gatewayMetrics: await freePort(), ops: await freePort() };
   const common = { MONGO_URL: url, MONGO_DB: DB, OUTBOX_PARTITIONS: '4', METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'info' };
   const procs = {
@@ -109,7 +142,18 @@ async function system(backend: EmbeddedBackend, options: { databaseFirst: boolea
       await sleep(200);
     }
   })();
-  const s: System = { backend, dir, dbPort, server, url, procs, ports, readiness, stopPolling: () => void (polling = false) };
+  const s: System = {
+    backend,
+    dir,
+    dbPort,
+    portHold: pending.portHold,
+    server,
+    url,
+    procs,
+    ports,
+    readiness,
+    stopPolling: () => void (polling = false),
+  };
   systems.push(s);
   return s;
 }
@@ -269,7 +313,7 @@ describe.each(backends)('on %s', (backend) => {
     it('recovers from the database killed and restarted on the same port and data directory', async () => {
       const s = await system(backend, { databaseFirst: true });
       await underLoad(s, async () => {
-        process.kill(s.server?.pid as number, 'SIGKILL');
+        await killDatabase(s);
         await eventually(() => Object.values(s.readiness).every((r) => r.at(-1) === false), 15_000, 'every binary to report not ready');
         await sleep(8_000);
         s.server = await startDatabase(s);
@@ -284,7 +328,12 @@ describe.each(backends)('on %s', (backend) => {
       'every binary to answer not ready',
     );
     await sleep(5_000);
-    for (const p of Object.values(s.procs)) expect(p.child.exitCode).toBeNull();
+    for (const [name, p] of Object.entries(s.procs))
+      expect({ name, exitCode: p.child.exitCode, last: p.child.exitCode === null ? [] : p.logs.slice(-3) }).toEqual({
+        name,
+        exitCode: null,
+        last: [],
+      });
     s.server = await startDatabase(s);
     // Readiness seen: false while waiting, then true.
     await eventually(() => allReady(s), 60_000, 'every binary to be ready');
@@ -300,7 +349,7 @@ describe.each(backends)('on %s', (backend) => {
       const s = await system(backend, { databaseFirst: true });
       await underLoad(s, async () => {
         contendCpu();
-        process.kill(s.server?.pid as number, 'SIGKILL');
+        await killDatabase(s);
         await eventually(() => Object.values(s.readiness).every((r) => r.at(-1) === false), 30_000, 'every binary to report not ready');
         await sleep(10_000);
         s.server = await startDatabase(s);

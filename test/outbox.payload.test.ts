@@ -156,6 +156,11 @@ describe('storage error classification', () => {
     expect(isTransientError(unreachable)).toBe(true);
     expect(isDocumentRejectedError(unreachable)).toBe(false);
     expect(isTransientError(new Error('not a driver error'))).toBe(false);
+    // Driver 7.9 lets Node's own socket error through from Connection.writeCommand when the
+    // server resets the connection as a command is written (the outage test met it): transient.
+    expect(isTransientError(Object.assign(new Error('write ECONNRESET'), { code: 'ECONNRESET' }))).toBe(true);
+    expect(isTransientError(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))).toBe(true);
+    expect(isTransientError(Object.assign(new Error('no such file'), { code: 'ENOENT' }))).toBe(false);
   });
 
   it('calls a connection cut in the middle of insertMany transient, and an idempotent add cut at any step lands once when retried', async () => {

@@ -1,6 +1,6 @@
-import { MongoError, type Collection, type Db, type UpdateFilter } from 'mongodb';
+import { type Collection, type Db, type UpdateFilter } from 'mongodb';
 import type { LogEvent } from '../eventlog/index.js';
-import { ensureIndexes, isDuplicateKeyError, isTransientError } from '../mongo/index.js';
+import { ensureIndexes, isDuplicateKeyError, isStorageError, isTransientError } from '../mongo/index.js';
 import {
   GroupStoreError,
   MAX_REASON_LENGTH,
@@ -124,7 +124,7 @@ export class MongoGroupStore implements GroupStore {
       return await this.#register(group, filter, start, normalTags(tags));
     } catch (err) {
       // A client waits on this one (a group SUBSCRIBE): tell it whether a retry may help.
-      if (!(err instanceof MongoError)) throw err;
+      if (!isStorageError(err)) throw err;
       throw new GroupStoreError('STORAGE_FAILED', `registering group ${group} failed: ${err.message}`, {
         cause: err,
         retryable: isTransientError(err),

@@ -92,6 +92,7 @@ const DOCUMENT_REJECTED_CODES: ReadonlySet<number> = new Set([
  * retry can make it succeed.
  */
 export function isTransientError(err: unknown): boolean {
+  if (isSocketError(err)) return true;
   if (!(err instanceof MongoError)) return false;
   // insertMany and bulkWrite wrap a failure of the connection itself (a reset in the middle
   // of the write) in a MongoBulkWriteError without its labels; the driver keeps the original
@@ -114,6 +115,39 @@ export function isTransientError(err: unknown): boolean {
   if (err instanceof MongoServerError || err instanceof MongoWriteConcernError)
     return typeof err.code === 'number' && TRANSIENT_SERVER_CODES.has(err.code);
   return false;
+}
+
+/**
+ * Node's error codes for a connection that failed under a request: the peer reset or closed
+ * it, or cannot be reached.
+ */
+const SOCKET_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+]);
+
+/**
+ * True for a socket error the driver let through unwrapped. Driver 7.9 throws Node's own
+ * `Error: write ECONNRESET` from `Connection.writeCommand` when the server resets the
+ * connection as a command is written (seen in the outage test: a database killed, its port
+ * answering with resets), instead of a MongoNetworkError. Decided by Node's error code.
+ */
+export function isSocketError(err: unknown): boolean {
+  if (!(err instanceof Error) || err instanceof MongoError) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && SOCKET_ERROR_CODES.has(code);
+}
+
+/** True for what a storage call may fail with: a driver error, or a socket error the driver let through. */
+export function isStorageError(err: unknown): err is Error {
+  return err instanceof MongoError || isSocketError(err);
 }
 
 /** True when the server refused a written document itself (see {@link DOCUMENT_REJECTED_CODES}). */

@@ -10,6 +10,8 @@ export { CLIENT_TIMEOUTS, connectMongo, type ConnectOptions } from './connect.js
 export {
   isDocumentRejectedError,
   isDuplicateKeyError,
+  isSocketError,
+  isStorageError,
   isTransientError,
   MONGO_ERROR,
   MongoHelperError,

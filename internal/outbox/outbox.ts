@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { ClientSession, Collection, Db } from 'mongodb';
 import { BSON, MongoBulkWriteError, MongoError, MongoErrorLabel } from 'mongodb';
 import { MongoEventLog, type EventReader } from '../eventlog/index.js';
-import { isDocumentRejectedError, isDuplicateKeyError, isTransientError } from '../mongo/index.js';
+import { isDocumentRejectedError, isDuplicateKeyError, isStorageError, isTransientError } from '../mongo/index.js';
 import {
   failSpan,
   formatTraceContext,
@@ -411,8 +411,8 @@ function messageDigest(m: ValidMessage, publisher: string | undefined): string {
  * failure the driver labels transient stays as it is: `withTransaction` retries on the label.
  */
 function storageFailure(err: unknown, session: ClientSession | undefined): unknown {
-  if (err instanceof OutboxError || !(err instanceof MongoError)) return err;
-  if (session?.inTransaction() && err.hasErrorLabel(MongoErrorLabel.TransientTransactionError)) return err;
+  if (err instanceof OutboxError || !isStorageError(err)) return err;
+  if (session?.inTransaction() && err instanceof MongoError && err.hasErrorLabel(MongoErrorLabel.TransientTransactionError)) return err;
   if (isDocumentRejectedError(err)) return new OutboxError('INVALID_PAYLOAD', 'the database refused to store this message', { cause: err });
   return new OutboxError('WRITE_FAILED', `outbox write failed: ${err.message}`, { cause: err, retryable: isTransientError(err) });
 }

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -71,6 +71,34 @@ export async function freePort(): Promise<number> {
       srv.close(() => (typeof addr === 'object' && addr ? resolvePort(addr.port) : reject(new Error('no port'))));
     });
   });
+}
+
+/**
+ * Keeps `port` (0: a free one) taken while no server is on it, so that no other process of
+ * the run binds it meanwhile: every connection is reset at once, which a client sees like an
+ * unreachable server (a network error). `release` frees the port for the real server.
+ */
+export async function holdPort(port = 0): Promise<{ port: number; release: () => Promise<void> }> {
+  const held = new Set<Socket>();
+  const srv = createServer((socket) => {
+    held.add(socket);
+    socket.on('error', () => undefined); // the reset is the point; its echo is not news
+    socket.once('close', () => held.delete(socket));
+    socket.resetAndDestroy();
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    srv.once('error', reject);
+    srv.listen(port, '127.0.0.1', () => resolveListen());
+  });
+  const addr = srv.address();
+  return {
+    port: typeof addr === 'object' && addr ? addr.port : port,
+    release: () =>
+      new Promise<void>((resolveClose) => {
+        for (const s of held) s.destroy();
+        srv.close(() => resolveClose());
+      }),
+  };
 }
 
 /** True when a Docker engine answers (testcontainers can run). */
