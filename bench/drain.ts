@@ -17,6 +17,7 @@ import { MongoClient, type Db } from 'mongodb';
 import { createOutbox, migrateOutbox } from '../internal/outbox/index.js';
 import { startBinary, type BinaryProcess } from '../test/harness/process.js';
 import { freePort, startBenchServer } from '../test/harness/server.js';
+import { percentile, stop, until } from './common.js';
 
 const BACKLOGS = (process.env['BENCH_BACKLOGS'] ?? '1000,10000,30000').split(',').map(Number);
 const DRAINERS = (process.env['BENCH_DRAINERS'] ?? '1,2,4').split(',').map(Number);
@@ -25,11 +26,6 @@ const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const RAW_DOCS = Number(process.env['BENCH_RAW_DOCS'] ?? 20_000);
 const PARTITIONS = 16;
 const PAD = 'x'.repeat(200);
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
 
 const message = (i: number) => ({ topic: 'bench.order', key: `k${i % 1000}`, payload: { i, pad: PAD } });
 
@@ -97,19 +93,6 @@ async function startDrainers(url: string, dbName: string, n: number): Promise<{ 
     );
   }
   return { procs, ports };
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`benchmark timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-async function stop(procs: BinaryProcess[]): Promise<void> {
-  for (const p of procs) p.kill('SIGTERM');
-  await Promise.all(procs.map((p) => p.exited));
 }
 
 /** Drain rate in msg/s, from the first published message to the last (start-up excluded). */

@@ -36,6 +36,7 @@ import { PROTOCOL } from '../internal/gateway/index.js';
 import { TEST_SECRET, rootToken, testToken } from '../test/harness/hub.js';
 import { startBinary, type BinaryProcess } from '../test/harness/process.js';
 import { freePort, startBenchServer, type TestServer } from '../test/harness/server.js';
+import { percentile } from './common.js';
 
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 10_000);
 const SUBSCRIBERS = Math.min(CONNECTIONS, Number(process.env['BENCH_SUBSCRIBERS'] ?? 1_000));
@@ -113,11 +114,6 @@ function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
 /** The value of the first sample of `name` whose labels contain `labels`, from a Prometheus text page. */

@@ -17,6 +17,7 @@ import { MongoLeaseStore, migrateLeases } from '../internal/lease/index.js';
 import { createOutbox, migrateOutbox } from '../internal/outbox/index.js';
 import { startBinary } from '../test/harness/process.js';
 import { freePort, startBenchServer } from '../test/harness/server.js';
+import { percentile } from './common.js';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 100_000);
 const GROUPS = Number(process.env['BENCH_GROUPS'] ?? 20);
@@ -26,10 +27,6 @@ const TOPICS = ['orders.created', 'orders.paid', 'orders.eu.shipped', 'invoices.
 const FILTERS = ['orders.*', '**', 'invoices.sent', 'audit.**', 'orders.**', '*.paid', 'orders.eu.*'];
 /** How far behind the head each group's cursors are, per partition (cycled through). */
 const BEHIND = [0, 0, 50, 500, 3_000, 6_000];
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 async function seed(url: string, dbName: string): Promise<{ heads: number[]; outboxId: string }> {
   const client = await new MongoClient(url).connect();

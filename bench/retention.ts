@@ -22,6 +22,7 @@ import { createOutbox, migrateOutbox } from '../internal/outbox/index.js';
 import { RetentionKeeper, RetentionPolicies } from '../internal/retention/index.js';
 import { startBinary, type BinaryProcess } from '../test/harness/process.js';
 import { freePort, startBenchServer } from '../test/harness/server.js';
+import { median, metric, percentile } from './common.js';
 
 const TRIM_EVENTS = Number(process.env['BENCH_TRIM_EVENTS'] ?? 1_000_000);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
@@ -34,10 +35,6 @@ const RATE = 500;
 const BACKLOG = Number(process.env['BENCH_BACKLOG'] ?? 50_000);
 const PARTITIONS = 16;
 const PAD = 'x'.repeat(200);
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 /** Writes `n` event documents of topic `old.x` spread over `partitions`, with the fences a drainer would have left. */
 async function seed(db: Db, n: number, partitions: number): Promise<void> {
@@ -106,12 +103,7 @@ async function trimOnePartition(client: MongoClient): Promise<string> {
   );
 }
 
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => undefined))?.text();
-  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text ?? '')?.[1] ?? 0);
-}
-
-/** Drain rate of a backlog and steady-state commit-to-publish latency, with or without a trimming policy at work. */
+/** One run of (b). */
 interface Drained {
   rate: number;
   p50: number;
@@ -119,15 +111,13 @@ interface Drained {
   trimmed: number;
 }
 
+/** Each figure's median over `runs`. */
 function medians(runs: readonly Drained[]): Drained {
-  const median = (f: (r: Drained) => number): number =>
-    percentile(
-      runs.map(f).sort((a, b) => a - b),
-      50,
-    );
-  return { rate: median((r) => r.rate), p50: median((r) => r.p50), p99: median((r) => r.p99), trimmed: median((r) => r.trimmed) };
+  const mid = (f: (r: Drained) => number): number => median(runs.map(f));
+  return { rate: mid((r) => r.rate), p50: mid((r) => r.p50), p99: mid((r) => r.p99), trimmed: mid((r) => r.trimmed) };
 }
 
+/** Drain rate of a backlog and steady-state commit-to-publish latency, with or without a trimming policy at work. */
 async function drainWhile(client: MongoClient, url: string, trimming: boolean): Promise<Drained> {
   const name = `bench_ret_${trimming ? 'on' : 'off'}_${Date.now()}`;
   const db = client.db(name);

@@ -26,9 +26,10 @@ import { MongoClient } from 'mongodb';
 import { createOutbox, migrateOutbox } from '../internal/outbox/index.js';
 import type { ServerFrame } from '../internal/protocol/index.js';
 import { TEST_SECRET, rootToken } from '../test/harness/hub.js';
-import { startBinary, type BinaryProcess } from '../test/harness/process.js';
+import { startBinary } from '../test/harness/process.js';
 import { freePort, startBenchServer } from '../test/harness/server.js';
 import { TestClient } from '../test/harness/ws-client.js';
+import { median, metric, percentile, stop, until } from './common.js';
 
 const BACKLOG = Number(process.env['BENCH_BACKLOG'] ?? 30_000);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -41,16 +42,6 @@ type Mode = (typeof MODES)[number];
 
 /** A sampled W3C traceparent with fresh ids (a traced writer's). */
 const traceparent = (): string => `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
-
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0 ? Number.NaN : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 /** An OTLP/HTTP receiver that answers 200 and counts what it got. */
 async function otlpSink(): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
@@ -73,28 +64,6 @@ async function otlpSink(): Promise<{ url: string; requests: () => number; close:
 function modeEnv(mode: Mode, sink: string): Record<string, string> {
   if (mode === 'off') return {};
   return { OTEL_EXPORTER_OTLP_ENDPOINT: sink, OTEL_TRACES_SAMPLER: mode === 'unsampled' ? 'always_off' : 'parentbased_always_on' };
-}
-
-async function metric(port: number, name: string): Promise<number> {
-  try {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`benchmark timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-async function stop(procs: BinaryProcess[]): Promise<void> {
-  for (const p of procs) p.kill('SIGTERM');
-  await Promise.all(procs.map((p) => p.exited));
 }
 
 /** CPU seconds `port`'s process has used (prom-client's process_cpu_seconds_total). */
