@@ -49,11 +49,12 @@ JEST       := node --experimental-vm-modules node_modules/jest/bin/jest.js
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps tools kube-tools chromium prometheus build typecheck lint image image-for-tests test test-unit dev bench bench-drain bench-gateway bench-groups bench-ops bench-retention bench-tracing centrifugo tracing-tools clean
+.PHONY: help deps tools kube-tools cluster-tools cluster cluster-down chromium prometheus build typecheck lint image image-for-tests test test-unit dev bench bench-drain bench-gateway bench-groups bench-ops bench-retention bench-tracing centrifugo tracing-tools clean
 
 help:
 	@echo "make dev    - run the hub on MONGO_URL or an embedded SecantusDB"
-	@echo "make test   - type-check and run the whole suite against real MongoDB-wire servers (and a real kube-apiserver)"
+	@echo "make test   - type-check and run the whole suite against real MongoDB-wire servers (and a real single-node Kubernetes)"
+	@echo "make cluster / cluster-down - a local single-node Kubernetes with the hub installed by helm, and its removal"
 	@echo "make test-unit - the tests that need no server, process or build (seconds; no database started)"
 	@echo "make lint   - ESLint and Prettier on the sources"
 	@echo "make bench  - drain, gateway (beside Centrifugo) and group-dispatch benchmarks (numbers in README)"
@@ -136,6 +137,41 @@ $(KUBE_APISERVER_BUILT): | $(ETCD_BUILT)
 	@$@ --version
 $(KUBE_APISERVER): $(KUBE_APISERVER_BUILT)
 	$(link-tool)
+
+# The node components for the cluster tests (test/harness/cluster.ts): kubelet, controller
+# manager, scheduler, kube-proxy, kubectl from the same module as kube-apiserver (~2 CPU-minutes
+# with its build cache warm), the pause binary from the module's pause.c, and CoreDNS.
+KUBE_NODE_DIR := $(TOOLS_CACHE)/kube-node-$(KUBE_VERSION)
+KUBE_NODE_BINS := kubelet kube-controller-manager kube-scheduler kube-proxy kubectl pause
+COREDNS_VERSION := v1.14.7
+COREDNS_BUILT := $(TOOLS_CACHE)/coredns-$(COREDNS_VERSION)/coredns
+$(KUBE_NODE_DIR)/kubelet: | $(KUBE_APISERVER_BUILT)
+	nice -n 10 scripts/build-kube-tools.sh kube-node $(KUBE_VERSION) $@
+$(COREDNS_BUILT):
+	@mkdir -p $(dir $@)
+	cd $(TOOLS_CACHE) && GOBIN=$(dir $@) CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 10 go install -trimpath github.com/coredns/coredns@$(COREDNS_VERSION)
+# Prometheus with Kubernetes service discovery (Debian's is built without it) for the cluster test.
+PROM_K8S_VERSION := v0.316.0
+PROM_K8S_BUILT := $(TOOLS_CACHE)/prometheus-$(PROM_K8S_VERSION)/prometheus
+$(PROM_K8S_BUILT):
+	@mkdir -p $(dir $@)
+	cd $(TOOLS_CACHE) && GOBIN=$(dir $@) CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 10 go install -trimpath github.com/prometheus/prometheus/cmd/prometheus@$(PROM_K8S_VERSION)
+# containerd (with its CRI plugin), runc, the CNI plugins and conntrack from Debian.
+CLUSTER_APT := containerd runc containernetworking-plugins conntrack iptables iproute2
+cluster-tools: | $(KUBE_APISERVER)
+	@$(MAKE) --no-print-directory $(KUBE_NODE_DIR)/kubelet $(COREDNS_BUILT) $(PROM_K8S_BUILT) && \
+	  mkdir -p $(TOOLS)/bin && for b in $(KUBE_NODE_BINS); do ln -sfn $(KUBE_NODE_DIR)/$$b $(TOOLS)/bin/$$b; done && \
+	  ln -sfn $(COREDNS_BUILT) $(TOOLS)/bin/coredns && ln -sfn $(PROM_K8S_BUILT) $(TOOLS)/bin/prometheus && \
+	  { command -v containerd >/dev/null && test -x /usr/lib/cni/bridge && command -v conntrack >/dev/null || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CLUSTER_APT) >/dev/null; }; } || \
+	  echo "!!! could not build or install the cluster's components: the cluster tests will be SKIPPED" >&2
+
+# A cluster left running with the hub installed (make image first), and its removal.
+cluster: $(NODE_DEPS) tools kube-tools cluster-tools build
+	@podman image exists $(IMAGE) || $(MAKE) --no-print-directory image
+	node dist/test/harness/cluster-cli.js up
+cluster-down: build
+	node dist/test/harness/cluster-cli.js down
 
 # ServiceMonitor, PodMonitor and PrometheusRule CRDs, which values-all.yaml needs installed.
 $(PROM_CRDS_BUILT):
@@ -228,7 +264,7 @@ lint: $(NODE_DEPS)
 	npx eslint --max-warnings 0 .
 	npx prettier --check --log-level warn $(PRETTIER_FILES)
 
-test: $(NODE_DEPS) tools kube-tools tracing-tools chromium prometheus build typecheck lint image-for-tests
+test: $(NODE_DEPS) tools kube-tools cluster-tools tracing-tools chromium prometheus build typecheck lint image-for-tests
 	@mkdir -p test-artifacts
 	$(JEST) --ci --json --outputFile=test-artifacts/jest.json
 	@node -e 'const r=require("./test-artifacts/jest.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'

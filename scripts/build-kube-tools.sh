@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Builds a real etcd or kube-apiserver from the Go module proxy into the tools folder.
+# Builds a real etcd, kube-apiserver or the node components from the Go module proxy into
+# the tools folder.
 # Neither can be `go install`ed: both modules carry replace directives pointing at
 # directories of their own repositories, so each is built from a writable copy of the
 # module with those replaces turned into requirements of the published versions.
 #   usage: build-kube-tools.sh etcd|kube-apiserver VERSION OUT_BINARY
+#          build-kube-tools.sh kube-node VERSION OUT_DIR/kubelet
+#   (kube-node builds kubelet, kube-controller-manager, kube-scheduler, kube-proxy and kubectl
+#   into OUT_DIR, the kubelet last, so its presence means all five are there)
 set -euo pipefail
 
 what=$1 version=$2 out=$3
@@ -41,7 +45,7 @@ etcd)
   for m in $(local_replaces); do go mod edit -dropreplace="$m"; done
   go build -trimpath -o "$out.tmp" .
   ;;
-kube-apiserver)
+kube-apiserver | kube-node)
   minor=${version#v1.}        # 36.3
   staging=v0.$minor           # staging modules are published as v0.<minor>.<patch>
   dest=$src_root/kubernetes-$version
@@ -56,9 +60,19 @@ kube-apiserver)
   go mod edit -droprequire=k8s.io/sample-apiserver
   major=${version#v}; major=${major%%.*}
   minor_only=${minor%%.*}
-  go build -trimpath -ldflags "-X k8s.io/component-base/version.gitVersion=$version \
-    -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor_only" \
-    -o "$out.tmp" ./cmd/kube-apiserver
+  ldflags="-X k8s.io/component-base/version.gitVersion=$version \
+    -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor_only"
+  if [ "$what" = kube-apiserver ]; then
+    go build -trimpath -ldflags "$ldflags" -o "$out.tmp" ./cmd/kube-apiserver
+  else
+    outdir=$(dirname "$out")
+    for cmd in kube-controller-manager kube-scheduler kube-proxy kubectl; do
+      go build -trimpath -ldflags "$ldflags" -o "$outdir/$cmd" ./cmd/$cmd
+    done
+    go build -trimpath -ldflags "$ldflags" -o "$out.tmp" ./cmd/kubelet
+    # pause, the sandbox's first process: a static C program (no registry to pull it from).
+    gcc -Os -static -o "$outdir/pause" build/pause/linux/pause.c
+  fi
   ;;
 *)
   echo "unknown tool $what" >&2

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +78,35 @@ export default async function globalSetup(): Promise<void> {
   }
 }
 
+/**
+ * Kills the servers and removes their directories when jest dies without its teardown
+ * (SIGKILL, an OOM): otherwise every interrupted run leaves three database servers behind.
+ * Exits once the teardown has removed the state file.
+ */
+const WATCHDOG = `
+const fs = require('fs');
+const [parent, stateFile, ...rest] = process.argv.slice(1);
+const servers = JSON.parse(rest[0]);
+const alive = (p) => { try { process.kill(Number(p), 0); return true; } catch { return false; } };
+setInterval(() => {
+  if (!fs.existsSync(stateFile)) process.exit(0);
+  if (alive(parent)) return;
+  for (const s of servers) { try { process.kill(s.pid, 'SIGKILL'); } catch {} }
+  for (const s of servers) if (s.dir) fs.rmSync(s.dir, { recursive: true, force: true });
+  fs.rmSync(stateFile, { force: true });
+  process.exit(0);
+}, 1000);
+`;
+
+function watchServers(servers: readonly StartedServer[], stateFile: string): void {
+  const ours = servers.filter((s) => s.pid !== undefined);
+  if (ours.length === 0) return;
+  spawn(process.execPath, ['-e', WATCHDOG, String(process.pid), stateFile, JSON.stringify(ours)], {
+    detached: true,
+    stdio: 'ignore',
+  }).unref();
+}
+
 async function record(primary: TestServer, others: Array<TestServer | undefined>, gaps: Array<string | undefined>): Promise<void> {
   const started: StartedServer[] = [primary, ...others].flatMap((s) =>
     s ? [{ backend: s.backend, ...(s.pid ? { pid: s.pid } : {}), ...(s.dir ? { dir: s.dir } : {}) }] : [],
@@ -84,6 +114,7 @@ async function record(primary: TestServer, others: Array<TestServer | undefined>
   const stateFile = join(tmpdir(), `outbox-hub-test-server-${process.pid}.json`);
   writeFileSync(stateFile, JSON.stringify({ servers: started }));
   process.env['OUTBOX_HUB_TEST_STATE'] = stateFile;
+  watchServers(started, stateFile);
 
   const caps = await probe(primary);
   process.env[CAPABILITIES_ENV] = JSON.stringify(caps);

@@ -1,17 +1,7 @@
 import { readFileSync, rmSync } from 'node:fs';
-import { finishKubeRun, KUBE_RUN_ENV } from './kube-server.js';
+import { alive, finishKubeRun, KUBE_RUN_ENV } from './kube-server.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { StartedServer } from './global-setup.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    // ESRCH: the process is gone.
-    return false;
-  }
-}
 
 /** Stops the servers the global setup started (containers are reaped by testcontainers) and the run's Kubernetes API server. */
 export default async function globalTeardown(): Promise<void> {

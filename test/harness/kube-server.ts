@@ -93,7 +93,8 @@ async function get(url: string, ca: Buffer, token: string): Promise<{ status: nu
   });
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` exists. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -102,7 +103,8 @@ function alive(pid: number): boolean {
   }
 }
 
-function tail(file: string, lines = 15): string {
+/** The last `lines` lines of a log file. */
+export function tail(file: string, lines = 15): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -142,7 +144,15 @@ setInterval(() => {
  * from this process, and waits until `/readyz` answers ok.
  */
 export async function startKubeServer(
-  options: { dir?: string; watchPid?: number; timeoutMs?: number; /** What the watchdog removes (default: dir). */ scratch?: string } = {},
+  options: {
+    dir?: string;
+    watchPid?: number;
+    timeoutMs?: number;
+    /** What the watchdog removes (default: dir). */ scratch?: string;
+    /** Address to serve on (default 127.0.0.1); clients use it too. */ bindAddress?: string;
+    /** Address written into the `kubernetes` Endpoints (default: one nothing routes to). */ advertiseAddress?: string;
+    /** More kube-apiserver flags. */ extraArgs?: readonly string[];
+  } = {},
 ): Promise<State> {
   const missing = missingKubeTools();
   if (missing.length) throw new Error(`cannot start a Kubernetes API server, missing: ${missing.join(', ')}; run 'make kube-tools'`);
@@ -165,6 +175,7 @@ export async function startKubeServer(
   writeFileSync(join(dir, 'tokens.csv'), `${adminToken},admin,admin-uid,"system:masters"\n`, { mode: 0o600 });
 
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const host = options.bindAddress ?? '127.0.0.1';
   const pids: number[] = [];
   const launch = (binary: string, args: string[], log: string): number => {
     const fd = openSync(join(dir, log), 'a');
@@ -196,10 +207,11 @@ export async function startKubeServer(
   const apiPid = launch(
     tools.apiserver,
     [
-      '--bind-address=127.0.0.1',
+      `--bind-address=${host}`,
       `--secure-port=${apiPort}`,
-      // Only written into the `kubernetes` Endpoints object; a documentation-range address nothing routes to.
-      '--advertise-address=192.0.2.10',
+      // Written into the `kubernetes` Endpoints object, which pods reach through the Service. Without
+      // pods: a documentation-range address nothing routes to.
+      `--advertise-address=${options.advertiseAddress ?? '192.0.2.10'}`,
       `--etcd-servers=${etcdUrl}`,
       `--cert-dir=${join(dir, 'certs')}`,
       `--token-auth-file=${join(dir, 'tokens.csv')}`,
@@ -209,6 +221,7 @@ export async function startKubeServer(
       `--service-account-key-file=${join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
       '--profiling=false',
+      ...(options.extraArgs ?? []),
     ],
     'kube-apiserver.log',
   );
@@ -222,7 +235,7 @@ export async function startKubeServer(
     watchdog = w.pid;
   }
 
-  const server = `https://127.0.0.1:${apiPort}`;
+  const server = `https://${host}:${apiPort}`;
   const caFile = join(dir, 'certs', 'apiserver.crt');
   const deadline = Date.now() + (options.timeoutMs ?? 120_000);
   let last = '';

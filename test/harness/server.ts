@@ -201,9 +201,17 @@ export function secantusBinary(root = process.cwd()): string {
  * directory (not a pipe a busy parent could stall), shown on stderr only with `quiet: false`.
  */
 export async function startSecantus(
-  options: { binary?: string; quiet?: boolean; dataDir?: string; detached?: boolean; port?: number } = {},
+  options: {
+    binary?: string;
+    quiet?: boolean;
+    dataDir?: string;
+    detached?: boolean;
+    port?: number;
+    /** Address to listen on (default 127.0.0.1). */ host?: string;
+  } = {},
 ): Promise<TestServer> {
   const binary = options.binary ?? secantusBinary();
+  const host = options.host ?? '127.0.0.1';
   if (!existsSync(binary)) throw new Error(`SecantusDB not found at ${binary}: run 'make tools' (or set MONGO_URL)`);
   const keep = options.dataDir !== undefined;
   const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'outbox-hub-secantus-')));
@@ -213,7 +221,7 @@ export async function startSecantus(
   const child = spawn(
     binary,
     [
-      '--host=127.0.0.1',
+      `--host=${host}`,
       `--port=${port}`,
       `--storage-path=${join(dir, 'data')}`,
       '--cache-size=256M',
@@ -227,7 +235,7 @@ export async function startSecantus(
     { stdio: ['ignore', log, options.quiet === false ? 'inherit' : log], detached: options.detached ?? false, cwd: dir },
   );
   closeSync(log);
-  const url = `mongodb://127.0.0.1:${port}/`;
+  const url = `mongodb://${host}:${port}/`;
   try {
     await waitForServer(url, child, 60_000, 'SecantusDB');
   } catch (err) {
