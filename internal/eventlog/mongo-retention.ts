@@ -40,8 +40,11 @@ export async function scanMeta(c: RetentionCollections, partition: number, after
  * is what the writer stored: nothing here changes a field's type on the way).
  */
 export async function sizesOf(c: RetentionCollections, partition: number, afterSeq: number, limit: number): Promise<EventSize[]> {
-  const docs = await c.events.find({ partition, seq: { $gt: afterSeq, $lte: afterSeq + limit } }, { sort: { seq: 1 }, limit }).toArray();
-  return docs.map((d) => ({ seq: d.seq, topic: d.topic, bytes: BSON.calculateObjectSize(d), gap: d.gap === true }));
+  const out: EventSize[] = [];
+  // Streamed: only one batch of whole documents (payloads up to the outbox's limit) is in memory at a time.
+  for await (const d of c.events.find({ partition, seq: { $gt: afterSeq, $lte: afterSeq + limit } }, { sort: { seq: 1 }, limit }))
+    out.push({ seq: d.seq, topic: d.topic, bytes: BSON.calculateObjectSize(d), gap: d.gap === true });
+  return out;
 }
 
 /**
