@@ -4,6 +4,8 @@
  * (usage errors and exit codes, help, completion, tokens, config checks), run
  * in process. The commands against real processes: test/cli.process.test.ts.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import {
   colorEnabled,
@@ -315,5 +317,46 @@ describe('commands that need no server', () => {
       stderr: expect.stringMatching(/cannot reach the gateway at ws:\/\/127\.0\.0\.1:9\/ws/) as unknown,
     });
     expect(await cli(['status', '--ops', 'ftp://h'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/bad ops URL/) as unknown });
+  });
+});
+
+describe('groups ls against a stand-in ops API', () => {
+  it('shows a group with tags as the hub words it, and passes the tags on in --json', async () => {
+    const groups = {
+      sampledAt: new Date().toISOString(),
+      groups: [
+        { group: 'all-orders', filter: 'orders.*', gateways: 1, lagEvents: 0, lagExact: true, maxLagSeconds: 0, deadLetters: 0 },
+        {
+          group: 'vip-billing',
+          filter: 'orders.*',
+          tags: ['eu', 'vip'],
+          gateways: 1,
+          lagEvents: 3,
+          lagExact: true,
+          maxLagSeconds: 5,
+          deadLetters: 0,
+        },
+      ],
+    };
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(req.url === '/api/groups' ? groups : { error: 'NOT_FOUND', message: 'no such route' }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const env = { OUTBOX_HUB_OPS_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+      const human = await cli(['groups', 'ls'], env);
+      expect(human.code).toBe(0);
+      expect(human.stdout).toMatch(/^vip-billing +orders\.\* with tags eu, vip +1 +3 +5s +0$/m);
+      expect(human.stdout).toMatch(/^all-orders +orders\.\* +1 +0 +0s +0$/m);
+      const json = await cli(['groups', 'ls', '--json'], env);
+      const doc = JSON.parse(json.stdout) as { groups: Array<{ group: string; tags?: string[] }> };
+      expect(doc.groups.map((g) => [g.group, g.tags])).toEqual([
+        ['all-orders', undefined],
+        ['vip-billing', ['eu', 'vip']],
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

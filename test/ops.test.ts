@@ -3,7 +3,7 @@
  * in real headless Chromium.
  */
 import { mkdirSync } from 'node:fs';
-import type { Db } from 'mongodb';
+import { BSON, type Db } from 'mongodb';
 import { chromium } from 'playwright-core';
 import { MongoEventLog } from '../internal/eventlog/index.js';
 import { MongoGroupStore, groupLeaseGroup, migrateGroups } from '../internal/groupstore/index.js';
@@ -178,6 +178,37 @@ describe('ops API', () => {
     expect(groups.find((g) => g.group === 'abandoned')?.partitions[0]).toMatchObject({ cursor: 0, head: 5, lagEvents: 1 });
   });
 
+  it('reports retention per partition with the bytes held, and per topic: events, bytes, trimmed', async () => {
+    // The truth: the stored documents' BSON sizes, per partition and per topic.
+    const docs = await t.client.db(dbName).collection('events').find({}).toArray();
+    const size = (f: (d: (typeof docs)[number]) => boolean) => docs.filter(f).reduce((n, d) => n + BSON.calculateObjectSize(d), 0);
+    type Answer = {
+      sampledAt: string;
+      exact: boolean;
+      partitions: Array<{ partition: number; retained: number; bytes: number; countedTo: number; exact: boolean }>;
+      topics: Array<{ topic: string; events: number; bytes: number; trimmedSinceStart: number }>;
+    };
+    const { body } = await get<Answer>('/api/retention');
+    expect(body.exact).toBe(true);
+    expect(body.partitions.map((p) => [p.partition, p.retained, p.bytes, p.countedTo, p.exact])).toEqual([
+      [0, 5, size((d) => d['partition'] === 0), 5, true],
+      [1, 1, size((d) => d['partition'] === 1), 1, true],
+      [2, 0, 0, 0, true],
+      [3, 0, 0, 0, true],
+    ]);
+    // Most bytes first.
+    expect(body.topics).toEqual([
+      { topic: 'orders.created', events: 5, bytes: size((d) => d['topic'] === 'orders.created'), trimmedSinceStart: 0 },
+      { topic: 'invoices.sent', events: 1, bytes: size((d) => d['topic'] === 'invoices.sent'), trimmedSinceStart: 0 },
+    ]);
+    // The overview (the page's partition table) carries the bytes too.
+    expect((await get<{ retention: Array<{ bytes: number }> }>('/api/overview')).body.retention[0]?.bytes).toBe(body.partitions[0]?.bytes);
+    const metrics = (await get<string>('/metrics')).body;
+    expect(metrics).toContain(`ops_retention_retained_bytes{partition="0",binary="ops"} ${body.partitions[0]?.bytes}`);
+    expect(metrics).toContain('ops_retention_topic_events{topic="orders.created",binary="ops"} 5');
+    expect(metrics).toContain(`ops_retention_topic_bytes{topic="invoices.sent",binary="ops"} ${body.topics[1]?.bytes}`);
+  });
+
   it('reads the latest event by key, a range, and streams an NDJSON export', async () => {
     expect((await get('/api/events/latest?topic=orders.created&key=a')).body).toMatchObject({ id: 'ev-a-4', seq: 4 });
     expect((await get('/api/events/latest?topic=orders.created&key=nobody')).status).toBe(404);
@@ -294,6 +325,13 @@ it('renders the dashboard in Chromium: problems at a glance, leases, and a worki
     expect(await page.textContent('#updated')).toMatch(/^updated \S+/);
     expect(await page.textContent('#t-leases')).toContain('drainer-a');
     expect(await page.textContent('#t-groups')).toContain('billing');
+    // Retention: bytes per partition, and the per-topic table with when it was counted.
+    await page.waitForSelector('#t-topics td');
+    expect(await page.textContent('#t-retention')).toContain('bytes held');
+    expect(await page.textContent('#t-retention')).toMatch(/\d+(\.\d)? (B|KiB)/);
+    expect(await page.textContent('#t-topics')).toContain('orders.created');
+    expect(await page.textContent('#t-topics')).toContain('invoices.sent');
+    expect(await page.textContent('#topics-note')).toMatch(/^counted from the log as of \S+/);
     expect(violations).toEqual([]);
     mkdirSync('test-artifacts', { recursive: true });
     await page.screenshot({ path: 'test-artifacts/ops-dashboard.png', fullPage: true });

@@ -5,7 +5,14 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryEventLog, MemoryEventStorage, type EventInput, type LogEvent } from '../internal/eventlog/index.js';
+import { createGatewayMetrics } from '../internal/gateway/index.js';
+import { GroupManager, type GroupMember } from '../internal/groups/index.js';
+import { MemoryGroupStore } from '../internal/groupstore/index.js';
+import { MemoryLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';
+import { createRegistry } from '../internal/telemetry/index.js';
+import { eventually } from './harness/process.js';
+import { MemoryLog } from './harness/memory-ports.js';
 import { RetentionKeeper, RetentionPolicies, type GroupInterest } from '../internal/retention/index.js';
 import { TopicPattern } from '../internal/topic/index.js';
 
@@ -171,6 +178,90 @@ describe('RetentionKeeper rounds', () => {
     );
     // Now 2 has 4 newer events: the hard cap forces it out, and billing is named.
     expect(await keeper.round(0, 1, [billing])).toMatchObject({ first: 3, deleted: 1, forced: ['billing'] });
+  });
+
+  it('holds a group with tags at its cursor, which passes over the events without its tags as the group reads them', async () => {
+    // The group is served as a gateway serves it (GroupManager), over a log holding the same
+    // events the keeper trims: vip-tagged orders at 1 and 12, untagged orders around them.
+    const tagged = (i: number): boolean => i === 1 || i === 12;
+    const topics = Array.from({ length: 20 }, (_, k) => k + 1);
+    const groupLog = new MemoryLog();
+    const store = new MemoryGroupStore();
+    const manager = new GroupManager({
+      eventLog: groupLog,
+      tail: groupLog,
+      leases: new MemoryLeaseStore(),
+      store,
+      log: logger,
+      metrics: createGatewayMetrics(createRegistry('test')),
+      settings: {
+        partitions: 1,
+        instance: 'gw-test',
+        ackTimeoutMs: 10_000,
+        maxDeliveries: 3,
+        redeliveryBaseMs: 10,
+        leaseTtlMs: 10_000,
+        leaseRenewMs: 1_000,
+        cursorFlushMs: 20,
+      },
+    });
+    try {
+      const got: LogEvent[] = [];
+      const notices: unknown[] = [];
+      const m: GroupMember = {
+        id: 'm',
+        maxInFlight: 10,
+        send: (e) => got.push(e) > 0,
+        trimmed: (partition, firstSeq) => void notices.push({ partition, firstSeq }),
+      };
+      const membership = await manager.join('vip-billing', TopicPattern.compile('orders.*'), m, 'earliest', ['vip']);
+      membership.activate();
+      groupLog.publish(
+        topics.map((i) => ({ partition: 0, key: `k${i}`, topic: 'orders.created', payload: i, ...(tagged(i) ? { tags: ['vip'] } : {}) })),
+      );
+      const { log, keeper } = setup('{"topics":[{"match":"orders.*","maxEvents":1,"keepForGroups":true}]}');
+      await log.claim(0, 1);
+      await append(
+        log,
+        topics.map((i) => ({ ...ev('orders.created', `k${i}`, i), ...(tagged(i) ? { tags: ['vip'] } : {}) })),
+      );
+      await log.append(0, 1, [ev('misc.last', null)]);
+      const interest = async (): Promise<GroupInterest> => ({
+        name: 'vip-billing',
+        filter: TopicPattern.compile('orders.*'),
+        cursors: await store.loadCursors('vip-billing'),
+      });
+      const cursorAt = (seq: number) =>
+        eventually(async () => ((await store.loadCursor('vip-billing', 0)) === seq ? true : undefined), 10_000, `the cursor at ${seq}`);
+
+      // Both tagged events arrive (different keys); only the first is acked. The cursor passes
+      // over the untagged 2..11 and stops before 12, the one the group still owes an ack.
+      await eventually(() => Promise.resolve(got.length === 2 || undefined), 10_000, 'the two vip events');
+      expect(got.map((e) => e.seq)).toEqual([1, 12]);
+      expect(membership.ack((got[0] as LogEvent).id)).toBe(true);
+      await cursorAt(11);
+      // Every orders event is expired (maxEvents 1): the hold is at the group's cursor, so the
+      // untagged events the group passed over go, and 12 (its own) stays.
+      expect(await keeper.round(0, 1, [await interest()])).toMatchObject({ first: 12, deleted: 11, forced: [] });
+      // Acked: the cursor passes the untagged 13..20 at once, and nothing holds them.
+      expect(membership.ack((got[1] as LogEvent).id)).toBe(true);
+      await cursorAt(20);
+      expect(await keeper.round(0, 1, [await interest()])).toMatchObject({ first: 21, deleted: 9, forced: [] });
+      expect(notices).toEqual([]);
+
+      // A group nobody serves does not read, so its cursor stays and it holds what follows it,
+      // tagged or not: the keeper does not trim the untagged events past its cursor, or the
+      // group would on its return be told TRIMMED for events it never wanted (once deleted,
+      // nobody can tell whether they carried its tags).
+      const { log: idleLog, keeper: idleKeeper } = setup('{"topics":[{"match":"orders.*","maxEvents":1,"keepForGroups":true}]}');
+      await idleLog.claim(0, 1);
+      await append(idleLog, [ev('orders.created', 'a'), ev('orders.created', 'b'), { ...ev('orders.created', 'c'), tags: ['vip'] }]);
+      await idleLog.append(0, 1, [ev('misc.last', null)]);
+      const idle: GroupInterest = { name: 'idle-vip', filter: TopicPattern.compile('orders.*'), cursors: new Map() };
+      expect(await idleKeeper.round(0, 1, [idle])).toMatchObject({ first: 1, deleted: 0 });
+    } finally {
+      await manager.stop();
+    }
   });
 
   it("compacts: keeps every key's latest value in the snapshot, then trims what the snapshot reflects", async () => {

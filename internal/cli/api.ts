@@ -30,6 +30,8 @@ export interface GroupPartitionRow {
 export interface GroupView {
   group: string;
   filter: string;
+  /** Tags the group's events must carry (absent: none, every event of the filter). */
+  tags?: string[];
   gateways: number;
   lagEvents: number;
   lagExact: boolean;

@@ -164,7 +164,7 @@ function build(y: Argv, wrap: <A>(run: Run<A>) => (args: Parsed<A>) => Promise<v
     )
     .command('groups', 'consumer groups: ls, reset, delete', (c) =>
       c
-        .command(['ls', 'list'], 'groups with their filter, gateways, lag and dead letters', {}, wrap(groupsList))
+        .command(['ls', 'list'], 'groups with their filter and tags, gateways, lag and dead letters', {}, wrap(groupsList))
         .command(
           'reset <group>',
           'move a group to earliest, latest or a time (refused while it has consumers, unless --force)',

@@ -29,6 +29,7 @@ export type {
   EventLogRetention,
   EventMeta,
   EventReader,
+  EventSize,
   LogEvent,
   MatchCount,
   MatchQuery,

@@ -1,3 +1,4 @@
+import { BSON } from 'mongodb';
 import { EventLogError, assertLimit, assertPartition, fenced } from './errors.js';
 import { MatchTally } from './count.js';
 import type {
@@ -5,6 +6,7 @@ import type {
   EventInput,
   EventLog,
   EventMeta,
+  EventSize,
   LogEvent,
   MatchCount,
   MatchQuery,
@@ -246,6 +248,22 @@ export class MemoryEventLog implements EventLog {
           key: e.key,
           publishedAt: e.publishedAt,
           tombstone: e.payload === null,
+        }));
+    });
+  }
+
+  sizes(partition: number, afterSeq: number, limit: number): Promise<EventSize[]> {
+    return run(() => {
+      assertPartition(partition);
+      assertLimit(limit);
+      // The size the event's document would have in a database (its id as `_id`, as stored there).
+      return this.#after(partition, afterSeq, limit)
+        .filter((e) => e.seq <= afterSeq + limit)
+        .map(({ id, ...rest }) => ({
+          seq: rest.seq,
+          topic: rest.topic,
+          bytes: BSON.calculateObjectSize({ _id: id, ...rest }),
+          gap: rest.gap === true,
         }));
     });
   }

@@ -1,10 +1,10 @@
-import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection } from 'mongodb';
+import { BSON, MongoBulkWriteError, type AnyBulkWriteOperation, type Collection } from 'mongodb';
 import { isDuplicateKeyError } from '../mongo/index.js';
 import type { TopicPattern } from '../topic/index.js';
 import { fenced } from './errors.js';
 import { eventExtras, toLatestEvent, type EventDocument, type FenceDocument, type LatestDocument } from './mongo-documents.js';
 import { maxSeq } from './mongo-writer.js';
-import type { EventMeta, LogEvent, PartitionRetention, SnapshotCursor } from './types.js';
+import type { EventMeta, EventSize, LogEvent, PartitionRetention, SnapshotCursor } from './types.js';
 
 /** The collections retention works on. */
 export interface RetentionCollections {
@@ -32,6 +32,19 @@ export async function scanMeta(c: RetentionCollections, partition: number, after
     )
     .toArray();
   return docs.map((d) => ({ seq: d.seq, topic: d.topic, key: d.key, publishedAt: d.publishedAt, tombstone: d.tomb === true }));
+}
+
+/**
+ * Events after `afterSeq` with their stored size: the same bounded `(partition, seq)` range as
+ * {@link scanMeta}, whole documents (the size is the BSON of what the server returned, which
+ * is what the writer stored: nothing here changes a field's type on the way).
+ */
+export async function sizesOf(c: RetentionCollections, partition: number, afterSeq: number, limit: number): Promise<EventSize[]> {
+  const out: EventSize[] = [];
+  // Streamed: only one batch of whole documents (payloads up to the outbox's limit) is in memory at a time.
+  for await (const d of c.events.find({ partition, seq: { $gt: afterSeq, $lte: afterSeq + limit } }, { sort: { seq: 1 }, limit }))
+    out.push({ seq: d.seq, topic: d.topic, bytes: BSON.calculateObjectSize(d), gap: d.gap === true });
+  return out;
 }
 
 /**

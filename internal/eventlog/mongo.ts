@@ -23,6 +23,7 @@ import type {
   EventInput,
   EventLog,
   EventMeta,
+  EventSize,
   LogEvent,
   MatchCount,
   MatchQuery,
@@ -327,6 +328,12 @@ export class MongoEventLog implements EventLog {
     assertPartition(partition);
     assertLimit(limit);
     return retention.scanMeta(this.#retention, partition, afterSeq, limit);
+  }
+
+  async sizes(partition: number, afterSeq: number, limit: number): Promise<EventSize[]> {
+    assertPartition(partition);
+    assertLimit(limit);
+    return retention.sizesOf(this.#retention, partition, afterSeq, limit);
   }
 
   trim(partition: number, epoch: number, first: number, maxDelete: number): Promise<{ first: number; deleted: number }> {

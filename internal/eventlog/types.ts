@@ -212,6 +212,16 @@ export interface EventMeta {
   readonly tombstone: boolean;
 }
 
+/** What an event weighs in storage (ops' retention figures per partition and topic). */
+export interface EventSize {
+  readonly seq: number;
+  readonly topic: string;
+  /** BSON size of the event's stored document, payload included. */
+  readonly bytes: number;
+  /** A filler written into a hole ({@link EventLogRepair.repairGap}): no topic of its own. */
+  readonly gap: boolean;
+}
+
 /** Where a page of the latest-value snapshot ended (the next page starts after it). */
 export interface SnapshotCursor {
   readonly topic: string;
@@ -230,6 +240,11 @@ export interface EventLogRetention {
   retention(partition: number): Promise<PartitionRetention>;
   /** Events in `(afterSeq, afterSeq + limit]` without their payloads, in order (index-backed; a hole makes it fewer). */
   scan(partition: number, afterSeq: number, limit: number): Promise<EventMeta[]>;
+  /**
+   * Sequence, topic and stored size of the events in `(afterSeq, afterSeq + limit]`, in
+   * order (index-backed; reads the payloads, so callers bound `limit` and how often they ask).
+   */
+  sizes(partition: number, afterSeq: number, limit: number): Promise<EventSize[]>;
   /**
    * Raises the first retained sequence of `partition` to `first` under `epoch`
    * (never past the first slot of the partition's last append: the sequence

@@ -237,7 +237,14 @@ export class OpsApp implements Service {
       '/api/retention',
       read((_req, res) => {
         const snap = sampled();
-        res.json({ sampledAt: snap.at, policies: cfg.retention.describe(), partitions: snap.retention });
+        res.json({
+          sampledAt: snap.at,
+          policies: cfg.retention.describe(),
+          partitions: snap.retention,
+          topics: snap.topics,
+          // Whether the bytes and topic figures are exact (every partition counted up to its last event, nothing pro-rated).
+          exact: snap.retention.every((r) => r.exact),
+        });
         return Promise.resolve();
       }),
     );

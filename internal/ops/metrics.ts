@@ -2,6 +2,12 @@ import { Gauge, Histogram, type Registry } from '../telemetry/index.js';
 import type { Snapshot } from './queries.js';
 
 /**
+ * Topics exported as metrics, the most bytes first: the label's cardinality stays bounded
+ * whatever topics writers invent (the API and the page list up to MAX_TOPICS).
+ */
+export const TOPIC_METRICS = 20;
+
+/**
  * What ops exports from each sample, per consumer group: measured from the
  * store, so it goes on being reported (and alerted on) when every consumer of
  * a group is gone, unlike the gateways' own gauges.
@@ -13,8 +19,11 @@ export class OpsMetrics {
   readonly #deadLetters: Gauge<'group'>;
   readonly #lapsed: Gauge<'component'>;
   readonly #sampleSeconds: Histogram;
-  readonly #retention: Record<'first' | 'retained' | 'trimmed' | 'oldest', Gauge<'partition'>>;
+  readonly #retention: Record<'first' | 'retained' | 'trimmed' | 'oldest' | 'bytes', Gauge<'partition'>>;
+  readonly #topicEvents: Gauge<'topic'>;
+  readonly #topicBytes: Gauge<'topic'>;
   readonly #known = new Set<string>();
+  readonly #knownTopics = new Set<string>();
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -39,7 +48,20 @@ export class OpsMetrics {
       retained: perPartition('ops_retention_retained_events', 'Events a log partition holds, first to last (sampled)'),
       trimmed: perPartition('ops_retention_trimmed_events', 'Events retention trimmed from a log partition so far (sampled)'),
       oldest: perPartition('ops_retention_oldest_age_seconds', 'Age of the first event a log partition still holds (sampled)'),
+      bytes: perPartition(
+        'ops_retention_retained_bytes',
+        'Stored size (BSON) of the events a log partition holds, as far as counted (sampled)',
+      ),
     };
+    const perTopic = (name: string, help: string): Gauge<'topic'> => new Gauge({ name, help, labelNames: ['topic'], registers });
+    this.#topicEvents = perTopic(
+      'ops_retention_topic_events',
+      `Events the log holds of a topic, over every partition (the ${TOPIC_METRICS} topics with the most bytes; sampled)`,
+    );
+    this.#topicBytes = perTopic(
+      'ops_retention_topic_bytes',
+      `Stored size (BSON) of the events the log holds of a topic (the ${TOPIC_METRICS} topics with the most bytes; sampled)`,
+    );
     this.#sampleSeconds = new Histogram({
       name: 'ops_sample_seconds',
       help: 'Time one ops sample (heads, group lag, replicas) took',
@@ -58,7 +80,22 @@ export class OpsMetrics {
       this.#retention.retained.set(label, r.retained);
       this.#retention.trimmed.set(label, r.trimmed);
       this.#retention.oldest.set(label, r.oldestAgeSeconds);
+      this.#retention.bytes.set(label, r.bytes);
     }
+    // Snapshot topics come most bytes first; one that drops out of the top stops being exported.
+    const top = new Set<string>();
+    for (const t of snap.topics.slice(0, TOPIC_METRICS)) {
+      top.add(t.topic);
+      this.#topicEvents.set({ topic: t.topic }, t.events);
+      this.#topicBytes.set({ topic: t.topic }, t.bytes);
+    }
+    for (const topic of this.#knownTopics) {
+      if (top.has(topic)) continue;
+      this.#topicEvents.remove({ topic });
+      this.#topicBytes.remove({ topic });
+      this.#knownTopics.delete(topic);
+    }
+    for (const topic of top) this.#knownTopics.add(topic);
     const seen = new Set<string>();
     for (const g of snap.groups) {
       seen.add(g.group);

@@ -30,6 +30,7 @@ export function dashboardPage(): string {
 </div>
 <h2>Consumer groups</h2><table id="t-groups"></table>
 <h2>Retention by log partition</h2><table id="t-retention"></table>
+<h2>Retention by topic</h2><div id="topics-note" class="mute"></div><table id="t-topics"></table>
 <h2>Stalled log partitions</h2><table id="t-stalls"></table>
 <h2>Dead letters</h2><table id="t-dead"></table>
 <h2>Event</h2>
@@ -66,6 +67,7 @@ function spark(id, values) {
   const pts = values.map((v, i) => (i * 300 / Math.max(1, values.length - 1)).toFixed(1) + ',' + (58 - v / max * 54).toFixed(1)).join(' ');
   $(id).innerHTML = '<polyline points="' + pts + '"/><text x="2" y="11" font-size="10" fill="#57606a">max ' + max.toFixed(0) + '</text>';
 }
+const bytes = (n) => n < 1024 ? n + ' B' : n < 1048576 ? (n / 1024).toFixed(1) + ' KiB' : n < 1073741824 ? (n / 1048576).toFixed(1) + ' MiB' : (n / 1073741824).toFixed(2) + ' GiB';
 const age = (s) => s < 1 ? '0s' : s < 120 ? s.toFixed(0) + 's' : (s / 60).toFixed(1) + 'm';
 function table(id, head, rows) {
   $(id).innerHTML = '<tr>' + head.map((h) => '<th>' + h + '</th>').join('') + '</tr>' + (rows.join('') || '<tr><td colspan="' + head.length + '">none</td></tr>');
@@ -103,8 +105,13 @@ async function refresh() {
     }));
     table('t-leases', ['partition', 'holder', 'epoch', 'expires in'], o.leases.partitions.map((l) =>
       '<tr class="' + (l.live ? '' : 'bad') + '"><td class="n">' + l.partition + '</td><td>' + esc(l.holder ?? 'nobody') + '</td><td class="n">' + l.epoch + '</td><td class="n">' + (l.expiresAt ? age((Date.parse(l.expiresAt) - Date.now()) / 1000) : '') + '</td></tr>'));
-    table('t-retention', ['partition', 'first held', 'last', 'held', 'trimmed', 'oldest held', 'snapshot to'], (o.retention ?? []).map((r) =>
-      '<tr><td class="n">' + r.partition + '</td><td class="n">' + r.first + '</td><td class="n">' + r.last + '</td><td class="n">' + r.retained + '</td><td class="n">' + r.trimmed + '</td><td class="n">' + age(r.oldestAgeSeconds) + '</td><td class="n">' + r.compactedTo + '</td></tr>'));
+    // Bytes not yet exact (counting still catching up, or a block cut by a trim pro-rated) carry a ~.
+    table('t-retention', ['partition', 'first held', 'last', 'held', 'bytes held', 'trimmed', 'oldest held', 'snapshot to'], (o.retention ?? []).map((r) =>
+      '<tr><td class="n">' + r.partition + '</td><td class="n">' + r.first + '</td><td class="n">' + r.last + '</td><td class="n">' + r.retained + '</td><td class="n">' + (r.exact ? '' : '~') + bytes(r.bytes) + '</td><td class="n">' + r.trimmed + '</td><td class="n">' + age(r.oldestAgeSeconds) + '</td><td class="n">' + r.compactedTo + '</td></tr>'));
+    const rt = await api('/api/retention');
+    $('topics-note').textContent = 'counted from the log as of ' + new Date(rt.sampledAt).toLocaleTimeString() + (rt.exact ? '' : ' (~: still counting, estimates)') + '; trimmed: seen by this ops process since it started';
+    table('t-topics', ['topic', 'held', 'bytes held', 'trimmed'], rt.topics.map((t) =>
+      '<tr><td>' + esc(t.topic) + '</td><td class="n">' + (rt.exact ? '' : '~') + t.events + '</td><td class="n">' + (rt.exact ? '' : '~') + bytes(t.bytes) + '</td><td class="n">' + t.trimmedSinceStart + '</td></tr>'));
     const lagText = (g) => (g.lagExact ? '' : '~') + g.lagEvents;
     table('t-groups', ['group', 'filter', 'gateways', 'lag (events)', 'max lag', 'dead letters', ''], o.groups.map((g) =>
       '<tr class="' + (g.deadLetters || g.maxLagSeconds > 60 || (!g.gateways && g.lagEvents) ? 'bad' : g.lagEvents ? 'warn' : '') + '"><td>' + esc(g.group) + '</td><td>' + esc(g.filter) + (g.tags ? ' <span class="mute">tags ' + g.tags.map(esc).join(', ') + '</span>' : '') + '</td><td class="n">' + g.gateways + '</td><td class="n">' + lagText(g) + '</td><td class="n">' + age(g.maxLagSeconds) + '</td><td class="n">' + g.deadLetters + '</td><td>' + (g.gateways ? '' : '<button data-delete-group="' + esc(g.group) + '">Delete group</button>') + '</td></tr>'));

@@ -5,6 +5,7 @@ import { groupLeaseGroup, type DeadLetter, type GroupStore } from '../groupstore
 import type { LeaseStore, Member } from '../lease/index.js';
 import type { OutboxStore, StoredMessage } from '../outbox/index.js';
 import { GroupLag, type GroupView } from './groups.js';
+import { RetentionWalk, type TopicRetentionRow } from './retention-walk.js';
 
 /** Most groups listed. */
 const MAX_GROUPS = 1000;
@@ -34,6 +35,12 @@ export interface RetentionRow {
   oldestAgeSeconds: number;
   /** Events up to here are in the latest-value snapshot of compacted topics. */
   compactedTo: number;
+  /** Stored size of the events held (BSON), as far as counted (see `countedTo`). */
+  bytes: number;
+  /** Events up to this sequence are counted in `bytes` and the topic figures (below `last`: catching up). */
+  countedTo: number;
+  /** Whether `bytes` (and this partition's share of the topic figures) is exact: caught up, nothing pro-rated. */
+  exact: boolean;
 }
 
 /** What the sampler last saw: partition heads, consumer groups and replicas. */
@@ -41,6 +48,8 @@ export interface Snapshot {
   at: Date;
   heads: number[];
   retention: RetentionRow[];
+  /** What the log holds per topic (most bytes first), counted like the partitions' `bytes`. */
+  topics: TopicRetentionRow[];
   groups: GroupView[];
   /** Replicas that stopped heartbeating without leaving within {@link LAPSED_WINDOW_MS}. */
   lapsed: { drainers: Member[]; gateways: Member[] };
@@ -54,7 +63,7 @@ export const LAPSED_WINDOW_MS = 60 * 60_000;
 /** The ports ops reads and administers through (built by the composition root from the configured backends). */
 export interface OpsPorts {
   readonly outboxStore: OutboxStore;
-  readonly eventLog: EventReader & EventLogRepair & Pick<EventLogRetention, 'retention' | 'latestValue'>;
+  readonly eventLog: EventReader & EventLogRepair & Pick<EventLogRetention, 'retention' | 'latestValue' | 'sizes'>;
   readonly leases: LeaseStore;
   readonly groupStore: GroupStore;
 }
@@ -71,10 +80,11 @@ export interface OpsPorts {
 export class OpsQueries {
   readonly #partitions: number;
   readonly #outbox: OutboxStore;
-  readonly #log: EventReader & EventLogRepair & Pick<EventLogRetention, 'retention' | 'latestValue'>;
+  readonly #log: EventReader & EventLogRepair & Pick<EventLogRetention, 'retention' | 'latestValue' | 'sizes'>;
   readonly #leases: LeaseStore;
   readonly #groups: GroupStore;
   readonly #lag: GroupLag;
+  readonly #walk: RetentionWalk;
   readonly #samples: Array<{ at: number; heads: number[] }> = [];
   #snapshot: Snapshot | undefined;
 
@@ -89,6 +99,7 @@ export class OpsQueries {
     this.#leases = ports.leases;
     this.#groups = ports.groupStore;
     this.#lag = new GroupLag({ groups: this.#groups, log: this.#log, leases: this.#leases });
+    this.#walk = new RetentionWalk(this.#log);
   }
 
   #range(): number[] {
@@ -107,17 +118,32 @@ export class OpsQueries {
       this.#leases.lapsed(GATEWAY_PRESENCE_GROUP, LAPSED_WINDOW_MS),
       this.#retention(heads, started),
     ]);
-    this.#snapshot = { at: new Date(started), heads, retention, groups, lapsed: { drainers, gateways }, tookMs: Date.now() - started };
+    this.#snapshot = {
+      at: new Date(started),
+      heads,
+      retention,
+      topics: this.#walk.topics(),
+      groups,
+      lapsed: { drainers, gateways },
+      tookMs: Date.now() - started,
+    };
     return this.#snapshot;
   }
 
-  /** Per partition: where it starts now, and how old its first event is (two lookups per partition, index-backed). */
+  /**
+   * Per partition: where it starts now, and how old its first event is (two lookups per
+   * partition, index-backed), and what it holds in bytes and per topic (the walk: bounded
+   * range reads of what was appended or trimmed since the last sample).
+   */
   async #retention(heads: number[], now: number): Promise<RetentionRow[]> {
     return Promise.all(
       this.#range().map(async (partition) => {
         const { first, compactedTo } = await this.#log.retention(partition);
         const last = heads[partition] ?? 0;
-        const [oldest] = last >= first ? await this.#log.read({ partition, afterSeq: first - 1, limit: 1, toSeq: last }) : [];
+        const [[oldest], figures] = await Promise.all([
+          last >= first ? this.#log.read({ partition, afterSeq: first - 1, limit: 1, toSeq: last }) : Promise.resolve([]),
+          this.#walk.update(partition, first, last),
+        ]);
         return {
           partition,
           first,
@@ -126,6 +152,7 @@ export class OpsQueries {
           trimmed: first - 1,
           oldestAgeSeconds: oldest ? Math.max(0, (now - oldest.publishedAt.getTime()) / 1000) : 0,
           compactedTo,
+          ...figures,
         };
       }),
     );

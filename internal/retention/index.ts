@@ -1,8 +1,10 @@
 /**
  * Event-log retention: policies per topic pattern (maximum age, maximum events
  * per partition, a default), compacted topics whose latest value per key is
- * kept in a snapshot, and interest retention that holds trimming for consumer
- * groups up to hard caps. The drainer that holds a partition's lease trims it
+ * kept in a snapshot, and interest retention that holds trimming at consumer
+ * groups' cursors up to hard caps (by cursor: a group with tags passes over events
+ * without them as it reads, so it holds no more than what it still has to settle;
+ * a group nobody serves holds from its cursor, see {@link GroupInterest}). The drainer that holds a partition's lease trims it
  * under its epoch ({@link RetentionKeeper}); readers are told where a partition
  * now starts.
  *

@@ -9,7 +9,14 @@ import type { RetentionPolicies } from './policy.js';
 /** What the keeper works through: the log's retention role, plus heads and reads for compaction. */
 export type RetentionLog = EventLogRetention & Pick<EventReader, 'head' | 'read'>;
 
-/** A registered consumer group as interest retention sees it: its filter and its cursor per partition. */
+/**
+ * A registered consumer group as interest retention sees it: its filter and its cursor per
+ * partition. No tags: the hold is by cursor, and a group with tags moves its cursor over the
+ * events without them as it reads them, so while it is served it holds only from its first
+ * event not yet settled. A group nobody serves holds from its cursor, tagged or not, on
+ * purpose: trimming the untagged events past it would have the group told TRIMMED on its
+ * return for events it never wanted (once deleted, nobody can tell what they carried).
+ */
 export interface GroupInterest {
   readonly name: string;
   readonly filter: TopicPattern;
@@ -69,7 +76,8 @@ interface Mark {
  * - An event of a compacted topic is trimmed only once the snapshot reflects
  *   it (sequence at or below the partition's persisted watermark).
  * - With `keepForGroups`, an expired event a registered group of its topic has
- *   not acked is kept, until a hard cap forces it out (counted per group).
+ *   not acked is kept, until a hard cap forces it out (counted per group). "Not
+ *   acked" is by the group's cursor (see {@link GroupInterest} for groups with tags).
  * - Every write is fenced by the caller's epoch: a fenced holder trims nothing.
  * - Rounds are paced: after each storage call the keeper waits so that its calls
  *   take at most the policies' `dutyCycle` share of the time (appends come first).

@@ -315,6 +315,33 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       expect(await a.head(2)).toMatchObject({ seq: 9 });
     });
 
+    it("reports each event's stored size, payload included, over a bounded range", async () => {
+      const { a } = await factory();
+      await a.claim(6, 1);
+      const at = new Date();
+      const sized = (id: string, topic: string, pad: number): EventInput => ({
+        id,
+        topic,
+        key: 'k',
+        payload: { pad: 'x'.repeat(pad) },
+        headers: {},
+        createdAt: at,
+      });
+      const tag = `${Date.now()}`;
+      await a.append(6, 1, [sized(`sz-${tag}-1`, 'size.a', 10), sized(`sz-${tag}-2`, 'size.a', 110), sized(`sz-${tag}-3`, 'size.b', 10)]);
+      const sizes = await a.sizes(6, 0, 2);
+      expect(sizes.map((s) => [s.seq, s.topic, s.gap])).toEqual([
+        [1, 'size.a', false],
+        [2, 'size.a', false],
+      ]);
+      const [one, two] = sizes.map((s) => s.bytes) as [number, number];
+      // The whole document: more than the payload, and 100 more characters weigh 100 bytes more.
+      expect(one).toBeGreaterThan(100);
+      expect(two - one).toBe(100);
+      expect((await a.sizes(6, 2, 100)).map((s) => s.topic)).toEqual(['size.b']);
+      await expect(a.sizes(6, 0, 0)).rejects.toMatchObject({ code: 'INVALID_RANGE' });
+    });
+
     it('deletes at most maxDelete events per trim call, and the next calls finish', async () => {
       const { a } = await factory();
       await a.claim(1, 1);

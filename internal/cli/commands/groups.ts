@@ -19,7 +19,8 @@ export async function groupsList(ctx: Context): Promise<void> {
     ],
     r.groups.map((g) => [
       g.group,
-      g.filter,
+      // Worded as the hub words a group's definition (a GROUP_MISMATCH names it so).
+      g.tags && g.tags.length > 0 ? `${g.filter} with tags ${g.tags.join(', ')}` : g.filter,
       g.gateways === 0 && g.lagEvents > 0 ? c.red('0') : g.gateways,
       `${g.lagExact ? '' : '~'}${g.lagEvents}`,
       g.maxLagSeconds > 60 ? c.red(formatAge(g.maxLagSeconds)) : formatAge(g.maxLagSeconds),
