@@ -158,7 +158,7 @@ $(PROM_K8S_BUILT):
 	cd $(TOOLS_CACHE) && GOBIN=$(dir $@) CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 10 go install -trimpath github.com/prometheus/prometheus/cmd/prometheus@$(PROM_K8S_VERSION)
 # containerd (with its CRI plugin), runc, the CNI plugins and conntrack from Debian.
 CLUSTER_APT := containerd runc containernetworking-plugins conntrack iptables iproute2
-cluster-tools: | $(KUBE_APISERVER)
+cluster-tools:
 	@$(MAKE) --no-print-directory $(KUBE_NODE_DIR)/kubelet $(COREDNS_BUILT) $(PROM_K8S_BUILT) && \
 	  mkdir -p $(TOOLS)/bin && for b in $(KUBE_NODE_BINS); do ln -sfn $(KUBE_NODE_DIR)/$$b $(TOOLS)/bin/$$b; done && \
 	  ln -sfn $(COREDNS_BUILT) $(TOOLS)/bin/coredns && ln -sfn $(PROM_K8S_BUILT) $(TOOLS)/bin/prometheus && \

@@ -5,7 +5,7 @@
  * Prometheus scraping the pods through Kubernetes service discovery, `helm upgrade` to scale the
  * drainers, `kubectl port-forward` to ops (the page loaded in Chromium), a rolling upgrade and a
  * drainer pod deleted mid-stream (nothing lost, duplicated or reordered, checked on the log), and
- * SIGTERM through the preStop path handing leases over before they expire.
+ * a drainer pod deleted handing its leases over (SIGTERM) before they expire.
  *
  * The pods reach the database (SecantusDB) on the bridge address the harness made; nothing
  * listens on an outside address. Skipped, with the reason on stderr, when a component is not
@@ -335,7 +335,7 @@ describeCluster('the chart on a real single-node cluster', () => {
   );
 
   it(
-    'SIGTERM through the preStop path releases the leases: the partitions move before the lease TTL',
+    'a drainer pod deleted releases its leases on SIGTERM: the partitions move before the lease TTL',
     async () => {
       await eventually(
         () => pods(state, 'drainer').filter(ready).length === 4 && partitionHolders(state).size === PARTITIONS,
@@ -357,7 +357,7 @@ describeCluster('the chart on a real single-node cluster', () => {
       );
       const moved = Date.now() - t0;
       process.stderr.write(`[cluster] partitions of a deleted drainer pod taken over in ${moved} ms (lease TTL ${LEASE_TTL_S} s)\n`);
-      // Expiry would take the preStop sleep plus the whole TTL; release is the sleep plus one tick.
+      // Expiry would take the whole TTL; a release takes the stop plus the others' next look.
       expect(moved).toBeLessThan(LEASE_TTL_S * 1_000);
     },
     3 * 60_000,
