@@ -122,6 +122,9 @@ describe('helm chart', () => {
       if (c === 'drainer') expect(container.lifecycle).toBeUndefined();
       else expect(container.lifecycle?.preStop.sleep.seconds).toBeGreaterThan(0);
       // The binary's own stop bound stays inside the pod's grace period.
+      // V8's old space is held to half the memory limit (Node would size its heap to the whole limit).
+      const heap = { drainer: 128, gateway: 256, ops: 128 }[c as 'drainer' | 'gateway' | 'ops'];
+      expect(container.env.find((e) => e.name === 'NODE_OPTIONS')?.value).toBe(`--max-old-space-size=${heap}`);
       const stop = container.env.find((e) => e.name === 'STOP_TIMEOUT')?.value ?? '';
       expect(Number.parseInt(stop, 10)).toBeLessThan(pod.terminationGracePeriodSeconds);
       expect(d.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);

@@ -71,3 +71,16 @@ relabelings:
   - sourceLabels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
     targetLabel: binary
 {{- end -}}
+{{/*
+V8's old-space limit in MiB: half the container's memory limit (Mi or Gi); the other half is for
+the young generation (48 MiB in Node 20), code, stacks and the off-heap buffers of sockets and
+the MongoDB driver. Node 20 otherwise sizes its heap to the whole cgroup limit (259 MB in a
+256Mi container, measured in a pod), so under pressure the kernel's OOM killer ends the pod
+before V8 collects harder. Empty without a limit in Mi or Gi.
+*/}}
+{{- define "outbox-hub.heapMiB" -}}
+{{- $m := ((.limits | default dict).memory | default "") | toString -}}
+{{- if hasSuffix "Mi" $m -}}{{ div (trimSuffix "Mi" $m | int) 2 }}
+{{- else if hasSuffix "Gi" $m -}}{{ mul (trimSuffix "Gi" $m | int) 512 }}
+{{- end -}}
+{{- end -}}
