@@ -4,7 +4,8 @@
  *   node dist/test/harness/cluster-cli.js up | down | status
  */
 import { join } from 'node:path';
-import { clusterDir, clusterLeftovers, installHub, readCluster, startCluster, stopCluster, HUB_RELEASE, HUB_NAMESPACE } from './cluster.js';
+import { alive } from './kube-server.js';
+import { clusterDir, installHub, readCluster, startCluster, stopCluster, HUB_RELEASE, HUB_NAMESPACE } from './cluster.js';
 
 const command = process.argv[2];
 
@@ -45,17 +46,9 @@ async function main(): Promise<number> {
         process.stdout.write(`no cluster in ${clusterDir()}\n`);
         return 1;
       }
-      const left = clusterLeftovers(state).filter(
-        (l) =>
-          !l.startsWith('directory') &&
-          !l.startsWith('mount') &&
-          !l.startsWith('network') &&
-          !l.startsWith('iptables') &&
-          !l.startsWith('bridge') &&
-          !l.startsWith('containerd'),
-      );
+      const running = Object.values(state.pids).filter(alive).length;
       process.stdout.write(
-        `cluster in ${state.dir}: API ${state.server}, processes running: ${left.length}/${Object.keys(state.pids).length}\n`,
+        `cluster in ${state.dir}: API ${state.server}, processes running: ${running}/${Object.keys(state.pids).length}\n`,
       );
       return 0;
     }

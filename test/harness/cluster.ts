@@ -24,7 +24,7 @@ import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, startSecantus } from './server.js';
-import { KUBE_VERSION, alive, startKubeServer, missingKubeTools, tail } from './kube-server.js';
+import { KUBE_VERSION, alive, startKubeServer, missingKubeTools, stopPids, tail } from './kube-server.js';
 
 /** The bridge the pods live on; its first address is the host's (API server, database, DNS). */
 export const CLUSTER_BRIDGE = 'obhub0';
@@ -500,14 +500,6 @@ export function readCluster(dir = clusterDir()): ClusterState | undefined {
   return JSON.parse(readFileSync(file, 'utf8')) as ClusterState;
 }
 
-async function stopPid(pid: number | undefined, graceMs: number): Promise<void> {
-  if (pid === undefined || !alive(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (alive(pid) && Date.now() < deadline) await sleep(50);
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
-}
-
 /**
  * Removes the cluster in `dir`: its pods (so kubelet tears their sandboxes down the normal way),
  * then every process, container, mount, network namespace, cgroup, iptables chain and the bridge.
@@ -524,6 +516,12 @@ export async function stopCluster(dir = clusterDir(), options: { log?: (line: st
   const pids = state.pids;
   const tools = clusterToolPaths();
   const kubeconfig = join(dir, 'kube/admin.kubeconfig');
+  const sock = join(dir, 'containerd/containerd.sock');
+  /** The containers' tasks containerd still runs; undefined when it does not answer. */
+  const tasks = (): string[] | undefined => {
+    const r = spawnSync('ctr', ['--address', sock, '-n', 'k8s.io', 'tasks', 'ls', '-q'], { encoding: 'utf8', timeout: 5_000 });
+    return r.status === 0 ? r.stdout.split('\n').filter(Boolean) : undefined;
+  };
   // Pods first, while kubelet and the API server still run: each sandbox is stopped by kubelet
   // (CNI DEL, network namespace removed). Bounded: a broken cluster must still be removed.
   if (pids['kubelet'] && alive(pids['kubelet']) && pids['kube-apiserver'] && alive(pids['kube-apiserver']) && existsSync(kubeconfig)) {
@@ -534,32 +532,18 @@ export async function stopCluster(dir = clusterDir(), options: { log?: (line: st
       { timeout: 15_000 },
     );
     const deadline = Date.now() + 20_000;
-    const sock = join(dir, 'containerd/containerd.sock');
     while (Date.now() < deadline) {
-      const r = spawnSync('ctr', ['--address', sock, '-n', 'k8s.io', 'tasks', 'ls', '-q'], { encoding: 'utf8', timeout: 5_000 });
-      if (r.status !== 0 || r.stdout.trim() === '') break;
+      if (!tasks()?.length) break;
       await sleep(250);
     }
   }
-  for (const name of [
-    'kube-proxy',
-    'kubelet',
-    'coredns',
-    'kube-scheduler',
-    'kube-controller-manager',
-    'kube-apiserver',
-    'etcd',
-    'secantusdb',
-  ])
-    await stopPid(pids[name], 5_000);
+  const order = ['kube-proxy', 'kubelet', 'coredns', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd', 'secantusdb'];
+  await stopPids(order.flatMap((name) => (pids[name] === undefined ? [] : [pids[name]])));
   // Containers kubelet did not get to: kill their tasks through containerd, then containerd itself.
-  const sock = join(dir, 'containerd/containerd.sock');
   if (pids['containerd'] && alive(pids['containerd'])) {
-    const tasks =
-      spawnSync('ctr', ['--address', sock, '-n', 'k8s.io', 'tasks', 'ls', '-q'], { encoding: 'utf8', timeout: 5_000 }).stdout ?? '';
-    for (const id of tasks.split('\n').filter(Boolean))
+    for (const id of tasks() ?? [])
       spawnSync('ctr', ['--address', sock, '-n', 'k8s.io', 'tasks', 'kill', '-s', 'SIGKILL', id], { timeout: 5_000 });
-    await stopPid(pids['containerd'], 5_000);
+    await stopPids([pids['containerd']]);
   }
   // Shims outlive containerd by design; their containers die with them (SIGKILL to the shim's group).
   for (const pid of shimPids(dir)) {

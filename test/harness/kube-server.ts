@@ -112,8 +112,8 @@ export function tail(file: string, lines = 15): string {
   }
 }
 
-/** Stops processes started by {@link startKubeServer}: SIGTERM, then SIGKILL after `graceMs`. */
-async function stopPids(pids: readonly number[], graceMs = 5_000): Promise<void> {
+/** Stops processes one after the other: SIGTERM, then SIGKILL after `graceMs` each. */
+export async function stopPids(pids: readonly number[], graceMs = 5_000): Promise<void> {
   for (const pid of pids) {
     if (!alive(pid)) continue;
     process.kill(pid, 'SIGTERM');
