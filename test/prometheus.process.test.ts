@@ -24,11 +24,16 @@ const DASHBOARD = resolve('deploy/grafana/outbox-hub-dashboard.json');
 const RULES = resolve('deploy/prometheus/alerts.yaml');
 
 /**
- * Dashboard expressions allowed to return no series in this short run, each with why. Empty
- * today: labelled counters are exported at 0 for their known values, histograms always export
- * their buckets, and the run makes a group's events dead-letter.
+ * Dashboard expressions allowed to return no series in this short run, each with why. Only one:
+ * labelled counters are exported at 0 for their known values, histograms always export their
+ * buckets, the run makes a group's events dead-letter, and the drainer runs retention rounds.
  */
-const NO_DATA_IN_SHORT_RUN: ReadonlyMap<string, string> = new Map<string, string>([]);
+const NO_DATA_IN_SHORT_RUN: ReadonlyMap<string, string> = new Map<string, string>([
+  [
+    'sum by (group) (increase(outbox_retention_forced_total[10m]))',
+    'the series of a group appears with the first trim a hard cap forces past it, which this run does not cause (the promtool case of OutboxRetentionForcedTrim covers it)',
+  ],
+]);
 
 /** Values for Grafana's built-in variables (what a 1 s scrape interval would not give: a real dashboard range). */
 const GRAFANA_BUILTINS: Readonly<Record<string, string>> = {
@@ -121,6 +126,9 @@ it('every dashboard and alert expression runs on a real Prometheus scraping the 
     STATS_INTERVAL: '500ms',
     LEASE_TTL: '2s',
     LEASE_RENEW_INTERVAL: '300ms',
+    // Rounds run (and export their figures) though nothing is old enough to trim.
+    RETENTION: JSON.stringify({ topics: [{ match: 'work.**', maxEvents: 1000 }] }),
+    RETENTION_INTERVAL: '500ms',
   });
   const gateway = start('gateway', {
     ...common,

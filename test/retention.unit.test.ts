@@ -13,7 +13,16 @@ import { createLogger } from '../internal/log/index.js';
 import { createRegistry } from '../internal/telemetry/index.js';
 import { eventually } from './harness/process.js';
 import { MemoryLog } from './harness/memory-ports.js';
-import { RetentionKeeper, RetentionPolicies, type GroupInterest } from '../internal/retention/index.js';
+import { DrainTraffic } from '../internal/drainer/index.js';
+import {
+  BUSY_DELETE_BATCH,
+  DELETE_BATCH,
+  RetentionKeeper,
+  RetentionPolicies,
+  SCAN_BUDGET,
+  type AppendTraffic,
+  type GroupInterest,
+} from '../internal/retention/index.js';
 import { TopicPattern } from '../internal/topic/index.js';
 
 const logger = createLogger({ level: 'error' });
@@ -135,6 +144,117 @@ describe('RetentionKeeper pacing', () => {
     await expect(round).rejects.toMatchObject({ name: 'AbortError' });
     // What the first call did stays done.
     expect((await paced.log.retention(0)).first).toBe(3);
+  });
+});
+
+describe('RetentionKeeper and the appends it shares the database with', () => {
+  /** A log that records the size of every trim call. */
+  function recordingTrims(policies: string, traffic: AppendTraffic): { log: MemoryEventLog; keeper: RetentionKeeper; sizes: number[] } {
+    const log = new MemoryEventLog(new MemoryEventStorage());
+    const sizes: number[] = [];
+    const recording = new Proxy(log, {
+      get: (target, name) => {
+        if (name === 'trim')
+          return (...args: Parameters<MemoryEventLog['trim']>) => {
+            sizes.push(args[3]);
+            return log.trim(...args);
+          };
+        const value: unknown = Reflect.get(target, name, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    return {
+      log,
+      sizes,
+      keeper: new RetentionKeeper({ log: recording, policies: RetentionPolicies.parse(policies, 'RETENTION'), logger, traffic }),
+    };
+  }
+
+  it('deletes in small batches while appends keep coming, in full ones when they stop', async () => {
+    let busy = true;
+    const waits: number[] = [];
+    const traffic: AppendTraffic = {
+      quiet: (maxWaitMs) => {
+        waits.push(maxWaitMs);
+        return Promise.resolve(busy);
+      },
+    };
+    const { log, keeper, sizes } = recordingTrims('{"default":{"maxEvents":1},"dutyCycle":1}', traffic);
+    await log.claim(0, 1);
+    await log.append(
+      0,
+      1,
+      Array.from({ length: 120 }, () => ev('a.x', null)),
+    );
+    await log.append(0, 1, [ev('a.x', null)]);
+    expect(await keeper.round(0, 1, [])).toMatchObject({ first: 121, deleted: 120, behind: false });
+    expect(sizes).toEqual([BUSY_DELETE_BATCH, BUSY_DELETE_BATCH, BUSY_DELETE_BATCH, BUSY_DELETE_BATCH, BUSY_DELETE_BATCH]);
+    // Each call gave way first, for at least the shortest wait.
+    expect(waits.length).toBeGreaterThan(sizes.length);
+    expect(Math.min(...waits)).toBeGreaterThanOrEqual(20);
+
+    busy = false;
+    sizes.length = 0;
+    await log.append(
+      0,
+      1,
+      Array.from({ length: 120 }, () => ev('a.x', null)),
+    );
+    await log.append(0, 1, [ev('a.x', null)]);
+    expect(await keeper.round(0, 1, [])).toMatchObject({ first: 242, deleted: 121, behind: false });
+    expect(sizes).toEqual([DELETE_BATCH, DELETE_BATCH]);
+  });
+
+  it('reports a round that ran out of budget with expired events left as behind, then takes full batches, busy or not, until it catches up', async () => {
+    const busy: AppendTraffic = { quiet: () => Promise.resolve(true) };
+    const { log, keeper, sizes } = recordingTrims('{"default":{"maxEvents":1},"dutyCycle":1}', busy);
+    await log.claim(0, 1);
+    for (let i = 0; i < SCAN_BUDGET + 500; i += 1_000)
+      await log.append(
+        0,
+        1,
+        Array.from({ length: 1_000 }, () => ev('a.x', null)),
+      );
+    await log.append(0, 1, [ev('a.x', null)]);
+    const first = await keeper.round(0, 1, []);
+    expect(first).toMatchObject({ behind: true });
+    expect(first.deleted).toBeGreaterThanOrEqual(SCAN_BUDGET - DELETE_BATCH);
+    expect(new Set(sizes)).toEqual(new Set([BUSY_DELETE_BATCH]));
+    sizes.length = 0;
+    expect(await keeper.round(0, 1, [])).toMatchObject({ behind: false, first: SCAN_BUDGET + 1_001 });
+    expect(new Set(sizes)).toEqual(new Set([DELETE_BATCH]));
+    // Caught up: small batches again while appends keep coming; nothing left, not behind.
+    sizes.length = 0;
+    expect(await keeper.round(0, 1, [])).toMatchObject({ behind: false, deleted: 0 });
+    expect(sizes).toEqual([BUSY_DELETE_BATCH]);
+  });
+});
+
+describe('DrainTraffic', () => {
+  it('says quiet at once when no batch ran lately, and busy while one runs or just ended', async () => {
+    const traffic = new DrainTraffic();
+    const started = performance.now();
+    expect(await traffic.quiet(5_000)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    traffic.begin();
+    // A batch under way: released at its deadline, still busy.
+    expect(await traffic.quiet(30)).toBe(true);
+    // Released by the batch's end, well before its deadline.
+    const waiting = traffic.quiet(60_000);
+    setTimeout(() => traffic.end(), 20);
+    const t = performance.now();
+    expect(await waiting).toBe(true);
+    expect(performance.now() - t).toBeLessThan(30_000);
+    // A stop releases a wait too.
+    traffic.begin();
+    const stop = new AbortController();
+    const stopped = traffic.quiet(60_000, stop.signal);
+    stop.abort();
+    expect(await stopped).toBe(true);
+    traffic.end();
+    // Quiet again a while after the last batch.
+    await sleep(300);
+    expect(await traffic.quiet(5_000)).toBe(false);
   });
 });
 

@@ -10,6 +10,7 @@ import type { Logger } from '../log/index.js';
 import type { OutboxStore } from '../outbox/index.js';
 import type { DrainerConfig } from './config.js';
 import type { DrainerMetrics } from './metrics.js';
+import { DrainTraffic } from './traffic.js';
 import { PartitionWorker } from './worker.js';
 
 /** The lease group drainers share. */
@@ -62,6 +63,8 @@ export class Drainer {
   #stopped: Promise<void> | undefined;
   /** Set when the deployment has retention policies. */
   readonly #retention: RetentionKeeper | undefined;
+  /** The batches under way, which retention gives way to. */
+  readonly #traffic = new DrainTraffic();
 
   constructor(deps: DrainerDeps) {
     this.#d = deps;
@@ -71,7 +74,13 @@ export class Drainer {
           log: deps.eventLog,
           policies: config.retention,
           logger: log,
-          metrics: { trimmed: metrics.retentionTrimmed, first: metrics.retentionFirst, forced: metrics.retentionForced },
+          metrics: {
+            trimmed: metrics.retentionTrimmed,
+            first: metrics.retentionFirst,
+            forced: metrics.retentionForced,
+            behind: metrics.retentionBehind,
+          },
+          traffic: this.#traffic,
         })
       : undefined;
     this.#leaseCondition = health?.condition('leases', { ok: false, reason: 'joining the lease group' });
@@ -228,7 +237,9 @@ export class Drainer {
     const keeper = this.#retention;
     const worker = new PartitionWorker(partition, epoch, {
       ...this.#d,
-      ...(keeper ? { onAppended: (p: number, e: number, events: readonly LogEvent[]) => keeper.appended(p, e, events) } : {}),
+      ...(keeper
+        ? { traffic: this.#traffic, onAppended: (p: number, e: number, events: readonly LogEvent[]) => keeper.appended(p, e, events) }
+        : {}),
       onRound: () => dog?.beat(),
       onProgress: (p) => this.#progress.set(p, Date.now()),
       onDbError: () => this.#d.health?.dbError('drain'),
@@ -247,6 +258,8 @@ export class Drainer {
     this.#workers.delete(partition);
     this.#retention?.forget(partition);
     this.#d.metrics.retentionFirst.remove({ partition: String(partition) });
+    // Not ours any more: a stale 1 would keep OutboxRetentionBehind firing.
+    this.#d.metrics.retentionBehind.remove({ partition: String(partition) });
     this.#progress.delete(partition);
     this.#dogs.get(partition)?.dispose();
     this.#dogs.delete(partition);

@@ -10,8 +10,11 @@
  *   blocking its partition. Trade-off: later messages of the same key overtake
  *   it; requeueing it appends it after them.
  * - SIGTERM: finish the batch, release leases, exit; others take over at once.
+ * - Retention (when policies are set) runs beside the workers and gives way to
+ *   their batches ({@link DrainTraffic}).
  */
 export { Drainer, DRAINER_LEASE_GROUP, type DrainerDeps } from './drainer.js';
 export { DrainerApp } from './app.js';
 export { DRAINER_DEFAULTS, loadDrainerConfig, type DrainerConfig } from './config.js';
 export { createDrainerMetrics, type DrainerMetrics } from './metrics.js';
+export { DrainTraffic } from './traffic.js';

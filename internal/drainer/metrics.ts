@@ -19,6 +19,7 @@ export interface DrainerMetrics {
   retentionTrimmed: Counter<'partition'>;
   retentionFirst: Gauge<'partition'>;
   retentionForced: Counter<'group'>;
+  retentionBehind: Gauge<'partition'>;
   retentionRoundSeconds: Histogram;
 }
 
@@ -97,6 +98,12 @@ function registerDrainerMetrics(registry: Registry): DrainerMetrics {
       name: 'outbox_retention_forced_total',
       help: 'Retention rounds that trimmed events a consumer group had not acked (a keepForGroups hard cap), per group',
       labelNames: ['group'],
+      registers,
+    }),
+    retentionBehind: new Gauge({
+      name: 'outbox_retention_behind',
+      help: 'Per held partition: 1 when its last retention round ran out of budget with expired events left to trim, else 0',
+      labelNames: ['partition'],
       registers,
     }),
     retentionRoundSeconds: new Histogram({

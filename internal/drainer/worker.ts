@@ -25,6 +25,8 @@ export interface WorkerDeps {
   onProgress?(partition: number): void;
   /** Called for each failed database operation. */
   onDbError?(): void;
+  /** Told when a batch starts and ends (retention gives way to batches under way). */
+  traffic?: { begin(): void; end(): void };
   /** Called with the events an append added, in order (retention's snapshot of compacted topics). */
   onAppended?(partition: number, epoch: number, events: readonly LogEvent[]): Promise<void>;
 }
@@ -117,7 +119,12 @@ export class PartitionWorker {
           continue;
         }
         idleMs = config.pollMinMs;
-        await this.#drain(batch);
+        this.#d.traffic?.begin();
+        try {
+          await this.#drain(batch);
+        } finally {
+          this.#d.traffic?.end();
+        }
         failures = 0;
         single = false;
       } catch (err) {

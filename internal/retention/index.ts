@@ -17,9 +17,11 @@ export { RetentionError, type RetentionErrorCode } from './errors.js';
 export { MAX_POLICIES, RetentionPolicies, type RetentionPolicy } from './policy.js';
 export { readRetention } from './settings.js';
 export {
+  BUSY_DELETE_BATCH,
   DELETE_BATCH,
   RetentionKeeper,
   SCAN_BUDGET,
+  type AppendTraffic,
   type GroupInterest,
   type RetentionLog,
   type RetentionMetrics,

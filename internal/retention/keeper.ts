@@ -32,6 +32,8 @@ export interface RetentionMetrics {
   readonly first: Gauge<'partition'>;
   /** Events trimmed past a consumer group's cursor because a hard cap was reached, per group. */
   readonly forced: Counter<'group'>;
+  /** 1 when the partition's last round ran out of budget with expired events left, per partition. */
+  readonly behind?: Gauge<'partition'>;
 }
 
 /** What one round did to a partition. */
@@ -41,6 +43,8 @@ export interface RoundOutcome {
   /** Groups whose unsettled events a hard cap forced out (they are told when they next read). */
   readonly forced: readonly string[];
   readonly tombstones: number;
+  /** The round ran out of budget with expired events left to trim (the next round goes on). */
+  readonly behind: boolean;
 }
 
 /** Events one round looks at per partition: bounds its reads whatever the backlog. */
@@ -50,10 +54,30 @@ export const SCAN_BUDGET = 10_000;
  * an append that waits behind a delete waits briefly.
  */
 export const DELETE_BATCH = 100;
+/**
+ * Events one trim call deletes while the drainer is moving messages (see {@link AppendTraffic}):
+ * a delete that runs beside an append delays it by about its own length.
+ */
+export const BUSY_DELETE_BATCH = 25;
 /** Longest pause after one call (a call slowed by an outage is not made up for at length). */
 const MAX_PAUSE_MS = 5_000;
+/** Shortest wait for appends to finish before a call (the pause before it may be shorter). */
+const MIN_YIELD_MS = 20;
 /** Events read per page when catching the snapshot up. */
 const PAGE = 200;
+
+/**
+ * The appends of the process a keeper runs in (a drainer's), which retention gives way to:
+ * its calls share the database with them, and every call that runs beside an append
+ * delays that append.
+ */
+export interface AppendTraffic {
+  /**
+   * Resolves once no append is under way, or after `maxWaitMs` (or on `signal`) whatever the
+   * appends do; then `true` when appends are still under way or were a moment ago.
+   */
+  quiet(maxWaitMs: number, signal?: AbortSignal): Promise<boolean>;
+}
 
 /** Per partition and epoch: how far the snapshot reflects the log, as this holder knows it. */
 interface Mark {
@@ -80,7 +104,11 @@ interface Mark {
  *   acked" is by the group's cursor (see {@link GroupInterest} for groups with tags).
  * - Every write is fenced by the caller's epoch: a fenced holder trims nothing.
  * - Rounds are paced: after each storage call the keeper waits so that its calls
- *   take at most the policies' `dutyCycle` share of the time (appends come first).
+ *   take at most the policies' `dutyCycle` share of the time. With {@link AppendTraffic}
+ *   it also gives way to appends: a call starts once none is under way, waiting at most
+ *   as long as the pause before it (so under any load it keeps at least half its share),
+ *   and deletes {@link BUSY_DELETE_BATCH} events at a time while appends keep coming,
+ *   unless the partition's last round fell behind (then {@link DELETE_BATCH}).
  */
 export class RetentionKeeper {
   readonly #log: RetentionLog;
@@ -88,10 +116,21 @@ export class RetentionKeeper {
   readonly #metrics: RetentionMetrics | undefined;
   readonly #logger: Logger;
   readonly #now: () => number;
+  readonly #traffic: AppendTraffic | undefined;
   readonly #marks = new Map<number, Mark>();
+  /** Partitions whose last round ran out of budget: they trim in full batches, busy or not. */
+  readonly #behind = new Set<number>();
 
-  constructor(deps: { log: RetentionLog; policies: RetentionPolicies; logger: Logger; metrics?: RetentionMetrics; now?: () => number }) {
+  constructor(deps: {
+    log: RetentionLog;
+    policies: RetentionPolicies;
+    logger: Logger;
+    metrics?: RetentionMetrics;
+    now?: () => number;
+    traffic?: AppendTraffic;
+  }) {
     this.#log = deps.log;
+    this.#traffic = deps.traffic;
     this.#policies = deps.policies;
     this.#logger = deps.logger;
     this.#metrics = deps.metrics;
@@ -122,6 +161,7 @@ export class RetentionKeeper {
   /** Forgets what it knew of `partition` (its lease is gone). */
   forget(partition: number): void {
     this.#marks.delete(partition);
+    this.#behind.delete(partition);
   }
 
   /**
@@ -130,7 +170,12 @@ export class RetentionKeeper {
    * the abort reason).
    */
   async round(partition: number, epoch: number, groups: readonly GroupInterest[], signal?: AbortSignal): Promise<RoundOutcome> {
-    const paced = <T>(call: () => Promise<T>): Promise<T> => this.#paced(call, signal);
+    let yieldMs = MIN_YIELD_MS;
+    const paced = async <T>(call: (busy: boolean) => Promise<T>): Promise<T> => {
+      const { result, pause } = await this.#paced(call, yieldMs, signal);
+      yieldMs = Math.max(MIN_YIELD_MS, pause);
+      return result;
+    };
     if (this.#policies.compacts) await this.#catchUp(partition, epoch, paced);
     const { first, compactedTo } = await this.#log.retention(partition);
     const head = (await this.#log.head(partition)).seq;
@@ -139,14 +184,19 @@ export class RetentionKeeper {
     let cut = first;
     let after = first - 1;
     let scanned = 0;
+    // Whether the scan found where trimming stops (an event to keep, a hole, the head), not its budget's end.
+    let stopped = false;
     scan: while (scanned < SCAN_BUDGET) {
       const metas = await paced(() => this.#log.scan(partition, after, Math.min(PAGE, SCAN_BUDGET - scanned)));
-      if (metas.length === 0) break;
+      stopped = metas.length === 0;
+      if (stopped) break;
       scanned += metas.length;
       for (const m of metas) {
         // A hole inside the retained range: never trimmed over (readers report it).
-        if (m.seq !== after + 1) break scan;
+        stopped = m.seq !== after + 1;
+        if (stopped) break scan;
         const holders = this.#expired(m, partition, head, now, compactedTo, groups);
+        stopped = holders === undefined;
         if (holders === undefined) break scan;
         for (const g of holders) forced.add(g);
         cut = m.seq + 1;
@@ -157,18 +207,31 @@ export class RetentionKeeper {
     let firstNow = first;
     // Even with nothing new to trim, events a crash left below `first` are deleted; at most
     // one scan budget's worth per round.
-    for (let calls = 0; calls <= SCAN_BUDGET / DELETE_BATCH; calls++) {
-      const r = await paced(() => this.#log.trim(partition, epoch, cut, DELETE_BATCH));
+    let batch = DELETE_BATCH;
+    let deletedAll = false;
+    // Small deletes beside appends, as long as trimming keeps up; a partition that fell behind
+    // takes its full share (else a busy drainer's log would grow without bound).
+    const gentle = !this.#behind.has(partition);
+    for (let calls = 0; deleted <= SCAN_BUDGET && calls <= SCAN_BUDGET / BUSY_DELETE_BATCH; calls++) {
+      const r = await paced((busy) => this.#log.trim(partition, epoch, cut, (batch = busy && gentle ? BUSY_DELETE_BATCH : DELETE_BATCH)));
       firstNow = r.first;
       deleted += r.deleted;
-      if (r.deleted < DELETE_BATCH) break;
+      // Counted as it goes: a long round shows its progress, not only its end.
+      if (r.deleted > 0) this.#metrics?.trimmed.inc({ partition: String(partition) }, r.deleted);
+      deletedAll = r.deleted < batch;
+      if (deletedAll) break;
     }
+    const behind = !stopped || !deletedAll;
+    if (behind) this.#behind.add(partition);
+    else this.#behind.delete(partition);
     const tombstones = this.#policies.compacts
       ? await paced(() => this.#log.purgeTombstones(partition, new Date(now - this.#policies.tombstoneGraceMs), DELETE_BATCH))
       : 0;
     const p = String(partition);
-    this.#metrics?.trimmed.inc({ partition: p }, deleted);
+    // Exported from the first round on, at 0 while nothing is trimmed.
+    this.#metrics?.trimmed.inc({ partition: p }, 0);
     this.#metrics?.first.set({ partition: p }, firstNow);
+    this.#metrics?.behind?.set({ partition: p }, behind ? 1 : 0);
     for (const g of forced) this.#metrics?.forced.inc({ group: g }, 1);
     if (forced.size > 0)
       this.#logger.warn('retention trimmed events consumer groups had not acked: a hard cap was reached', {
@@ -176,7 +239,7 @@ export class RetentionKeeper {
         groups: [...forced],
         first: firstNow,
       });
-    return { first: firstNow, deleted, forced: [...forced], tombstones };
+    return { first: firstNow, deleted, forced: [...forced], tombstones, behind };
   }
 
   /**
@@ -208,18 +271,27 @@ export class RetentionKeeper {
     return capped ? holders : undefined;
   }
 
-  /** Runs one storage call, then waits so that calls take at most the duty cycle's share of the time. */
-  async #paced<T>(call: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  /**
+   * Gives way to appends under way (at most `yieldMs`), runs one storage call, then waits so
+   * that calls take at most the duty cycle's share of the time; returns that pause too.
+   */
+  async #paced<T>(
+    call: (busy: boolean) => Promise<T>,
+    yieldMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ result: T; pause: number }> {
+    const busy = (await this.#traffic?.quiet(yieldMs, signal)) ?? false;
+    signal?.throwIfAborted();
     const started = performance.now();
-    const result = await call();
+    const result = await call(busy);
     const duty = this.#policies.dutyCycle;
     const pause = Math.min(MAX_PAUSE_MS, ((performance.now() - started) * (1 - duty)) / duty);
     if (pause >= 1) await sleep(pause, undefined, signal === undefined ? {} : { signal });
-    return result;
+    return { result, pause };
   }
 
   /** Brings the snapshot up to the head (bounded per round), then persists the watermark. */
-  async #catchUp(partition: number, epoch: number, paced: <T>(call: () => Promise<T>) => Promise<T>): Promise<void> {
+  async #catchUp(partition: number, epoch: number, paced: <T>(call: (busy: boolean) => Promise<T>) => Promise<T>): Promise<void> {
     const mark = await this.#mark(partition, epoch);
     const head = (await this.#log.head(partition)).seq;
     // Trimmed before compaction was configured: those events are gone, the snapshot starts after them.
