@@ -127,12 +127,13 @@ describeTracing('trace context from the writer to the consumer, in Jaeger', () =
     const traceOf = (l: LogLine | undefined): string => String(l?.['traceparent']).split('-')[1] ?? '';
     const spanOf = (l: LogLine | undefined): string => String(l?.['traceparent']).split('-')[2] ?? '';
 
-    // Every span of a trace, once the slowest exporter (batches every 5 s) has sent them.
-    const spans = (traceId: string, want: (s: StoredSpan[]) => boolean, what: string): Promise<StoredSpan[]> =>
+    // Every span of a trace, once every process's exporter (batches every 5 s, each on its own
+    // clock) has sent the ones named: waiting for one process's spans says nothing of another's.
+    const spans = (traceId: string, want: ReadonlyArray<readonly [service: string, name: string]>, what: string): Promise<StoredSpan[]> =>
       eventually(
         async () => {
           const got = await jaeger.trace(traceId);
-          return want(got) ? got : undefined;
+          return want.every(([service, name]) => got.some((x) => x.service === service && x.name === name)) ? got : undefined;
         },
         30_000,
         what,
@@ -150,7 +151,18 @@ describeTracing('trace context from the writer to the consumer, in Jaeger', () =
     // Order A: one trace from the application's span to the email's append, across the four processes.
     const traceA = await spans(
       a.traceId,
-      (s) => s.some((x) => x.name === 'append emails.sent') && s.some((x) => x.name === 'send email'),
+      [
+        ['shop-app', 'POST /orders'],
+        ['shop-app', 'create orders.created'],
+        ['outbox-hub-drainer', 'append orders.created'],
+        ['outbox-hub-gateway', 'deliver orders.created'],
+        ['shop-mailer', 'process orders.created'],
+        ['shop-mailer', 'send email'],
+        ['shop-mailer', 'send emails.sent'],
+        ['outbox-hub-gateway', 'publish emails.sent'],
+        ['outbox-hub-gateway', 'create emails.sent'],
+        ['outbox-hub-drainer', 'append emails.sent'],
+      ],
       `trace ${a.traceId} complete in Jaeger`,
     );
     const root = one(traceA, 'POST /orders', 'shop-app');
@@ -190,7 +202,15 @@ describeTracing('trace context from the writer to the consumer, in Jaeger', () =
     expect(deliveredA?.['tags']).toEqual(['shop', 'eu']);
 
     // Order B: its first delivery failed in its own trace...
-    const traceB = await spans(b.traceId, (s) => s.some((x) => x.name === 'process orders.created'), `trace ${b.traceId} in Jaeger`);
+    const traceB = await spans(
+      b.traceId,
+      [
+        ['outbox-hub-drainer', 'append orders.created'],
+        ['outbox-hub-gateway', 'deliver orders.created'],
+        ['shop-mailer', 'process orders.created'],
+      ],
+      `trace ${b.traceId} in Jaeger`,
+    );
     const appendB = one(traceB, 'append orders.created', 'outbox-hub-drainer');
     const processB = one(traceB, 'process orders.created', 'shop-mailer');
     expect(processB.status.code).toBe(ERROR);
@@ -199,7 +219,15 @@ describeTracing('trace context from the writer to the consumer, in Jaeger', () =
     const [, second] = lines('delivery', b.eventId);
     const redeliveryTrace = traceOf(second);
     expect(redeliveryTrace).not.toBe(b.traceId);
-    const traceB2 = await spans(redeliveryTrace, (s) => s.some((x) => x.name === 'append emails.sent'), 'the redelivery trace');
+    const traceB2 = await spans(
+      redeliveryTrace,
+      [
+        ['outbox-hub-gateway', 'deliver orders.created'],
+        ['shop-mailer', 'process orders.created'],
+        ['outbox-hub-drainer', 'append emails.sent'],
+      ],
+      'the redelivery trace',
+    );
     const redeliver = one(traceB2, 'deliver orders.created', 'outbox-hub-gateway');
     expect(redeliver.parentSpanId).toBe('');
     expect(redeliver.attributes['outbox_hub.delivery']).toBe(2);
@@ -210,7 +238,14 @@ describeTracing('trace context from the writer to the consumer, in Jaeger', () =
     const replayedA = lines('replayed', a.eventId)[0];
     const replayTrace = traceOf(replayedA);
     expect(replayTrace).not.toBe(a.traceId);
-    const traceR = await spans(replayTrace, (s) => s.some((x) => x.name === 'process orders.created'), 'the replay trace');
+    const traceR = await spans(
+      replayTrace,
+      [
+        ['outbox-hub-gateway', 'deliver orders.created'],
+        ['shop-mailer', 'process orders.created'],
+      ],
+      'the replay trace',
+    );
     const replayDeliver = one(traceR, 'deliver orders.created', 'outbox-hub-gateway');
     expect(replayDeliver.parentSpanId).toBe('');
     expect(replayDeliver.attributes['outbox_hub.replay']).toBe(true);
