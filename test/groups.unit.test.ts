@@ -6,15 +6,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LogEvent } from '../internal/eventlog/index.js';
-import { createGatewayMetrics } from '../internal/gateway/index.js';
 import { GroupManager, type GroupMember, type GroupMembership, type GroupSettings } from '../internal/groups/index.js';
 import { MemoryGroupStore } from '../internal/groupstore/index.js';
 import { MemoryLeaseStore } from '../internal/lease/index.js';
-import { createLogger } from '../internal/log/index.js';
-import { createRegistry } from '../internal/telemetry/index.js';
 import { TopicPattern } from '../internal/topic/index.js';
 import { eventually } from './harness/process.js';
-import { MemoryLog } from './harness/memory-ports.js';
+import { MemoryLog, memoryGroupManager } from './harness/memory-ports.js';
 
 interface Received {
   event: LogEvent;
@@ -77,25 +74,7 @@ function setup(
   },
 ) {
   const { log, store, leases } = shared;
-  const manager = new GroupManager({
-    eventLog: log,
-    tail: log,
-    leases,
-    store,
-    log: createLogger({ level: 'error' }),
-    metrics: createGatewayMetrics(createRegistry('test')),
-    settings: {
-      partitions: 2,
-      instance: 'gw-test',
-      ackTimeoutMs: 10_000,
-      maxDeliveries: 3,
-      redeliveryBaseMs: 10,
-      leaseTtlMs: 10_000,
-      leaseRenewMs: 1_000,
-      cursorFlushMs: 20,
-      ...settings,
-    },
-  });
+  const manager = memoryGroupManager(log, { store, leases, settings });
   managers.push(manager);
   return { log, store, manager };
 }

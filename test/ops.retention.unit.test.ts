@@ -185,6 +185,7 @@ it('exports bytes per partition and the TOPIC_METRICS topics with the most bytes
         trimmed: 0,
         oldestAgeSeconds: 1,
         compactedTo: 0,
+        taggedTo: 0,
         bytes: 321,
         countedTo: 3,
         exact: true,

@@ -5,14 +5,11 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryEventLog, MemoryEventStorage, type EventInput, type LogEvent } from '../internal/eventlog/index.js';
-import { createGatewayMetrics } from '../internal/gateway/index.js';
-import { GroupManager, type GroupMember } from '../internal/groups/index.js';
+import type { GroupMember } from '../internal/groups/index.js';
 import { MemoryGroupStore } from '../internal/groupstore/index.js';
-import { MemoryLeaseStore } from '../internal/lease/index.js';
 import { createLogger } from '../internal/log/index.js';
-import { createRegistry } from '../internal/telemetry/index.js';
 import { eventually } from './harness/process.js';
-import { MemoryLog } from './harness/memory-ports.js';
+import { MemoryLog, memoryGroupManager } from './harness/memory-ports.js';
 import { DrainTraffic } from '../internal/drainer/index.js';
 import {
   BUSY_DELETE_BATCH,
@@ -258,6 +255,26 @@ describe('DrainTraffic', () => {
   });
 });
 
+/** Serves group `name` (with `tags`) over `log` as a gateway would, from the earliest event, with one member. */
+async function serve(
+  log: MemoryLog,
+  name: string,
+  tags: readonly string[],
+): Promise<{ got: LogEvent[]; notices: unknown[]; stop: () => Promise<void> }> {
+  const manager = memoryGroupManager(log, { settings: { partitions: 1 } });
+  const got: LogEvent[] = [];
+  const notices: unknown[] = [];
+  const member: GroupMember = {
+    id: 'm',
+    maxInFlight: 10,
+    send: (e) => got.push(e) > 0,
+    trimmed: (partition, firstSeq) => void notices.push({ partition, firstSeq }),
+  };
+  const membership = await manager.join(name, TopicPattern.compile('orders.*'), member, 'earliest', tags);
+  membership.activate();
+  return { got, notices, stop: () => manager.stop() };
+}
+
 describe('RetentionKeeper rounds', () => {
   it('trims the prefix older than maxAge, stops at the first event to keep, and never takes the last append', async () => {
     const { log, keeper } = setup('{"default":{"maxAge":"1s"}}');
@@ -300,31 +317,14 @@ describe('RetentionKeeper rounds', () => {
     expect(await keeper.round(0, 1, [billing])).toMatchObject({ first: 3, deleted: 1, forced: ['billing'] });
   });
 
-  it('holds a group with tags at its cursor, which passes over the events without its tags as the group reads them', async () => {
+  it('holds a group with tags only for its own events: served, its cursor passes over the others; unserved, they are trimmed and it is not told of them on its return', async () => {
     // The group is served as a gateway serves it (GroupManager), over a log holding the same
     // events the keeper trims: vip-tagged orders at 1 and 12, untagged orders around them.
     const tagged = (i: number): boolean => i === 1 || i === 12;
     const topics = Array.from({ length: 20 }, (_, k) => k + 1);
     const groupLog = new MemoryLog();
     const store = new MemoryGroupStore();
-    const manager = new GroupManager({
-      eventLog: groupLog,
-      tail: groupLog,
-      leases: new MemoryLeaseStore(),
-      store,
-      log: logger,
-      metrics: createGatewayMetrics(createRegistry('test')),
-      settings: {
-        partitions: 1,
-        instance: 'gw-test',
-        ackTimeoutMs: 10_000,
-        maxDeliveries: 3,
-        redeliveryBaseMs: 10,
-        leaseTtlMs: 10_000,
-        leaseRenewMs: 1_000,
-        cursorFlushMs: 20,
-      },
-    });
+    const manager = memoryGroupManager(groupLog, { store, settings: { partitions: 1 } });
     try {
       const got: LogEvent[] = [];
       const notices: unknown[] = [];
@@ -369,16 +369,54 @@ describe('RetentionKeeper rounds', () => {
       expect(await keeper.round(0, 1, [await interest()])).toMatchObject({ first: 21, deleted: 9, forced: [] });
       expect(notices).toEqual([]);
 
-      // A group nobody serves does not read, so its cursor stays and it holds what follows it,
-      // tagged or not: the keeper does not trim the untagged events past its cursor, or the
-      // group would on its return be told TRIMMED for events it never wanted (once deleted,
-      // nobody can tell whether they carried its tags).
+      // A group nobody serves does not read, so its cursor stays. It holds only what it wants
+      // after it: the untagged a and b go, vip-tagged c stays (and what follows it, a prefix).
       const { log: idleLog, keeper: idleKeeper } = setup('{"topics":[{"match":"orders.*","maxEvents":1,"keepForGroups":true}]}');
       await idleLog.claim(0, 1);
       await append(idleLog, [ev('orders.created', 'a'), ev('orders.created', 'b'), { ...ev('orders.created', 'c'), tags: ['vip'] }]);
       await idleLog.append(0, 1, [ev('misc.last', null)]);
-      const idle: GroupInterest = { name: 'idle-vip', filter: TopicPattern.compile('orders.*'), cursors: new Map() };
-      expect(await idleKeeper.round(0, 1, [idle])).toMatchObject({ first: 1, deleted: 0 });
+      const idle: GroupInterest = { name: 'idle-vip', filter: TopicPattern.compile('orders.*'), cursors: new Map(), tags: ['vip'] };
+      expect(await idleKeeper.round(0, 1, [idle])).toMatchObject({ first: 3, deleted: 2, forced: [] });
+      // The same group without tags would have held all three.
+      const { log: plainLog, keeper: plainKeeper } = setup('{"topics":[{"match":"orders.*","maxEvents":1,"keepForGroups":true}]}');
+      await plainLog.claim(0, 1);
+      await append(plainLog, [ev('orders.created', 'a'), ev('orders.created', 'b'), { ...ev('orders.created', 'c'), tags: ['vip'] }]);
+      await plainLog.append(0, 1, [ev('misc.last', null)]);
+      expect(await plainKeeper.round(0, 1, [{ ...idle, tags: [] }])).toMatchObject({ first: 1, deleted: 0 });
+
+      // On its return the group is not told of the untagged events it never wanted: the log
+      // recorded that no event with tags was trimmed (taggedTo 0), and its reader goes on at c.
+      const trimmedIdle = await idleLog.retention(0);
+      expect(trimmedIdle).toMatchObject({ first: 3, taggedTo: 0 });
+      const back = new MemoryLog();
+      back.publish([
+        { partition: 0, key: 'a', topic: 'orders.created', payload: 1 },
+        { partition: 0, key: 'b', topic: 'orders.created', payload: 2 },
+        { partition: 0, key: 'c', topic: 'orders.created', payload: 3, tags: ['vip'] },
+      ]);
+      back.trim(0, trimmedIdle.first, trimmedIdle.taggedTo);
+      const returned = await serve(back, 'idle-vip', ['vip']);
+      try {
+        await eventually(() => Promise.resolve(returned.got.length === 1 || undefined), 10_000, 'the vip event after the trimmed prefix');
+        expect(returned.got.map((e) => e.seq)).toEqual([3]);
+        expect(returned.notices).toEqual([]);
+      } finally {
+        await returned.stop();
+      }
+      // Had an event with tags been trimmed after its cursor (a hard cap, say), it is told.
+      const capped = new MemoryLog();
+      capped.publish([
+        { partition: 0, key: 'a', topic: 'orders.created', payload: 1, tags: ['vip'] },
+        { partition: 0, key: 'b', topic: 'orders.created', payload: 2, tags: ['vip'] },
+      ]);
+      capped.trim(0, 2, 1);
+      const told = await serve(capped, 'capped-vip', ['vip']);
+      try {
+        await eventually(() => Promise.resolve(told.got.length === 1 || undefined), 10_000, 'the event after the trimmed one');
+        expect(told.notices).toEqual([{ partition: 0, firstSeq: 2 }]);
+      } finally {
+        await told.stop();
+      }
     } finally {
       await manager.stop();
     }

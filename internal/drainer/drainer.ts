@@ -206,7 +206,12 @@ export class Drainer {
     if (!store) return [];
     const records = await store.listGroups(MAX_INTEREST_GROUPS);
     return Promise.all(
-      records.map(async (g) => ({ name: g.name, filter: TopicPattern.compile(g.filter), cursors: await store.loadCursors(g.name) })),
+      records.map(async (g) => ({
+        name: g.name,
+        filter: TopicPattern.compile(g.filter),
+        cursors: await store.loadCursors(g.name),
+        ...(g.tags === undefined ? {} : { tags: g.tags }),
+      })),
     );
   }
 

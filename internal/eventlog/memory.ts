@@ -31,13 +31,13 @@ export class MemoryEventStorage {
   readonly fences = new Map<number, number>();
   readonly stalls = new Map<string, StallReport>();
   /** Per partition: first retained sequence and snapshot watermark. */
-  readonly retention = new Map<number, { first: number; compactedTo: number; lastAppendFrom: number }>();
+  readonly retention = new Map<number, { first: number; compactedTo: number; lastAppendFrom: number; taggedTo: number }>();
   /** Latest event per `<topic>/<key>` of compacted topics. */
   readonly latest = new Map<string, LogEvent>();
 
-  retentionOf(partition: number): { first: number; compactedTo: number; lastAppendFrom: number } {
+  retentionOf(partition: number): { first: number; compactedTo: number; lastAppendFrom: number; taggedTo: number } {
     let r = this.retention.get(partition);
-    if (!r) this.retention.set(partition, (r = { first: 1, compactedTo: 0, lastAppendFrom: 1 }));
+    if (!r) this.retention.set(partition, (r = { first: 1, compactedTo: 0, lastAppendFrom: 1, taggedTo: 0 }));
     return r;
   }
 
@@ -232,7 +232,7 @@ export class MemoryEventLog implements EventLog {
   retention(partition: number): Promise<PartitionRetention> {
     return run(() => {
       const r = this.#s.retentionOf(partition);
-      return { first: r.first, compactedTo: r.compactedTo };
+      return { first: r.first, compactedTo: r.compactedTo, taggedTo: r.taggedTo };
     });
   }
 
@@ -248,6 +248,7 @@ export class MemoryEventLog implements EventLog {
           key: e.key,
           publishedAt: e.publishedAt,
           tombstone: e.payload === null,
+          ...(e.tags === undefined ? {} : { tags: e.tags }),
         }));
     });
   }
@@ -268,7 +269,7 @@ export class MemoryEventLog implements EventLog {
     });
   }
 
-  trim(partition: number, epoch: number, first: number, maxDelete: number): Promise<{ first: number; deleted: number }> {
+  trim(partition: number, epoch: number, first: number, maxDelete: number, taggedBelow = 0): Promise<{ first: number; deleted: number }> {
     return run(() => {
       assertPartition(partition);
       assertLimit(maxDelete);
@@ -276,12 +277,15 @@ export class MemoryEventLog implements EventLog {
       const r = this.#s.retentionOf(partition);
       // Never past the first slot of the last append: the sequence continues from there.
       r.first = Math.max(r.first, Math.min(first, r.lastAppendFrom));
+      r.taggedTo = Math.max(r.taggedTo, Math.min(taggedBelow, r.first - 1));
       const slots = this.#s.slots(partition);
       let deleted = 0;
       for (const [seq, e] of [...slots].sort((a, b) => a[0] - b[0])) {
         if (seq >= r.first || deleted >= maxDelete) break;
         slots.delete(seq);
         this.#s.byId.delete(e.id);
+        // What it deletes it knows: a caller that passed less is corrected here.
+        if (e.tags !== undefined && e.tags.length > 0) r.taggedTo = Math.max(r.taggedTo, seq);
         deleted++;
       }
       return { first: r.first, deleted };

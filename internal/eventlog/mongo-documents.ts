@@ -42,6 +42,11 @@ export interface FenceDocument {
   /** Events up to this sequence are reflected in the latest-value snapshot (absent: 0). */
   compactedTo?: number;
   /**
+   * The highest trimmed sequence whose event carried tags (absent: unknown, taken as
+   * `first - 1`; a prefix trimmed before this field existed may have held some).
+   */
+  taggedTo?: number;
+  /**
    * Every event below this sequence is deleted (absent: 1). Deletions start here, not at the
    * partition's beginning: an index range over deleted entries is walked entry by entry
    * until the storage engine cleans them up (4.9 s for one lookup over 400,000 of them).

@@ -15,8 +15,9 @@ export interface RetentionCollections {
 
 /** First retained sequence and snapshot watermark, from the partition's fence document. */
 export async function retentionOf(c: RetentionCollections, partition: number): Promise<PartitionRetention> {
-  const f = await c.fences.findOne({ _id: partition }, { projection: { first: 1, compactedTo: 1 } });
-  return { first: f?.first ?? 1, compactedTo: f?.compactedTo ?? 0 };
+  const f = await c.fences.findOne({ _id: partition }, { projection: { first: 1, compactedTo: 1, taggedTo: 1 } });
+  const first = f?.first ?? 1;
+  return { first, compactedTo: f?.compactedTo ?? 0, taggedTo: f?.taggedTo ?? first - 1 };
 }
 
 /** Events after `afterSeq` without payloads: `(partition, seq)` index range, projected. */
@@ -28,10 +29,17 @@ export async function scanMeta(c: RetentionCollections, partition: number, after
       // for 1,000 events after 100,000 deleted ones, 2 ms with the bound). Sequences are
       // gap-free, so the bound costs nothing but what a hole would.
       { partition, seq: { $gt: afterSeq, $lte: afterSeq + limit } },
-      { sort: { seq: 1 }, limit, projection: { _id: 0, seq: 1, topic: 1, key: 1, publishedAt: 1, tomb: 1 } },
+      { sort: { seq: 1 }, limit, projection: { _id: 0, seq: 1, topic: 1, key: 1, publishedAt: 1, tomb: 1, tags: 1 } },
     )
     .toArray();
-  return docs.map((d) => ({ seq: d.seq, topic: d.topic, key: d.key, publishedAt: d.publishedAt, tombstone: d.tomb === true }));
+  return docs.map((d) => ({
+    seq: d.seq,
+    topic: d.topic,
+    key: d.key,
+    publishedAt: d.publishedAt,
+    tombstone: d.tomb === true,
+    ...(d.tags === undefined ? {} : { tags: d.tags }),
+  }));
 }
 
 /**
@@ -60,6 +68,7 @@ export async function trimPrefix(
   epoch: number,
   wanted: number,
   maxDelete: number,
+  taggedBelow: number,
 ): Promise<{ first: number; deleted: number }> {
   const fence = await c.fences.findOne({ _id: partition });
   if ((fence?.epoch ?? 0) > epoch) throw fenced(partition, epoch);
@@ -67,7 +76,10 @@ export async function trimPrefix(
   const target = Math.max(1, Math.min(wanted, bound));
   let first = fence?.first ?? 1;
   if (target > first) {
-    const r = await c.fences.updateOne({ _id: partition, epoch: { $lte: epoch } }, { $max: { first: target } });
+    // Recorded with `first`, before anything goes. Where it was never recorded, what an
+    // earlier version trimmed counts as tagged (unknown), so the first record keeps that.
+    const taggedTo = Math.min(target - 1, Math.max(taggedBelow, fence?.taggedTo ?? first - 1));
+    const r = await c.fences.updateOne({ _id: partition, epoch: { $lte: epoch } }, { $max: { first: target, taggedTo } });
     if (r.matchedCount === 0) throw fenced(partition, epoch);
     first = target;
   }

@@ -336,10 +336,10 @@ export class MongoEventLog implements EventLog {
     return retention.sizesOf(this.#retention, partition, afterSeq, limit);
   }
 
-  trim(partition: number, epoch: number, first: number, maxDelete: number): Promise<{ first: number; deleted: number }> {
+  trim(partition: number, epoch: number, first: number, maxDelete: number, taggedBelow = 0): Promise<{ first: number; deleted: number }> {
     assertPartition(partition);
     assertLimit(maxDelete);
-    return retention.trimPrefix(this.#retention, partition, epoch, first, maxDelete);
+    return retention.trimPrefix(this.#retention, partition, epoch, first, maxDelete, taggedBelow);
   }
 
   compact(partition: number, epoch: number, events: readonly LogEvent[], upTo: number): Promise<void> {

@@ -200,6 +200,13 @@ export interface PartitionRetention {
   readonly first: number;
   /** Every event up to this sequence is reflected in the latest-value snapshot (0: none). */
   readonly compactedTo: number;
+  /**
+   * No event above this sequence that carried tags was trimmed (0: none was): a reader that
+   * wants only tagged events and stands at or above it lost nothing to trimming. At most
+   * `first - 1`; where not known (a prefix trimmed by a version that did not record it),
+   * `first - 1`.
+   */
+  readonly taggedTo: number;
 }
 
 /** What retention decides on: an event without its payload. */
@@ -210,6 +217,8 @@ export interface EventMeta {
   readonly publishedAt: Date;
   /** A `null` payload: on a compacted topic, the key's deletion. */
   readonly tombstone: boolean;
+  /** The event's tags (absent: none). */
+  readonly tags?: readonly string[];
 }
 
 /** What an event weighs in storage (ops' retention figures per partition and topic). */
@@ -251,8 +260,17 @@ export interface EventLogRetention {
    * continues from there) and deletes what lies below it, at most `maxDelete`
    * events per call (call again to finish). Returns the first sequence now
    * retained and how many events this call deleted. `FENCED` when a newer epoch claimed.
+   * `taggedBelow`: the highest sequence below `first` whose event carries tags (0: none),
+   * as the caller's scan found it; `taggedTo` is raised to it with `first` (an adapter may
+   * raise it further from what it deletes, never lower it).
    */
-  trim(partition: number, epoch: number, first: number, maxDelete: number): Promise<{ first: number; deleted: number }>;
+  trim(
+    partition: number,
+    epoch: number,
+    first: number,
+    maxDelete: number,
+    taggedBelow?: number,
+  ): Promise<{ first: number; deleted: number }>;
   /**
    * Records `events` (compacted topics, keyed, of `partition`) in the latest-value
    * snapshot, where a key keeps the event with its highest sequence, then raises

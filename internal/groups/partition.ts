@@ -95,7 +95,7 @@ export class GroupPartition {
     const name = this.#g.name;
     const saved = await store.loadCursor(name, this.partition);
     this.#cursor = saved;
-    const [state, { first }] = await Promise.all([
+    const [state, { first, taggedTo }] = await Promise.all([
       store.loadDeliveries(name, this.partition, this.#cursor),
       this.#g.deps.eventLog.retention(this.partition),
     ]);
@@ -103,7 +103,7 @@ export class GroupPartition {
     if (this.#stopped) return;
     // Retention trimmed what this group had not read: it goes on from the first event left
     // (the cursor moves now; the next flush saves it).
-    if (this.#cursor < first - 1) this.#skipTrimmed(this.#cursor, first);
+    if (this.#cursor < first - 1) this.#skipTrimmed(this.#cursor, first, taggedTo);
     this.#inherited = state.deliveredUpTo;
     this.#marked = state.deliveredUpTo;
     this.#prior = new Map(state.counts);
@@ -174,9 +174,9 @@ export class GroupPartition {
       if (events.length > 0 && (events[0] as LogEvent).seq > this.#readUpTo + 1) {
         // Not the next sequence: a trimmed prefix (skipped, the members are told) or a hole
         // (waited out like every reader, with a pause between reads rather than a spin).
-        const { first } = await eventLog.retention(this.partition);
+        const { first, taggedTo } = await eventLog.retention(this.partition);
         if (this.#stopped) return;
-        if (first > this.#readUpTo + 1) this.#skipTrimmed(this.#readUpTo, first);
+        if (first > this.#readUpTo + 1) this.#skipTrimmed(this.#readUpTo, first, taggedTo);
         else failed = true;
       }
       for (const e of events) {
@@ -334,11 +334,23 @@ export class GroupPartition {
   /**
    * Skips the trimmed sequences after `readUpTo` up to `first - 1`: they count as settled
    * once the cursor reaches them (deliveries read before them may still be in flight), and
-   * the group's members here are told where the partition starts now.
+   * the group's members here are told where the partition starts now, unless the group has
+   * tags and no event with tags was trimmed after `readUpTo` (`taggedTo`): then it lost only
+   * events it would have passed over.
    */
-  #skipTrimmed(readUpTo: number, first: number): void {
+  #skipTrimmed(readUpTo: number, first: number, taggedTo: number): void {
     this.#trimmed = { from: readUpTo + 1, to: first - 1 };
     this.#readUpTo = first - 1;
+    if (this.#g.tags.length > 0 && taggedTo <= readUpTo) {
+      this.#g.deps.log.debug('consumer group passed over trimmed events without tags', {
+        group: this.#g.name,
+        partition: this.partition,
+        from: readUpTo + 1,
+        firstSeq: first,
+      });
+      this.#markDone(this.#cursor);
+      return;
+    }
     this.#g.deps.metrics.trimmedSkips?.inc({ group: this.#g.name });
     this.#g.deps.log.warn('consumer group skipped events retention trimmed before they were read', {
       group: this.#g.name,

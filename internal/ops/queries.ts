@@ -35,6 +35,8 @@ export interface RetentionRow {
   oldestAgeSeconds: number;
   /** Events up to here are in the latest-value snapshot of compacted topics. */
   compactedTo: number;
+  /** No event with tags above this sequence was trimmed (tagged groups coming back decide on it). */
+  taggedTo: number;
   /** Stored size of the events held (BSON), as far as counted (see `countedTo`). */
   bytes: number;
   /** Events up to this sequence are counted in `bytes` and the topic figures (below `last`: catching up). */
@@ -138,7 +140,7 @@ export class OpsQueries {
   async #retention(heads: number[], now: number): Promise<RetentionRow[]> {
     return Promise.all(
       this.#range().map(async (partition) => {
-        const { first, compactedTo } = await this.#log.retention(partition);
+        const { first, compactedTo, taggedTo } = await this.#log.retention(partition);
         const last = heads[partition] ?? 0;
         const [[oldest], figures] = await Promise.all([
           last >= first ? this.#log.read({ partition, afterSeq: first - 1, limit: 1, toSeq: last }) : Promise.resolve([]),
@@ -152,6 +154,7 @@ export class OpsQueries {
           trimmed: first - 1,
           oldestAgeSeconds: oldest ? Math.max(0, (now - oldest.publishedAt.getTime()) / 1000) : 0,
           compactedTo,
+          taggedTo,
           ...figures,
         };
       }),

@@ -10,18 +10,20 @@ import type { RetentionPolicies } from './policy.js';
 export type RetentionLog = EventLogRetention & Pick<EventReader, 'head' | 'read'>;
 
 /**
- * A registered consumer group as interest retention sees it: its filter and its cursor per
- * partition. No tags: the hold is by cursor, and a group with tags moves its cursor over the
- * events without them as it reads them, so while it is served it holds only from its first
- * event not yet settled. A group nobody serves holds from its cursor, tagged or not, on
- * purpose: trimming the untagged events past it would have the group told TRIMMED on its
- * return for events it never wanted (once deleted, nobody can tell what they carried).
+ * A registered consumer group as interest retention sees it: its filter, its tags and its
+ * cursor per partition. An event past the cursor is held for the group only if the group
+ * wants it (its filter matches, and it carries every one of the group's tags). A group with
+ * tags that nobody serves thus holds no events without its tags; on its return it is told
+ * TRIMMED only if an event with tags was trimmed past its cursor (the log records the highest
+ * such sequence, `taggedTo`), and otherwise goes on without a notice for events it never wanted.
  */
 export interface GroupInterest {
   readonly name: string;
   readonly filter: TopicPattern;
   /** The acked prefix per partition (a partition missing: 0). */
   readonly cursors: ReadonlyMap<number, number>;
+  /** The group's tags (absent or empty: every event of its filter). */
+  readonly tags?: readonly string[];
 }
 
 /** The metrics the keeper keeps (the drainer's registry provides them). */
@@ -99,9 +101,11 @@ interface Mark {
  *   a hole inside the retained range is never trimmed over (readers report it).
  * - An event of a compacted topic is trimmed only once the snapshot reflects
  *   it (sequence at or below the partition's persisted watermark).
- * - With `keepForGroups`, an expired event a registered group of its topic has
- *   not acked is kept, until a hard cap forces it out (counted per group). "Not
- *   acked" is by the group's cursor (see {@link GroupInterest} for groups with tags).
+ * - With `keepForGroups`, an expired event a registered group wants (its filter and
+ *   tags) and has not acked is kept, until a hard cap forces it out (counted per
+ *   group). "Not acked" is by the group's cursor (see {@link GroupInterest}).
+ * - Each trim records the highest trimmed sequence whose event carried tags
+ *   (`taggedTo`), before it deletes: what tagged readers decide on.
  * - Every write is fenced by the caller's epoch: a fenced holder trims nothing.
  * - Rounds are paced: after each storage call the keeper waits so that its calls
  *   take at most the policies' `dutyCycle` share of the time. With {@link AppendTraffic}
@@ -181,6 +185,8 @@ export class RetentionKeeper {
     const head = (await this.#log.head(partition)).seq;
     const now = this.#now();
     const forced = new Set<string>();
+    // The highest sequence below the cut whose event carries tags: recorded with the trim.
+    let taggedBelow = 0;
     let cut = first;
     let after = first - 1;
     let scanned = 0;
@@ -199,6 +205,7 @@ export class RetentionKeeper {
         stopped = holders === undefined;
         if (holders === undefined) break scan;
         for (const g of holders) forced.add(g);
+        if (m.tags !== undefined && m.tags.length > 0) taggedBelow = m.seq;
         cut = m.seq + 1;
         after = m.seq;
       }
@@ -213,7 +220,9 @@ export class RetentionKeeper {
     // takes its full share (else a busy drainer's log would grow without bound).
     const gentle = !this.#behind.has(partition);
     for (let calls = 0; deleted <= SCAN_BUDGET && calls <= SCAN_BUDGET / BUSY_DELETE_BATCH; calls++) {
-      const r = await paced((busy) => this.#log.trim(partition, epoch, cut, (batch = busy && gentle ? BUSY_DELETE_BATCH : DELETE_BATCH)));
+      const r = await paced((busy) =>
+        this.#log.trim(partition, epoch, cut, (batch = busy && gentle ? BUSY_DELETE_BATCH : DELETE_BATCH), taggedBelow),
+      );
       firstNow = r.first;
       deleted += r.deleted;
       // Counted as it goes: a long round shows its progress, not only its end.
@@ -263,7 +272,9 @@ export class RetentionKeeper {
       (policy.maxAgeMs !== undefined && age > policy.maxAgeMs) || (policy.maxEvents !== undefined && newer >= policy.maxEvents);
     if (!expired) return undefined;
     if (!policy.keepForGroups) return [];
-    const holders = groups.filter((g) => (g.cursors.get(partition) ?? 0) < m.seq && g.filter.matches(m.topic)).map((g) => g.name);
+    const holders = groups
+      .filter((g) => (g.cursors.get(partition) ?? 0) < m.seq && g.filter.matches(m.topic) && carriesAll(m.tags, g.tags))
+      .map((g) => g.name);
     if (holders.length === 0) return [];
     const capped =
       (policy.hardMaxAgeMs !== undefined && age > policy.hardMaxAgeMs) ||
@@ -327,4 +338,10 @@ export class RetentionKeeper {
     this.#marks.set(partition, mark);
     return mark;
   }
+}
+
+/** Whether an event with `have` carries every tag in `want` (none wanted: every event does), as a group's reader decides. */
+function carriesAll(have: readonly string[] | undefined, want: readonly string[] | undefined): boolean {
+  if (want === undefined || want.length === 0) return true;
+  return have !== undefined && want.every((t) => have.includes(t));
 }

@@ -302,7 +302,7 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
         1,
         [6, 7, 8].map((n) => ev('trim.a', `k${n}`, n)),
       );
-      expect(await a.retention(2)).toEqual({ first: 1, compactedTo: 0 });
+      expect(await a.retention(2)).toEqual({ first: 1, compactedTo: 0, taggedTo: 0 });
       // Asked for more than allowed: the last append (6..8) stays, so the head can always be found.
       const r = await a.trim(2, 1, 100, 100);
       expect(r).toEqual({ first: 6, deleted: 5 });
@@ -342,6 +342,23 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       await expect(a.sizes(6, 0, 0)).rejects.toMatchObject({ code: 'INVALID_RANGE' });
     });
 
+    it('records with a trim the highest trimmed sequence that carried tags, and scans show the tags', async () => {
+      const { a } = await factory();
+      await a.claim(7, 1);
+      const tagged = (n: number, tags?: string[]): EventInput => ({ ...ev('trim.t', null, n), ...(tags ? { tags } : {}) });
+      await a.append(7, 1, [tagged(1), tagged(2, ['vip']), tagged(3), tagged(4), tagged(5, ['eu', 'vip']), tagged(6)]);
+      await a.append(7, 1, [tagged(7)]);
+      expect((await a.scan(7, 0, 6)).map((m) => m.tags ?? [])).toEqual([[], ['vip'], [], [], ['eu', 'vip'], []]);
+      // What the caller's scan found below the cut: 2 carries tags. Never above first - 1.
+      expect(await a.trim(7, 1, 5, 100, 2)).toEqual({ first: 5, deleted: 4 });
+      expect(await a.retention(7)).toEqual({ first: 5, compactedTo: 0, taggedTo: 2 });
+      // Nothing tagged below the next cut but what was recorded: it stays, never lower.
+      expect(await a.trim(7, 1, 5, 100, 0)).toEqual({ first: 5, deleted: 0 });
+      expect((await a.retention(7)).taggedTo).toBe(2);
+      expect(await a.trim(7, 1, 7, 100, 5)).toEqual({ first: 7, deleted: 2 });
+      expect(await a.retention(7)).toEqual({ first: 7, compactedTo: 0, taggedTo: 5 });
+    });
+
     it('deletes at most maxDelete events per trim call, and the next calls finish', async () => {
       const { a } = await factory();
       await a.claim(1, 1);
@@ -366,7 +383,7 @@ export function eventLogContract(name: string, factory: () => Promise<EventLogPa
       await expect(a.trim(4, 1, 3, 100)).rejects.toMatchObject({ code: 'FENCED' });
       const [e] = await a.read({ partition: 4, limit: 1 });
       await expect(a.compact(4, 1, e ? [e] : [], 1)).rejects.toMatchObject({ code: 'FENCED' });
-      expect(await b.retention(4)).toEqual({ first: 1, compactedTo: 0 });
+      expect(await b.retention(4)).toEqual({ first: 1, compactedTo: 0, taggedTo: 0 });
       expect(await b.read({ partition: 4, limit: 10 })).toHaveLength(3);
       expect(await b.latestValue('trim.c', 'x')).toBeNull();
     });

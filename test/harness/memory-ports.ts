@@ -5,7 +5,12 @@
  * lease store are the real in-memory adapters.
  */
 import type { LogEvent, ReadRange } from '../../internal/eventlog/index.js';
-import type { GroupLogReader, GroupTail } from '../../internal/groups/index.js';
+import { createGatewayMetrics } from '../../internal/gateway/index.js';
+import { GroupManager, type GroupLogReader, type GroupSettings, type GroupTail } from '../../internal/groups/index.js';
+import { MemoryGroupStore } from '../../internal/groupstore/index.js';
+import { MemoryLeaseStore } from '../../internal/lease/index.js';
+import { createLogger } from '../../internal/log/index.js';
+import { createRegistry } from '../../internal/telemetry/index.js';
 
 type Listener = (events: readonly LogEvent[]) => void;
 
@@ -25,6 +30,7 @@ export class MemoryLog implements GroupLogReader, GroupTail {
   readonly #listeners = new Set<Listener>();
   /** First retained sequence per partition (1 unless {@link trim} moved it). */
   readonly #first = new Map<number, number>();
+  readonly #taggedTo = new Map<number, number>();
   #ids = 0;
 
   /** Appends events (in order) and announces them in one batch. */
@@ -52,13 +58,17 @@ export class MemoryLog implements GroupLogReader, GroupTail {
     return out;
   }
 
-  /** Drops the events of `partition` below `first`, as retention does. */
-  trim(partition: number, first: number): void {
+  /**
+   * Drops the events of `partition` below `first`, as retention does, recording `taggedTo` as
+   * the highest trimmed sequence with tags (default: as a log that does not know, all of them).
+   */
+  trim(partition: number, first: number, taggedTo = first - 1): void {
     this.#first.set(partition, Math.max(first, this.#first.get(partition) ?? 1));
+    this.#taggedTo.set(partition, Math.max(taggedTo, this.#taggedTo.get(partition) ?? 0));
   }
 
-  retention(partition: number): Promise<{ first: number; compactedTo: number }> {
-    return Promise.resolve({ first: this.#first.get(partition) ?? 1, compactedTo: 0 });
+  retention(partition: number): Promise<{ first: number; compactedTo: number; taggedTo: number }> {
+    return Promise.resolve({ first: this.#first.get(partition) ?? 1, compactedTo: 0, taggedTo: this.#taggedTo.get(partition) ?? 0 });
   }
 
   read(range: ReadRange): Promise<LogEvent[]> {
@@ -75,4 +85,33 @@ export class MemoryLog implements GroupLogReader, GroupTail {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
+}
+
+/**
+ * A consumer-group manager (one gateway) over `log`, with the in-memory group and lease stores
+ * (pass the same ones to put several gateways on one "database") and short timings for tests.
+ */
+export function memoryGroupManager(
+  log: MemoryLog,
+  options: { store?: MemoryGroupStore; leases?: MemoryLeaseStore; settings?: Partial<GroupSettings> } = {},
+): GroupManager {
+  return new GroupManager({
+    eventLog: log,
+    tail: log,
+    leases: options.leases ?? new MemoryLeaseStore(),
+    store: options.store ?? new MemoryGroupStore(),
+    log: createLogger({ level: 'error' }),
+    metrics: createGatewayMetrics(createRegistry('test')),
+    settings: {
+      partitions: 2,
+      instance: 'gw-test',
+      ackTimeoutMs: 10_000,
+      maxDeliveries: 3,
+      redeliveryBaseMs: 10,
+      leaseTtlMs: 10_000,
+      leaseRenewMs: 1_000,
+      cursorFlushMs: 20,
+      ...options.settings,
+    },
+  });
 }
