@@ -216,6 +216,14 @@ describeEachServer('retention trims on', (server) => {
     const vipGot = await vipBack.nEvents(2, 'v', 20_000);
     expect(vipGot.map((e) => e.event.tags)).toEqual([['vip'], ['vip']]);
     expect(vipBack.frames.filter((f) => f.op === 'ERR')).toEqual([]);
+    // A replay with tags from below the first retained sequences: the same, no notice (the replay
+    // without tags above was told), and the vip events, in order.
+    const vipReplay = await client(h.gateway);
+    expect(await vipReplay.request({ op: 'SUBSCRIBE', sub: 'vr', topic: 'ret.*', tags: ['vip'], from: { '0': 0, '1': 0 } })).toMatchObject({
+      op: 'OK',
+    });
+    expect((await vipReplay.nEvents(2, 'vr', 20_000)).map((e) => e.event.id).sort()).toEqual(vipEvents.map((r) => r.id).sort());
+    expect(vipReplay.frames.filter((f) => f.op === 'ERR')).toEqual([]);
     // Ops and the drainer's metrics say the same.
     type RetentionAnswer = { partitions: Array<{ partition: number; first: number; trimmed: number }> };
     await eventually(

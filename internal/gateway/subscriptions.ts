@@ -170,14 +170,24 @@ class SnapshotSeen {
 /** Events read per replay page. */
 const PAGE = 500;
 
-/** Where each partition's replay starts: after `from`, but never below what retention kept (announced when asked for). */
-async function replayStarts(ctx: SubscriptionContext, id: string, from: StartFrom): Promise<Map<number, number>> {
+/**
+ * Where each partition's replay starts: after `from`, but never below what retention kept
+ * (announced when asked for, unless the subscription wants only tagged events and no event
+ * with tags was trimmed after `from`: nothing it asked for is missing).
+ */
+async function replayStarts(
+  ctx: SubscriptionContext,
+  id: string,
+  from: StartFrom,
+  tags: readonly string[] | undefined,
+): Promise<Map<number, number>> {
   const starts = new Map<number, number>();
   for (let p = 0; p < ctx.config.partitions; p++) {
     const asked = from === 'earliest' ? 0 : typeof from === 'object' ? from[String(p)] : undefined;
     if (asked === undefined) continue;
-    const { first } = await ctx.eventLog.retention(p);
-    if (asked < first - 1 && from !== 'earliest')
+    const { first, taggedTo } = await ctx.eventLog.retention(p);
+    const missed = tags === undefined || tags.length === 0 || taggedTo > asked;
+    if (asked < first - 1 && from !== 'earliest' && missed)
       ctx.notice(id, 'TRIMMED', `partition ${p} starts at ${first}: events up to ${first - 1} were trimmed by retention`, {
         partition: p,
         firstSeq: first,
@@ -197,7 +207,7 @@ async function replay(
   sent: Map<number, number>,
   sub: { readonly closed: boolean },
 ): Promise<void> {
-  const starts = await replayStarts(ctx, id, from);
+  const starts = await replayStarts(ctx, id, from, tags);
   const budget = { left: ctx.config.maxReplay };
   for (const [partition, after] of starts) {
     if (sub.closed) return;
