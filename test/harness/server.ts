@@ -61,16 +61,55 @@ export function ferretdbBinary(root = process.cwd()): string {
   return process.env['FERRETDB_BIN'] ?? resolve(root, '.tools/bin/ferretdb');
 }
 
-/** A free loopback TCP port. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+/**
+ * Ports the kernel hands out by itself: to `listen(0)` and as the source port of every
+ * outgoing connection. A port picked from that range and freed again can be taken by any
+ * connection of the run (the many database clients of parallel test files) before the
+ * process it was picked for binds it: `EADDRINUSE`, seen in a CI run. So ports are picked below it.
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32_768;
+  } catch {
+    return 32_768; // not Linux: its usual default
+  }
+}
+
+/** Picking state of this process: a slice of its own and the next port in it. */
+const picker = (() => {
+  // From 20000 to 30000 (or the ephemeral range, if lower): below, a local cluster's kubelet,
+  // kube-proxy and controllers listen on fixed ports (10248-10259); above, its NodePorts. A
+  // machine whose ephemeral range starts lower still has the bind check.
+  const base = 20_000;
+  const low = ephemeralLow();
+  const top = low >= base + 2_000 ? Math.min(low, 30_000) : 30_000;
+  // Each jest worker (and the parent, 0) picks in its own slice, so two never pick alike.
+  const slices = 8;
+  const size = Math.floor((top - base) / slices);
+  const slice = Number(process.env['JEST_WORKER_ID'] ?? 0) % slices;
+  // A random start, so that a run after a killed one does not begin on its ports.
+  return { start: base + slice * size, size, next: Math.floor(Math.random() * size) };
+})();
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolveBind) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolvePort(addr.port) : reject(new Error('no port'))));
-    });
+    srv.once('error', () => resolveBind(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolveBind(true)));
   });
+}
+
+/**
+ * A free loopback TCP port for a server a test starts: outside the kernel's ephemeral range
+ * (see {@link ephemeralLow}), from this process's own slice, never the same twice in a row.
+ */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < picker.size; tries++) {
+    const port = picker.start + (picker.next++ % picker.size);
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
 }
 
 /**
