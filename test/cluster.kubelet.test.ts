@@ -283,7 +283,10 @@ describeCluster('the chart on a real single-node cluster', () => {
   it(
     'helm upgrade --set drainer.replicas=4: four drainers share the partitions, as the Lease objects show',
     async () => {
-      await installHub(state, ['--reuse-values', '--set', 'drainer.replicas=4']);
+      const { fullname } = await installHub(state, ['--reuse-values', '--set', 'drainer.replicas=4']);
+      // helm's --wait holds only until replicas minus maxUnavailable (25 %: 3 of 4) are Ready,
+      // so a scale-up can return with one pod starting (seen in a CI run); a user waits for the rollout.
+      clusterKubectl(state, '-n', HUB_NAMESPACE, 'rollout', 'status', `deployment/${fullname}-drainer`, '--timeout=5m');
       expect(pods(state, 'drainer').filter(ready)).toHaveLength(4);
       await eventually(
         () => {
