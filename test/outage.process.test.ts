@@ -120,6 +120,10 @@ async function system(backend: EmbeddedBackend, options: { databaseFirst: boolea
       GROUP_LEASE_RENEW_INTERVAL: '1s',
       CURSOR_FLUSH_INTERVAL: '100ms',
       ACK_TIMEOUT: '5s',
+      // Every PUBLISH is answered within this (UNAVAILABLE if unconfirmed), well inside the
+      // publisher's 12 s wait, even with the cores busy (the default 10 s left it 8 s: two
+      // timeouts in a CI run).
+      PUBLISH_TIMEOUT: '3s',
     }),
     ops: startBinary('ops', { ...common, OPS_HOST: '127.0.0.1', OPS_PORT: String(ports.ops), OPS_SAMPLE_INTERVAL: '1s' }),
   };
@@ -181,7 +185,7 @@ function publisher(
         }
         const id = retry ?? `load-${++n}`;
         retry = id;
-        const reply = await c.request({ op: 'PUBLISH', topic: 'load.tick', key: `k${n % 7}`, eventId: id, payload: { n } }, 8_000);
+        const reply = await c.request({ op: 'PUBLISH', topic: 'load.tick', key: `k${n % 7}`, eventId: id, payload: { n } }, 12_000);
         if (reply.op === 'OK') {
           acked.add(id);
           retry = undefined;
