@@ -340,10 +340,18 @@ describeCluster('the chart on a real single-node cluster', () => {
   it(
     'a drainer pod deleted releases its leases on SIGTERM: the partitions move before the lease TTL',
     async () => {
+      // Settled: every partition held, and each of the four Ready pods holds some (a pod the last
+      // test's deletion replaced can be Ready before its first lease: it was picked once, in CI).
       await eventually(
-        () => pods(state, 'drainer').filter(ready).length === 4 && partitionHolders(state).size === PARTITIONS,
+        () => {
+          const names = pods(state, 'drainer')
+            .filter(ready)
+            .map((p) => p.metadata.name);
+          const holders = partitionHolders(state);
+          return names.length === 4 && holders.size === PARTITIONS && names.every((n) => [...holders.values()].includes(n));
+        },
         120_000,
-        'four drainers holding every partition',
+        'four drainers, each holding partitions',
       );
       const victim = pods(state, 'drainer').find(ready)!.metadata.name;
       const held = [...partitionHolders(state)].filter(([, h]) => h === victim).map(([p]) => p);

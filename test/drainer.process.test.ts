@@ -12,11 +12,14 @@ import { eventually, type BinaryProcess } from './harness/process.js';
 import { freePort } from './harness/server.js';
 import { verifyExactlyOnceInOrder } from './harness/verify.js';
 
-/** Partitions `p` held when it died: acquired and not given up since, from its logs. */
-function heldPartitions(p: BinaryProcess): Set<unknown> {
-  const held = new Set<unknown>();
+/**
+ * Partitions `p` held when it died, by its logs (acquired and not given up since), with the
+ * time it acquired each.
+ */
+function heldPartitions(p: BinaryProcess): Map<unknown, number> {
+  const held = new Map<unknown, number>();
   for (const l of p.logs) {
-    if (l.msg === 'lease acquired') held.add(l['partition']);
+    if (l.msg === 'lease acquired') held.set(l['partition'], Number(l['time']));
     if (l.msg === 'lease released for rebalance' || l.msg === 'lease lost' || l.msg === 'lease expired without renewal')
       held.delete(l['partition']);
   }
@@ -41,12 +44,8 @@ describeEachServer('drainer processes', (server) => {
     await Promise.all([d1, d2, d3].map((d) => d.waitForLog((l) => l.msg === 'partition claimed')));
 
     let d4: BinaryProcess | undefined;
-    let killedAt = Infinity;
     const ids = await produce(outbox, 3000, 37, 50, async (written) => {
-      if (written === 1000) {
-        killedAt = Date.now();
-        d2.kill('SIGKILL');
-      }
+      if (written === 1000) d2.kill('SIGKILL');
       if (written === 2000) d4 = drainer(dbName, 'd4');
       await sleep(5);
     });
@@ -59,12 +58,14 @@ describeEachServer('drainer processes', (server) => {
     // The fourth replica took part: it got a fair share once the others shed surplus.
     await eventually(() => d4 && acquiredCount(d4) > 0, 20_000, 'the fourth drainer to acquire a partition');
     // Every partition the killed replica held was taken over (after lease expiry) by a survivor.
+    // Usually after the kill; a renewal held up on a loaded machine may have lost it a moment
+    // before, and a release for rebalance may have landed with the kill before its log line:
+    // either way a survivor acquired it after the killed replica did (seen in a CI run).
     const held = heldPartitions(d2);
     expect(held.size).toBeGreaterThan(0);
-    const takenOver = new Set(
-      [d1, d3, d4].flatMap((d) => (d ? d.logs : [])).filter((l) => l.msg === 'lease acquired' && Number(l['time']) >= killedAt),
-    );
-    expect([...held].filter((p) => ![...takenOver].some((l) => l['partition'] === p))).toEqual([]);
+    const acquired = [d1, d3, d4].flatMap((d) => (d ? d.logs : [])).filter((l) => l.msg === 'lease acquired');
+    const notTaken = [...held].filter(([p, since]) => !acquired.some((l) => l['partition'] === p && Number(l['time']) >= since));
+    expect(notTaken).toEqual([]);
   }, 180_000);
 
   it('fences a holder paused past its lease: when it wakes it appends nothing', async () => {
